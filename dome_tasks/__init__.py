@@ -1,0 +1,1 @@
+"""dome-tasks: deploy Cloudflare Workers monorepos from one manifest."""
