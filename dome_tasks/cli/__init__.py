@@ -1,0 +1,1 @@
+"""Invoke task modules: thin layers that parse arguments, call the library and print."""
