@@ -23,6 +23,7 @@ class Command:
     env: Mapping[str, str] = field(default_factory=dict)
     stdin: str | None = field(default=None, repr=False)
     retry_safe: bool = False  # repeating it after a failure cannot do harm
+    wrangler: bool = False  # run with the hermetic wrangler environment and an output file
 
     def display(self) -> str:
         """The command line as a user could paste it (quoted once, here)."""

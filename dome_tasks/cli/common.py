@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ class Settings:
     @classmethod
     def from_context(cls, c: Context) -> Settings:
         dome = c.config.get("dome", {}) or {}
-        manifest = os.environ.get("DOME_MANIFEST") or dome.get("manifest") or "dome.yaml"
+        manifest = dome.get("manifest") or "dome.yaml"
         ledger = dome.get("ledger")
         return cls(
             manifest=Path(manifest),
