@@ -281,8 +281,11 @@ class Queue:
 class EmulatorState:
     """The whole account. Handlers mutate it under `lock`; tests read it."""
 
-    def __init__(self, account_id: str, *, account_name: str = "Emulated Account") -> None:
+    def __init__(
+        self, account_id: str, *, account_name: str = "Emulated Account", auto_create: bool = True
+    ) -> None:
         self.account_id = account_id
+        self.auto_create = auto_create
         self.account_name = account_name
         self.lock = threading.RLock()
         self.workers: dict[str, Worker] = {}

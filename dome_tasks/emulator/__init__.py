@@ -1,0 +1,30 @@
+"""A Cloudflare API emulator on 127.0.0.1 that the real, pinned wrangler deploys to.
+
+`Emulator` is the entry point; `serve()` runs one in the foreground; the pytest plugin
+(`dome_tasks.emulator.pytest_plugin`) provides the `cloudflare_emulator` fixture.
+"""
+
+from __future__ import annotations
+
+from dome_tasks.emulator.d1 import D1Database
+from dome_tasks.emulator.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, Emulator
+from dome_tasks.emulator.faults import Fault, FaultSet
+from dome_tasks.emulator.serve import serve
+from dome_tasks.emulator.server import RequestRecord
+from dome_tasks.emulator.state import Deployment, EmulatorState, Module, Version, Worker
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_TOKEN",
+    "D1Database",
+    "Deployment",
+    "Emulator",
+    "EmulatorState",
+    "Fault",
+    "FaultSet",
+    "Module",
+    "RequestRecord",
+    "Version",
+    "Worker",
+    "serve",
+]

@@ -1,0 +1,38 @@
+"""Run the emulator in the foreground for a human (`python -m dome_tasks.emulator`)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+from typing import TextIO
+
+from dome_tasks.emulator.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, Emulator
+
+__all__ = ["serve"]
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8788,
+    token: str = DEFAULT_TOKEN,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    *,
+    verbose: bool = True,
+    out: TextIO | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve until Ctrl-C (or until `stop` is set), after printing the env vars to export."""
+    out = out or sys.stdout
+    emulator = Emulator(token=token, account_id=account_id, host=host, port=port, verbose=verbose)
+    with emulator:
+        print(f"Cloudflare API emulator listening on {emulator.url}", file=out)
+        print("Point wrangler at it with:", file=out)
+        for key, value in emulator.env().items():
+            print(f"  export {key}={shlex.quote(value)}", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+        try:
+            (stop or threading.Event()).wait()
+        except KeyboardInterrupt:
+            pass
+    print("emulator stopped", file=out)
