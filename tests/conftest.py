@@ -1,0 +1,55 @@
+"""Shared fixtures: the repository paths and a throwaway copy of the sample workspace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample"
+VENV_BIN = Path(sys.executable).parent
+WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+
+RECORDING_WRANGLER = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["DOME_TEST_RECORD"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the sample workspace, with this repo's justfile and tasks, in tmp_path."""
+    shutil.copytree(SAMPLE, tmp_path / "sample", ignore=shutil.ignore_patterns(".dome", ".wrangler"))
+    shutil.copytree(ROOT / "tasks", tmp_path / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "justfile", tmp_path / "justfile")
+    return tmp_path
+
+
+@pytest.fixture
+def recording_wrangler(workspace: Path) -> Path:
+    """Put a wrangler that only records its argv where dome-tasks looks first; return the log.
+
+    Pass ``DOME_TEST_RECORD=<log>`` in the subprocess environment (see :func:`run_env`).
+    """
+    record = workspace / "wrangler-calls.jsonl"
+    binary = workspace / "node_modules" / ".bin" / "wrangler"
+    binary.parent.mkdir(parents=True)
+    binary.write_text(RECORDING_WRANGLER)
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    return record
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    """The environment for CLI subprocesses: this venv first on PATH, no colour."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["NO_COLOR"] = "1"
+    env["DOME_INVOKE"] = str(VENV_BIN / "invoke")
+    env.update(extra)
+    return env

@@ -1,0 +1,125 @@
+"""The tasks as a user types them: real invoke, real just, a recording wrangler."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VENV_BIN, run_env
+
+pytestmark = pytest.mark.integration
+
+
+def invoke(workspace: Path, *args: str, record: Path | None = None, **kw) -> subprocess.CompletedProcess:
+    env = run_env(**({"DOME_TEST_RECORD": str(record)} if record else {}))
+    return subprocess.run(
+        [str(VENV_BIN / "invoke"), *args], cwd=workspace, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120, **kw,
+    )
+
+
+def just(workspace: Path, *args: str, record: Path | None = None) -> subprocess.CompletedProcess:
+    env = run_env(**({"DOME_TEST_RECORD": str(record)} if record else {}))
+    return subprocess.run(
+        [str(VENV_BIN / "just"), *args], cwd=workspace, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120,
+    )
+
+
+def calls(record: Path) -> list[list[str]]:
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def normalise(argvs: list[list[str]], workspace: Path) -> list[list[str]]:
+    return [[arg.replace(str(workspace), "<ws>") for arg in argv] for argv in argvs]
+
+
+def test_dry_run_shows_render_and_exact_wrangler_command(workspace, recording_wrangler):
+    result = invoke(workspace, "deploy-env", "--service", "silo", "--env", "staging", "--dry-run",
+                    record=recording_wrangler)
+    assert result.returncode == 0, result.stderr
+    config = workspace / "sample/.dome/build/staging/silo/wrangler.toml"
+    assert f"render silo-staging -> {config}" in result.stdout
+    assert f"wrangler deploy --config {config}" in result.stdout
+    assert not config.exists(), "a dry run writes nothing"
+    assert calls(recording_wrangler) == [], "a dry run runs no wrangler"
+
+
+def test_invoke_dry_flag_is_a_dry_run_too(workspace, recording_wrangler):
+    result = invoke(workspace, "--dry", "deploy-env", "--service", "silo", "--env", "staging",
+                    record=recording_wrangler)
+    assert result.returncode == 0, result.stderr
+    assert "wrangler deploy --config" in result.stdout
+    assert calls(recording_wrangler) == []
+
+
+def test_just_and_invoke_run_the_same_wrangler_commands(workspace, recording_wrangler):
+    via_invoke = invoke(workspace, "deploy-env", "--service", "silo", "--env", "staging",
+                        record=recording_wrangler)
+    assert via_invoke.returncode == 0, via_invoke.stderr
+    invoked = calls(recording_wrangler)
+    recording_wrangler.unlink()
+    via_just = just(workspace, "deploy-env", "silo", "staging", record=recording_wrangler)
+    assert via_just.returncode == 0, via_just.stderr
+    config = str(workspace / "sample/.dome/build/staging/silo/wrangler.toml")
+    assert invoked == [["deploy", "--config", config]]
+    assert calls(recording_wrangler) == invoked
+
+
+def test_deploy_all_to_production_runs_in_dependency_order(workspace, recording_wrangler):
+    result = invoke(workspace, "deploy", "--yes", record=recording_wrangler)
+    assert result.returncode == 0, result.stderr
+    deployed = [Path(argv[2]).parent.name for argv in calls(recording_wrangler)]
+    assert deployed == ["silo", "constellation", "dome-api"]
+
+
+def test_production_without_terminal_or_yes_is_refused(workspace, recording_wrangler):
+    result = invoke(workspace, "deploy", "--service", "silo", record=recording_wrangler)
+    assert result.returncode != 0
+    assert "production is protected" in result.stderr
+    assert "--yes" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert calls(recording_wrangler) == []
+
+
+def test_db_migrate_staging_applies_silo_migrations_remotely(workspace, recording_wrangler):
+    result = invoke(workspace, "db-migrate-staging", record=recording_wrangler)
+    assert result.returncode == 0, result.stderr
+    config = str(workspace / "sample/.dome/build/staging/silo/wrangler.toml")
+    assert calls(recording_wrangler) == [
+        ["d1", "migrations", "apply", "silo-db-staging", "--config", config, "--remote"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("deploy-env", "--service", "sillo", "--env", "staging"), "unknown service 'sillo'"),
+        (("deploy-env", "--service", "silo", "--env", "stagin"), "unknown environment 'stagin'"),
+    ],
+)
+def test_bad_arguments_give_one_clear_message(workspace, recording_wrangler, args, expected):
+    result = invoke(workspace, *args, record=recording_wrangler)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "did you mean" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (workspace / "sample/.dome").exists(), "nothing written"
+    assert calls(recording_wrangler) == [], "wrangler not run"
+
+
+def test_malformed_manifest_names_file_and_line(workspace, recording_wrangler):
+    manifest = workspace / "sample/dome.yaml"
+    manifest.write_text(manifest.read_text().replace("    main: src/index.js\n", "    main: [src/index.js\n", 1))
+    result = invoke(workspace, "deploy-env", "--service", "silo", "--env", "staging",
+                    record=recording_wrangler)
+    assert result.returncode != 0
+    assert "dome.yaml:" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (workspace / "sample/.dome").exists()
+    assert calls(recording_wrangler) == []
