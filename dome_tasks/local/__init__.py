@@ -1,0 +1,66 @@
+"""The ``local`` environment: workers under ``wrangler dev`` (workerd) on 127.0.0.1.
+
+The core renders one top-level wrangler.toml per service (``silo-local`` …) and calls::
+
+    from dome_tasks.local import LocalEnv, LocalService, PortRange, deploy, start_stack, stop, status
+
+    env = LocalEnv(state_dir=root / ".dome/local", wrangler=root / "node_modules/.bin/wrangler",
+                   ports=PortRange.parse("8787-8799"))
+    silo = LocalService("silo", "silo-local", rendered / "silo.toml", health_path="/health")
+    migrations, record = deploy(env, silo)      # deploy-env silo local
+    records = start_stack(env, [silo, constellation, dome_api])   # deploy-env all local
+    migrate_all(env, services)                  # db-migrate-local (MigrationResult.describe())
+    stop(env, ["silo"]) / stop(env)             # stop [SERVICE] local
+    print(format_status(status(env)))           # status local
+
+One ``wrangler dev`` per service, each in its own session (process group), all persisting to
+the same ``state_dir`` and finding each other through wrangler's dev registry kept in
+``state_dir/registry`` (``WRANGLER_REGISTRY_PATH``). See docs/local-environment.md for why,
+and for the one limit of wrangler 4.86: queue messages do not cross processes.
+
+Errors: :class:`LocalError` (a :class:`dome_tasks.errors.DomeError`), with subclasses
+:class:`PortInUse` (``.port``) and :class:`StartupFailed` (``.log_tail``); a failing migration
+raises :class:`dome_tasks.errors.CommandFailed`.
+"""
+
+from __future__ import annotations
+
+from dome_tasks.local.runtime import (
+    LocalEnv,
+    LocalError,
+    LocalService,
+    MigrationResult,
+    PortInUse,
+    PortRange,
+    ProcessRecord,
+    ServiceStatus,
+    StartupFailed,
+    deploy,
+    format_status,
+    migrate,
+    migrate_all,
+    start,
+    start_stack,
+    status,
+    stop,
+)
+
+__all__ = [
+    "LocalEnv",
+    "LocalError",
+    "LocalService",
+    "MigrationResult",
+    "PortInUse",
+    "PortRange",
+    "ProcessRecord",
+    "ServiceStatus",
+    "StartupFailed",
+    "deploy",
+    "format_status",
+    "migrate",
+    "migrate_all",
+    "start",
+    "start_stack",
+    "status",
+    "stop",
+]

@@ -1,0 +1,489 @@
+"""Start, stop, inspect and migrate workers running under ``wrangler dev`` (workerd).
+
+Layout of a state folder (``state_dir``, e.g. ``.dome/local``)::
+
+    v3/                 local D1, KV, R2, queue data (``--persist-to``), shared by all services
+    registry/           wrangler's dev registry (WRANGLER_REGISTRY_PATH): service bindings
+    run/<service>.json  pid record: pid, process start ticks, port, URL, config, log, start time
+    logs/<service>.log  stdout+stderr of that service's ``wrangler dev``
+
+Every function takes a :class:`LocalEnv` (where and with what) and :class:`LocalService`
+values (what), returns plain data and raises :class:`LocalError` subclasses; none prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dome_tasks.errors import CommandFailed, DomeError
+from dome_tasks.local import procs
+from dome_tasks.local.wrangler import (
+    d1_targets,
+    dev_argv,
+    migrations_apply_argv,
+    parse_applied_migrations,
+    registry_dir,
+    strip_ansi,
+    wrangler_env,
+)
+
+__all__ = [
+    "PortRange",
+    "LocalEnv",
+    "LocalService",
+    "ProcessRecord",
+    "ServiceStatus",
+    "MigrationResult",
+    "LocalError",
+    "PortInUse",
+    "StartupFailed",
+    "migrate",
+    "migrate_all",
+    "start",
+    "deploy",
+    "start_stack",
+    "stop",
+    "status",
+    "format_status",
+]
+
+LOG_TAIL_LINES = 40
+
+
+class LocalError(DomeError):
+    """The local environment could not do what was asked."""
+
+    exit_code = 1
+
+
+class PortInUse(LocalError):
+    def __init__(self, message: str, *, port: int, **kwargs: str | None):
+        super().__init__(message, **kwargs)
+        self.port = port
+
+
+class StartupFailed(LocalError):
+    """A worker exited or never answered its health path; ``log_tail`` says why."""
+
+    def __init__(self, message: str, *, log_tail: str, **kwargs: str | None):
+        super().__init__(f"{message}\n--- last lines of the log ---\n{log_tail}", **kwargs)
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class PortRange:
+    first: int
+    last: int
+
+    @classmethod
+    def parse(cls, spec: str | int) -> PortRange:
+        """``8787`` or ``"8787"`` (one port) or ``"8787-8799"`` (take the next free one)."""
+        text = str(spec).strip()
+        first, _, last = text.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise LocalError(f"bad port setting {text!r}", hint='use a port ("8787") or a range ("8787-8799")') from None
+        if not (0 < low <= high < 65536):
+            raise LocalError(f"bad port range {text!r}", hint="ports go from 1 to 65535, low-high")
+        return cls(low, high)
+
+    @property
+    def single(self) -> bool:
+        return self.first == self.last
+
+    def __iter__(self):
+        return iter(range(self.first, self.last + 1))
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and self.first <= port <= self.last
+
+    def __str__(self) -> str:
+        return str(self.first) if self.single else f"{self.first}-{self.last}"
+
+
+@dataclass(frozen=True)
+class LocalEnv:
+    """Where local workers live and how they are run.
+
+    ``state_dir`` should be absolute (it is passed to wrangler, whose working directory is
+    each config's folder).
+    """
+
+    state_dir: Path
+    wrangler: Path
+    ports: PortRange = PortRange(8787, 8799)
+    host: str = "127.0.0.1"
+    health_timeout: float = 60.0
+    stop_timeout: float = 10.0
+    base_env: tuple[tuple[str, str], ...] | None = None  # None: os.environ at call time
+
+    def env(self) -> dict[str, str]:
+        base = dict(self.base_env) if self.base_env is not None else dict(os.environ)
+        return wrangler_env(self.state_dir, base)
+
+    def record_path(self, service: str) -> Path:
+        return self.state_dir / "run" / f"{service}.json"
+
+    def log_path(self, service: str) -> Path:
+        return self.state_dir / "logs" / f"{service}.log"
+
+
+@dataclass(frozen=True)
+class LocalService:
+    """One service's rendered local config: ``name`` as in the manifest, ``worker`` as deployed."""
+
+    name: str
+    worker: str
+    config: Path
+    health_path: str = "/health"
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What ``run/<service>.json`` holds about a started ``wrangler dev``."""
+
+    service: str
+    worker: str
+    pid: int  # also the process group id (own session)
+    start_ticks: int  # /proc/<pid>/stat field 22: tells a reused pid apart
+    port: int
+    inspector_port: int
+    url: str
+    health_path: str
+    config: str
+    log: str
+    started_at: float  # time.time()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ProcessRecord | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def alive(self) -> bool:
+        """True if the recorded process still runs: same pid, same start time, wrangler dev."""
+        info = procs.proc_info(self.pid)
+        if info is None or info.zombie or info.start_ticks != self.start_ticks:
+            return False
+        return any("wrangler" in part for part in info.cmdline) and "dev" in info.cmdline
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    state: str  # running | stopped | stale (a dead or reused pid; its record was removed)
+    worker: str | None = None
+    pid: int | None = None
+    port: int | None = None
+    url: str | None = None
+    healthy: bool | None = None
+    uptime: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    service: str
+    database: str
+    applied: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        if not self.applied:
+            return f"{self.service}: {self.database}: no migrations to apply"
+        return f"{self.service}: {self.database}: applied {', '.join(self.applied)}"
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+def migrate(env: LocalEnv, service: LocalService) -> list[MigrationResult]:
+    """Apply the service's local D1 migrations to the state folder its worker uses.
+
+    Safe while the worker runs, and idempotent: a second run reports no migrations applied.
+    """
+    results = []
+    for target in d1_targets(service.config):
+        argv = migrations_apply_argv(env.wrangler, service.config, target.database_name, env.state_dir)
+        done = subprocess.run(
+            argv,
+            cwd=service.config.parent,
+            env=env.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise CommandFailed(
+                f"migrating {target.database_name} failed (exit {done.returncode}):\n{_tail(strip_ansi(done.stdout))}",
+                returncode=done.returncode,
+                where=service.name,
+                hint=f"fix the migration in {target.migrations_dir}",
+            )
+        results.append(MigrationResult(service.name, target.database_name, parse_applied_migrations(done.stdout)))
+    return results
+
+
+def migrate_all(env: LocalEnv, services: Iterable[LocalService]) -> list[MigrationResult]:
+    """``db-migrate-local``: every service's local D1 migrations, in the given order."""
+    return [result for service in services for result in migrate(env, service)]
+
+
+# --- records ----------------------------------------------------------------------------------
+
+
+def _records(env: LocalEnv) -> dict[str, ProcessRecord]:
+    run = env.state_dir / "run"
+    found = {}
+    for path in sorted(run.glob("*.json")) if run.is_dir() else []:
+        record = ProcessRecord.load(path)
+        if record is not None:
+            found[record.service] = record
+        else:
+            path.unlink(missing_ok=True)  # unreadable: cannot point at any process
+    return found
+
+
+def _forget(env: LocalEnv, record: ProcessRecord) -> None:
+    env.record_path(record.service).unlink(missing_ok=True)
+    # A SIGKILLed wrangler cannot unregister itself; others would keep routing to it.
+    (registry_dir(env.state_dir) / record.worker).unlink(missing_ok=True)
+
+
+def _live_records(env: LocalEnv) -> dict[str, ProcessRecord]:
+    """Records of processes that still run; stale ones are removed on the way."""
+    live = {}
+    for name, record in _records(env).items():
+        if record.alive():
+            live[name] = record
+        else:
+            _forget(env, record)
+    return live
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+def _choose_port(env: LocalEnv, service: str, preferred: int | None, taken: dict[int, str]) -> int:
+    candidates = list(env.ports)
+    if preferred in env.ports:
+        candidates.remove(preferred)
+        candidates.insert(0, preferred)
+    for port in candidates:
+        if port not in taken and procs.port_is_free(env.host, port):
+            return port
+    if env.ports.single:
+        port = env.ports.first
+        owner = f"the local service {taken[port]!r}" if port in taken else "another process"
+        raise PortInUse(
+            f"port {port} on {env.host} is already in use by {owner}",
+            port=port,
+            where=service,
+            hint="stop what uses it, or give the local environment a port range such as 8787-8799",
+        )
+    raise PortInUse(
+        f"no free port in {env.ports} on {env.host} (all in use)",
+        port=env.ports.last,
+        where=service,
+        hint="stop some local services or widen the local port range",
+    )
+
+
+def _healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        return _tail(strip_ansi(path.read_text(errors="replace")))
+    except OSError:
+        return "(no log)"
+
+
+def _stop_record(env: LocalEnv, record: ProcessRecord) -> None:
+    if record.alive():
+        procs.kill_group(record.pid, env.stop_timeout)
+    _forget(env, record)
+
+
+def start(env: LocalEnv, service: LocalService) -> ProcessRecord:
+    """Run ``service`` under ``wrangler dev`` in the background until its health path answers.
+
+    A copy that already runs is stopped first and its port reused when possible, so a
+    redeploy never leaves two. On a crash, a timeout or Ctrl-C, the process group is killed,
+    the record removed, and :class:`StartupFailed` carries the log's last lines.
+    """
+    live = _live_records(env)
+    previous = live.pop(service.name, None)
+    if previous is not None:
+        _stop_record(env, previous)
+    taken = {record.port: name for name, record in live.items()}
+    port = _choose_port(env, service.name, previous.port if previous else None, taken)
+    inspector_port = procs.free_port(env.host)
+    url = f"http://{env.host}:{port}"
+
+    log_path = env.log_path(service.name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = dev_argv(env.wrangler, service.config, env.state_dir, host=env.host, port=port, inspector_port=inspector_port)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=service.config.parent,
+            env=env.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    info = procs.proc_info(process.pid)
+    record = ProcessRecord(
+        service=service.name,
+        worker=service.worker,
+        pid=process.pid,
+        start_ticks=info.start_ticks if info else 0,
+        port=port,
+        inspector_port=inspector_port,
+        url=url,
+        health_path=service.health_path,
+        config=str(service.config),
+        log=str(log_path),
+        started_at=time.time(),
+    )
+    record.save(env.record_path(service.name))
+    try:
+        _wait_healthy(env, service, process, record)
+    except BaseException:
+        procs.kill_group(process.pid, env.stop_timeout)
+        process.wait()
+        _forget(env, record)
+        raise
+    return record
+
+
+def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Popen, record: ProcessRecord) -> None:
+    health_url = record.url + service.health_path
+    deadline = time.monotonic() + env.health_timeout
+    while True:
+        code = process.poll()
+        if code is not None:
+            raise StartupFailed(
+                f"wrangler dev exited with code {code} before {health_url} answered",
+                log_tail=_log_tail(Path(record.log)),
+                where=service.name,
+                hint=f"full log: {record.log}",
+            )
+        if _healthy(health_url):
+            return
+        if time.monotonic() >= deadline:
+            raise StartupFailed(
+                f"{health_url} did not answer 200 within {env.health_timeout:g}s",
+                log_tail=_log_tail(Path(record.log)),
+                where=service.name,
+                hint=f"full log: {record.log}",
+            )
+        time.sleep(0.2)
+
+
+def deploy(env: LocalEnv, service: LocalService) -> tuple[list[MigrationResult], ProcessRecord]:
+    """``deploy-env SERVICE local``: apply its D1 migrations, then (re)start it."""
+    return migrate(env, service), start(env, service)
+
+
+def start_stack(env: LocalEnv, services: Sequence[LocalService], *, migrate_first: bool = True) -> list[ProcessRecord]:
+    """Deploy ``services`` in the given (dependency) order; on any failure or Ctrl-C, the ones
+    started by this call are stopped before the error propagates."""
+    started: list[ProcessRecord] = []
+    try:
+        for service in services:
+            if migrate_first:
+                migrate(env, service)
+            started.append(start(env, service))
+    except BaseException:
+        stop(env, [record.service for record in reversed(started)])
+        raise
+    return started
+
+
+# --- stop and status --------------------------------------------------------------------------
+
+
+def stop(env: LocalEnv, services: Iterable[str] | None = None) -> list[str]:
+    """Stop recorded services (all when ``services`` is None), newest first; returns their
+    names. Stale records are cleaned; a service with no record is skipped."""
+    records = _records(env)
+    if services is None:
+        chosen = sorted(records.values(), key=lambda r: r.started_at, reverse=True)
+    else:
+        chosen = [records[name] for name in services if name in records]
+    stopped = []
+    for record in chosen:
+        was_alive = record.alive()
+        _stop_record(env, record)
+        if was_alive:
+            stopped.append(record.service)
+    return stopped
+
+
+def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[ServiceStatus]:
+    """Each service's pid, port, URL, health and uptime. Records whose process is gone (or
+    whose pid now belongs to another program) are removed and reported as ``stale``."""
+    records = _records(env)
+    names = list(services) if services is not None else sorted(records)
+    result = []
+    now = time.time()
+    for name in names:
+        record = records.get(name)
+        if record is None:
+            result.append(ServiceStatus(name, "stopped"))
+        elif not record.alive():
+            _forget(env, record)
+            result.append(ServiceStatus(name, "stale", record.worker, record.pid, record.port, record.url))
+        else:
+            result.append(
+                ServiceStatus(
+                    name,
+                    "running",
+                    record.worker,
+                    record.pid,
+                    record.port,
+                    record.url,
+                    _healthy(record.url + record.health_path),
+                    now - record.started_at,
+                )
+            )
+    return result
+
+
+def format_status(statuses: Iterable[ServiceStatus]) -> str:
+    """A plain table: service, state, URL, health, pid, uptime."""
+    rows = [("service", "state", "url", "health", "pid", "uptime")]
+    for s in statuses:
+        health = "-" if s.healthy is None else ("ok" if s.healthy else "FAIL")
+        uptime = "-" if s.uptime is None else f"{int(s.uptime)}s"
+        rows.append((s.service, s.state, s.url or "-", health, str(s.pid or "-"), uptime))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
