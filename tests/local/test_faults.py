@@ -1,0 +1,121 @@
+"""Faults under real wrangler dev: broken workers, unhealthy workers, busy ports, stale pid
+files, Ctrl-C during a stack bring-up. Each leaves nothing running."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from dome_tasks.local import PortInUse, StartupFailed, procs, start, start_stack, status, stop
+from local_helpers import make_env, write_sample_configs, write_worker
+
+pytestmark = pytest.mark.integration
+
+HEALTHY = 'export default { fetch() { return Response.json({ ok: true }); } };\n'
+
+
+def wrangler_processes_for(config) -> list[procs.ProcInfo]:
+    return [p for p in procs._all_processes() if not p.zombie and str(config) in " ".join(p.cmdline)]
+
+
+def assert_nothing_left(env, service):
+    assert not env.record_path(service.name).exists()
+    assert wrangler_processes_for(service.config) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("export default { fetch() { return new Response('x') \n", "Unexpected end of file"),
+        ('throw new Error("boom at startup");\n' + HEALTHY, "boom at startup"),
+    ],
+    ids=["syntax-error", "throws-at-startup"],
+)
+def test_broken_worker_fails_with_log_tail(wrangler, tmp_path, source, expected):
+    env = make_env(tmp_path / "state", "28820-28829")
+    broken = write_worker(tmp_path / "src", "broken", source)
+    with pytest.raises(StartupFailed) as failure:
+        start(env, broken)
+    assert "wrangler dev exited" in str(failure.value)
+    assert expected in failure.value.log_tail
+    assert "\x1b[" not in failure.value.log_tail  # no colour codes
+    assert_nothing_left(env, broken)
+
+
+def test_never_healthy_worker_times_out_and_is_stopped(wrangler, tmp_path):
+    env = make_env(tmp_path / "state", "28830-28839", health_timeout=4)
+    sick = write_worker(tmp_path / "src", "sick", 'export default { fetch() { return new Response("no", { status: 503 }); } };\n')
+    with pytest.raises(StartupFailed, match=r"did not answer 200 within 4s") as failure:
+        start(env, sick)
+    assert "Ready on http://127.0.0.1:2883" in failure.value.log_tail
+    assert_nothing_left(env, sick)
+
+
+def test_single_port_in_use_names_the_port(wrangler, tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        env = make_env(tmp_path / "state", str(port))
+        worker = write_worker(tmp_path / "src", "w", HEALTHY)
+        with pytest.raises(PortInUse, match=rf"port {port} on 127.0.0.1 is already in use by another process") as failure:
+            start(env, worker)
+        assert failure.value.port == port
+        assert_nothing_left(env, worker)
+
+
+def test_stale_pid_files_are_detected_and_cleaned(tmp_path):
+    env = make_env(tmp_path / "state", "28840-28849")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    me = procs.proc_info(os.getpid())
+    records = {
+        # the process died (or the machine rebooted)
+        "gone": {"pid": dead.pid, "start_ticks": 1},
+        # the pid now belongs to another program (this pytest): never to be signalled
+        "reused": {"pid": os.getpid(), "start_ticks": me.start_ticks},
+        # same pid, but it started at another time
+        "restarted": {"pid": os.getpid(), "start_ticks": me.start_ticks + 1},
+    }
+    for name, fields in records.items():
+        path = env.record_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "service": name, "worker": f"{name}-local", "port": 28840, "inspector_port": 9229,
+            "url": "http://127.0.0.1:28840", "health_path": "/health", "config": "x.toml",
+            "log": "x.log", "started_at": time.time(), **fields,
+        }))  # fmt: skip
+    (env.state_dir / "registry").mkdir()
+    (env.state_dir / "registry" / "gone-local").write_text("{}")
+
+    assert [(s.service, s.state) for s in status(env)] == [("gone", "stale"), ("restarted", "stale"), ("reused", "stale")]
+    assert list((env.state_dir / "run").glob("*.json")) == []
+    assert not (env.state_dir / "registry" / "gone-local").exists()
+    assert stop(env) == []  # and we are still alive
+
+
+def test_ctrl_c_during_stack_bring_up_stops_started_services(wrangler, tmp_path):
+    env = make_env(tmp_path / "state", "28850-28859", health_timeout=60)
+    silo = write_sample_configs(tmp_path / "rendered")[0]
+    slow = write_worker(tmp_path / "src", "slow", 'export default { fetch() { return new Response("", { status: 500 }); } };\n')
+
+    def press_ctrl_c_once_slow_is_starting():
+        deadline = time.monotonic() + 60
+        while not env.record_path("slow").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c_once_slow_is_starting, daemon=True).start()
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        start_stack(env, [silo, slow])
+    assert time.monotonic() - began < 50  # interrupted, not timed out
+    assert_nothing_left(env, silo)
+    assert_nothing_left(env, slow)
