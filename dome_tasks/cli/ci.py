@@ -1,0 +1,307 @@
+"""CI tasks, also runnable by people: ci-plan, ci-deploy, ci-mark-deployed, changed.
+
+GitHub Actions calls these (see .github/workflows/deploy.yml and docs/ci.md); the workflow
+YAML holds no deploy logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from invoke import task
+
+from dome_tasks.cli.common import boundary, is_dry, load_manifest
+from dome_tasks.errors import UsageError
+
+if TYPE_CHECKING:
+    from invoke import Context
+
+    from dome_tasks.ci_events import Decision
+    from dome_tasks.manifest import Manifest
+
+MARKER_PREFIX = "dome-deployed/"
+
+EVENT_HELP = "GitHub event name (default: $GITHUB_EVENT_NAME)"
+EVENT_PATH_HELP = "the event's JSON payload file (default: $GITHUB_EVENT_PATH)"
+ENV_HELP = "deploy to this environment instead of reading the event (aliases allowed)"
+ONLY_CHANGED_HELP = "deploy only the services changed since --since (a push does this by default)"
+ALL_HELP = "deploy every service, even for a push"
+SINCE_HELP = (
+    "git ref to diff against (default: the tag dome-deployed/ENV, else the push's 'before' "
+    "commit; with neither, every service)"
+)
+SERVICES_HELP = "comma-separated services to deploy (a CI wave job); skips change detection"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a CI run deploys: the event's decision, the services and why."""
+
+    decision: Decision
+    services: list[str]
+    since: str | None
+    reasons: dict[str, list[str]]
+
+    def as_dict(self, manifest: Manifest, max_waves: int = 0) -> dict[str, Any]:
+        from dome_tasks.ci_events import waves_json
+
+        env = self.decision.environment
+        payload: dict[str, Any] = {
+            "deploy": bool(env and self.services),
+            "event": self.decision.event,
+            "action": self.decision.action,
+            "reason": self.decision.reason,
+            "since": self.since,
+            "reasons": self.reasons,
+        }
+        if env:
+            payload.update(waves_json(manifest, self.services, env))
+        else:
+            payload.update({"environment": "", "services": [], "waves": [], "count": 0})
+        if max_waves and payload["count"] > max_waves:
+            raise UsageError(
+                f"{payload['count']} dependency waves, but the deploy workflow has {max_waves} wave jobs",
+                hint=f"add wave-{max_waves + 1} … jobs to .github/workflows/deploy-waves.yml "
+                "(copy the last one) and raise --max-waves",
+            )
+        return payload
+
+
+def decide_event(manifest: Manifest, event: str, event_path: str, env: str) -> Decision:
+    """``--env`` wins; otherwise the GitHub event (arguments, then GITHUB_EVENT_*)."""
+    from dome_tasks.ci_events import Decision, decide, read_event, remote_environment
+
+    if env:
+        name = remote_environment(manifest, env)
+        return Decision("explicit", name, f"--env {env} deploys {name}")
+    name, payload = read_event(event or None, event_path or None)
+    return decide(name, payload, manifest)
+
+
+def select(
+    manifest: Manifest,
+    decision: Decision,
+    *,
+    services: str = "",
+    only_changed: bool = False,
+    all_: bool = False,
+    since: str = "",
+) -> Selection:
+    """The services a CI run deploys, in deploy order."""
+    from dome_tasks.changed import detect_changes
+
+    if not decision.environment:
+        return Selection(decision, [], None, {})
+    if services:
+        names = [s.strip() for s in services.split(",") if s.strip()]
+        for name in names:
+            manifest.service(name)
+        ordered = [s for s in manifest.deploy_order(names) if s in names]
+        return Selection(decision, ordered, None, {s: ["named by --services"] for s in ordered})
+    everything = list(manifest.deploy_order())
+    if all_ or not (only_changed or decision.only_changed):
+        return Selection(decision, everything, None, {s: ["every service"] for s in everything})
+    ref = since or _marker(manifest, decision.environment) or decision.since
+    if not ref:
+        reason = f"no dome-deployed/{decision.environment} tag and no 'before' commit: every service"
+        return Selection(decision, everything, None, {s: [reason] for s in everything})
+    changes = detect_changes(manifest, manifest.root, ref)
+    reasons = {name: list(why) for name, why in changes.reasons.items()}
+    return Selection(decision, list(changes.services), ref, reasons)
+
+
+def _marker(manifest: Manifest, environment: str) -> str | None:
+    """The tag recording the last complete deploy of *environment*, when it exists."""
+    import subprocess
+
+    tag = f"refs/tags/{MARKER_PREFIX}{environment}"
+    result = subprocess.run(
+        ["git", "-C", str(manifest.root), "rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}"],
+        capture_output=True, text=True, check=False,
+    )
+    return tag if result.returncode == 0 else None
+
+
+def _github_output(values: dict[str, str], path: str) -> None:
+    """Append ``name=value`` lines (single-line values) to $GITHUB_OUTPUT."""
+    with open(path, "a", encoding="utf-8") as out:
+        for name, value in values.items():
+            if "\n" in value:
+                raise UsageError(f"output {name} has a newline")
+            out.write(f"{name}={value}\n")
+
+
+def _summary(payload: dict[str, Any]) -> str:
+    lines = [f"### Deploy plan: {payload['environment'] or 'nothing to deploy'}", "", payload["reason"], ""]
+    if payload["since"]:
+        lines += [f"Changes since `{payload['since']}`.", ""]
+    for number, wave in enumerate(payload["waves"], 1):
+        lines.append(f"- wave {number}: " + ", ".join(f"`{s}`" for s in wave))
+    if payload["environment"] and not payload["services"]:
+        lines.append("No service changed.")
+    return "\n".join(lines) + "\n"
+
+
+@task(
+    name="ci-plan",
+    help={
+        "event": EVENT_HELP, "event_path": EVENT_PATH_HELP, "env": ENV_HELP,
+        "only_changed": ONLY_CHANGED_HELP, "all_": ALL_HELP, "since": SINCE_HELP,
+        "github_output": "append outputs here (default: $GITHUB_OUTPUT when set)",
+        "max_waves": "fail when the plan needs more wave jobs than the workflow has (0: no limit)",
+    },
+)
+@boundary
+def ci_plan(c, event="", event_path="", env="", only_changed=False, all_=False, since="",
+            github_output="", max_waves=0):
+    """Print which environment and services (in waves) this CI event deploys, as JSON."""
+    manifest = load_manifest(c)
+    decision = decide_event(manifest, event, event_path, env)
+    selection = select(manifest, decision, only_changed=only_changed, all_=all_, since=since)
+    payload = selection.as_dict(manifest, int(max_waves))
+    print(json.dumps(payload, indent=2))
+    output = github_output or os.environ.get("GITHUB_OUTPUT", "")
+    if output:
+        _github_output(
+            {
+                "deploy": "true" if payload["deploy"] else "false",
+                "environment": payload["environment"],
+                "services": json.dumps(payload["services"]),
+                "waves": json.dumps(payload["waves"]),
+                "count": str(payload["count"]),
+            },
+            output,
+        )
+    summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(_summary(payload))
+
+
+@task(
+    name="ci-deploy",
+    help={
+        "event": EVENT_HELP, "event_path": EVENT_PATH_HELP, "env": ENV_HELP,
+        "only_changed": ONLY_CHANGED_HELP, "all_": ALL_HELP, "since": SINCE_HELP,
+        "services": SERVICES_HELP,
+        "print_env": "only print the environment this event deploys to, and exit",
+        "no_migrate": "do not apply D1 migrations before deploying",
+        "no_build": "skip the build step",
+        "dry_run": "print every step and command without running anything",
+        "yes": "confirm protected environments (implied under GitHub Actions, where the "
+               "environment's required reviewers approve)",
+    },
+)
+@boundary
+def ci_deploy(c, event="", event_path="", env="", only_changed=False, all_=False, since="",
+              services="", print_env=False, no_migrate=False, no_build=False, dry_run=False,
+              yes=False):
+    """Deploy what this CI event calls for: its environment, the changed services, in order."""
+    manifest = load_manifest(c)
+    decision = decide_event(manifest, event, event_path, env)
+    if print_env:
+        print(decision.environment or "")
+        return
+    if not decision.environment:
+        print(f"nothing to deploy: {decision.reason}")
+        return
+    selection = select(
+        manifest, decision, services=services, only_changed=only_changed, all_=all_, since=since
+    )
+    print(decision.reason)
+    if not selection.services:
+        print(f"no service changed since {selection.since}: nothing to deploy")
+        return
+    for name in selection.services:
+        print(f"  {name}: {'; '.join(selection.reasons.get(name, []))}")
+    deploy_selected(
+        c, manifest, selection.services, decision.environment,
+        dry_run=is_dry(c, dry_run), yes=yes or os.environ.get("GITHUB_ACTIONS") == "true",
+        migrate=not no_migrate, build=not no_build,
+    )
+
+
+def deploy_selected(
+    c: Context,
+    manifest: Manifest,
+    services: list[str],
+    environment: str,
+    *,
+    dry_run: bool,
+    yes: bool,
+    migrate: bool = True,
+    build: bool = True,
+) -> None:
+    """Apply the services' D1 migrations, then the lead's deploy of exactly these services."""
+    from dome_tasks.cli.deploy import confirm_protected, deploy_services, discover_tools, execute
+
+    if migrate:
+        from dome_tasks.plan import migrate_plan
+
+        steps = migrate_plan(manifest, environment, discover_tools(manifest, dry_run=dry_run), services)
+        if steps:
+            if not dry_run:
+                confirm_protected(manifest, environment, services, yes)
+            execute(c, steps, dry_run=dry_run)
+    deploy_services(c, manifest, services, environment, dry_run=dry_run, yes=yes, build=build)
+
+
+@task(
+    name="ci-mark-deployed",
+    help={
+        "env": "the environment just deployed (aliases allowed)",
+        "remote": "git remote to push the tag to (default: origin)",
+        "no_push": "only move the local tag",
+        "dry_run": "print the git commands without running them",
+    },
+)
+@boundary
+def ci_mark_deployed(c, env, remote="origin", no_push=False, dry_run=False):
+    """Move the tag dome-deployed/ENV to HEAD: where the next --only-changed deploy diffs from."""
+    from dome_tasks.ci_events import remote_environment
+
+    manifest = load_manifest(c)
+    name = remote_environment(manifest, env)
+    tag = f"{MARKER_PREFIX}{name}"
+    commands = [["git", "-C", str(manifest.root), "tag", "--force", tag, "HEAD"]]
+    if not no_push:
+        commands.append(
+            ["git", "-C", str(manifest.root), "push", "--force", remote, f"refs/tags/{tag}:refs/tags/{tag}"]
+        )
+    for argv in commands:
+        line = shlex.join(argv)
+        if is_dry(c, dry_run):
+            print(f"$ {line}")
+        else:
+            c.run(line, echo=True)
+
+
+@task(
+    help={
+        "since": "git ref to diff against (default: HEAD~1)",
+        "json_": "print JSON: services, a reason per service, changed files",
+    },
+)
+@boundary
+def changed(c, since="HEAD~1", json_=False):
+    """List the services changed since a git ref (plus those bound to a changed interface)."""
+    from dome_tasks.changed import detect_changes
+
+    manifest = load_manifest(c)
+    changes = detect_changes(manifest, Path(manifest.root), since)
+    if json_:
+        print(json.dumps(changes.as_dict(), indent=2))
+        return
+    if not changes.services:
+        print(f"no service changed since {since}")
+        return
+    for name in changes.services:
+        print(f"{name}: {'; '.join(changes.reasons[name])}")
+
+
+TASKS = [ci_plan, ci_deploy, ci_mark_deployed, changed]
