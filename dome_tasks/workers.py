@@ -67,17 +67,24 @@ class Resolver:
 
     def origin(self, service: str, env: str, sub: KeyPath) -> KeyPath:
         """The key path of the layer that set ``sub`` for this worker (the winning one)."""
-        lines = self.problems.lines
         while sub:
-            candidates = [("services", service, "environments", env, *sub)]
-            if sub[0] in ENV_LAYER_KEYS:
-                candidates.append(("environments", env, *sub))
-            candidates += [("services", service, *sub), ("defaults", *sub)]
-            for path in candidates:
-                if path in lines:
-                    return path
+            found = self._exact_origin(service, env, sub)
+            if found:
+                return found
             sub = sub[:-1]
         return ("services", service)
+
+    def _exact_origin(self, service: str, env: str, sub: KeyPath) -> KeyPath | None:
+        lines = self.problems.lines
+        candidates = [("services", service, "environments", env, *sub)]
+        if sub[0] in ENV_LAYER_KEYS:
+            candidates.append(("environments", env, *sub))
+        candidates += [("services", service, *sub), ("defaults", *sub)]
+        return next((path for path in candidates if path in lines), None)
+
+    def _written(self, service: str, env: str, sub: KeyPath) -> bool:
+        """Whether some layer wrote ``sub`` (it may have been invalid, and already reported)."""
+        return self._exact_origin(service, env, sub) is not None
 
     # -- merging ----------------------------------------------------------------------------
 
@@ -109,12 +116,12 @@ class Resolver:
         spec = self.services[service]
         m = self.merged(service, env_name)
         for key in ("main", "compatibility_date"):
-            if key not in m:
+            if key not in m and not self._written(service, env_name, (key,)):
                 self._missing[("services", service), key].append(env_name)
         for kind, keys in REQUIRED_BINDING_KEYS.items():
             for binding, item in m.get(kind, {}).items():
                 for key in keys:
-                    if key not in item:
+                    if key not in item and not self._written(service, env_name, (kind, binding, key)):
                         origin = self.origin(service, env_name, (kind, binding))
                         self._missing[origin, key].append(env_name)
         if "main" not in m or "compatibility_date" not in m:

@@ -43,7 +43,10 @@ def parse(text: str, filename: str) -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        what = exc.problem or exc.context or "cannot parse"
+        if exc.context and exc.problem:
+            started = exc.context_mark
+            what += f" ({exc.context}" + (f" started on line {started.line + 1})" if started else ")")
         raise ManifestError(f"{where}: invalid YAML: {what}") from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{filename}: invalid YAML: {exc}") from None
