@@ -96,10 +96,20 @@ def _finalize(value: Any) -> Any:
 
 def _filters() -> dict[str, Any]:
     """Every filter the templates may use, registered in one place."""
+    import jinja2
+
+    def escaping(encode: Any) -> Any:
+        def apply(value: Any) -> _Escaped:
+            if isinstance(value, jinja2.Undefined):  # filters receive Undefined unraised
+                value._fail_with_undefined_error()
+            return _Escaped(encode(value))
+
+        return apply
+
     return {
-        "toml": lambda value: _Escaped(toml_value(value)),
-        "toml_key": lambda key: _Escaped(toml_key(key)),
-        "toml_comment": lambda text: _Escaped(toml_comment(text)),
+        "toml": escaping(toml_value),
+        "toml_key": escaping(toml_key),
+        "toml_comment": escaping(toml_comment),
     }
 
 
@@ -327,16 +337,18 @@ def render_all(
 ) -> list[Path]:
     """Render and write every (service, environment) pair; return the config paths.
 
-    Uses ``manifest.resolve(service, environment)``, ``manifest.path`` (the YAML file) and
-    the optional ``manifest.templates_dir``. Everything is rendered and checked before
-    anything is written, so one bad config leaves the build folder untouched.
+    Uses ``manifest.resolve(service, environment)``, ``manifest.root`` (the manifest's
+    folder), ``manifest.path`` (the YAML file) and ``manifest.templates_dir`` (None or the
+    ``templates:`` folder). Everything is rendered and checked before anything is written,
+    so one bad config leaves the build folder untouched.
     """
-    manifest_path = Path(manifest.path).resolve()
-    templates_dir = getattr(manifest, "templates_dir", None)
     services = list(services)
     configs = [manifest.resolve(s, e) for e in environments for s in services]
     return render_many(
-        configs, root=manifest_path.parent, manifest_path=manifest_path, templates_dir=templates_dir
+        configs,
+        root=manifest.root,
+        manifest_path=manifest.path,
+        templates_dir=manifest.templates_dir,
     )
 
 
