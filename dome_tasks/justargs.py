@@ -319,7 +319,21 @@ def params_from_signature(func: Callable[..., Any], plus: bool = False) -> tuple
         else:
             default = None if param.default is None else param.default
             result.append(Param(param.name, default=default, has_default=True))
+    _check_order(func.__name__, result)
     return tuple(result)
+
+
+def _check_order(name: str, params: Sequence[Param]) -> None:
+    """Refuse what just refuses: a required parameter after a defaulted one."""
+    seen_default = None
+    for param in params:
+        if param.has_default or param.kind == "star":
+            seen_default = seen_default or param.name
+        elif seen_default is not None:
+            raise TypeError(
+                f"{name}: non-default parameter `{param.name}` follows default parameter "
+                f"`{seen_default}` (just rejects this order)"
+            )
 
 
 class JustTask(Task):
