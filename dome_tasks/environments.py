@@ -52,6 +52,8 @@ def _environment(name: str, spec: dict[str, Any], problems: Problems) -> Environ
     if suffix is None:
         if name == LOCAL:
             suffix = DEFAULT_LOCAL_SUFFIX
+        elif path + ("suffix",) in problems.lines:  # written but invalid: already reported
+            suffix = f"-{name}"
         else:
             problems.add(path, "missing required key 'suffix' (use \"\" for no suffix)")
             suffix = f"-{name}"

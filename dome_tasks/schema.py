@@ -15,6 +15,7 @@ from typing import Any
 from dome_tasks import naming
 from dome_tasks.diagnostics import KeyPath, Problems
 from dome_tasks.errors import did_you_mean
+from dome_tasks.yaml_source import UNREADABLE
 
 Check = Callable[[Any], "str | None"]
 
@@ -289,6 +290,8 @@ class Validator:
 
     def check(self, kind: Kind, value: Any, path: KeyPath) -> Any:
         """The value with invalid parts removed (reported), or INVALID."""
+        if value is UNREADABLE:
+            return INVALID
         if isinstance(kind, AnyOf):
             for option in kind.options:
                 if _shape_matches(option, value):

@@ -24,6 +24,16 @@ _PLAIN = {
 }
 
 
+class _Unreadable:
+    """Stands for a value that could not be read (already reported); checks skip it."""
+
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+UNREADABLE = _Unreadable()
+
+
 @dataclass
 class Source:
     """The parsed document, the line of each key path, and structural problems found."""
@@ -66,7 +76,7 @@ class _Converter:
     def convert(self, node: Any, path: KeyPath, depth: int = 0) -> Any:
         if depth > 50:
             self._problem(path, node, "nested too deeply (a recursive anchor?)")
-            return None
+            return UNREADABLE
         if isinstance(node, self.nodes.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, self.nodes.SequenceNode):
@@ -84,7 +94,7 @@ class _Converter:
         if tag in _PLAIN:
             return self.constructor.yaml_constructors[tag](self.constructor, node)
         self._problem(path, node, f"unsupported YAML tag {tag!r}; write a plain value")
-        return None
+        return UNREADABLE
 
     def _pairs(self, node: Any, path: KeyPath) -> list[tuple[Any, Any]]:
         """Key/value node pairs with ``<<`` merges applied (explicit keys win, earlier merges win)."""
