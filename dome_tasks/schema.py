@@ -343,10 +343,12 @@ class Validator:
             checked = self.check(spec.kind, item, path + (key,))
             if checked is not INVALID:
                 result[key] = checked
-        missing = [key for key, spec in kind.fields.items() if spec.required and key not in value]
-        for key in missing:
-            self.problems.add(path, f"missing required key '{key}'")
-        return INVALID if missing and path else result
+        required = [key for key, spec in kind.fields.items() if spec.required]
+        for key in required:
+            if key not in value:
+                self.problems.add(path, f"missing required key '{key}'")
+        incomplete = any(key not in result for key in required)
+        return INVALID if incomplete and path else result
 
     def _wrong_type(self, label: str, value: Any, path: KeyPath) -> Any:
         self.problems.add(path, f"expected {label}, got {describe(value)}")
