@@ -237,18 +237,19 @@ def deploy_selected(
     migrate: bool = True,
     build: bool = True,
 ) -> None:
-    """Apply the services' D1 migrations, then the lead's deploy of exactly these services."""
+    """Confirm once, apply the services' D1 migrations, then the lead's deploy of these services."""
     from dome_tasks.cli.deploy import confirm_protected, deploy_services, discover_tools, execute
 
+    if not dry_run:
+        confirm_protected(manifest, environment, services, yes)
     if migrate:
         from dome_tasks.plan import migrate_plan
 
-        steps = migrate_plan(manifest, environment, discover_tools(manifest, dry_run=dry_run), services)
+        tools = discover_tools(manifest, dry_run=dry_run)
+        steps = migrate_plan(manifest, environment, tools, services)
         if steps:
-            if not dry_run:
-                confirm_protected(manifest, environment, services, yes)
             execute(c, steps, dry_run=dry_run)
-    deploy_services(c, manifest, services, environment, dry_run=dry_run, yes=yes, build=build)
+    deploy_services(c, manifest, services, environment, dry_run=dry_run, yes=True, build=build)
 
 
 @task(
