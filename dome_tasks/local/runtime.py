@@ -337,6 +337,17 @@ def start(env: LocalEnv, service: LocalService) -> ProcessRecord:
     redeploy never leaves two. On a crash, a timeout or Ctrl-C, the process group is killed,
     the record removed, and :class:`StartupFailed` carries the log's last lines.
     """
+    launched = _launch(env, service)
+    try:
+        _wait_healthy(env, service, *launched)
+    except BaseException:
+        _abort(env, *launched)
+        raise
+    return launched[1]
+
+
+def _launch(env: LocalEnv, service: LocalService) -> tuple[subprocess.Popen, ProcessRecord]:
+    """Stop a running copy, choose a port, spawn ``wrangler dev`` and record it (no waiting)."""
     live = _live_records(env)
     previous = live.pop(service.name, None)
     if previous is not None:
@@ -344,8 +355,6 @@ def start(env: LocalEnv, service: LocalService) -> ProcessRecord:
     taken = {record.port: name for name, record in live.items()}
     port = _choose_port(env, service.name, previous.port if previous else None, taken)
     inspector_port = procs.free_port(env.host)
-    url = f"http://{env.host}:{port}"
-
     log_path = env.log_path(service.name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = dev_argv(env.wrangler, service.config, env.state_dir, host=env.host, port=port, inspector_port=inspector_port)
@@ -367,21 +376,20 @@ def start(env: LocalEnv, service: LocalService) -> ProcessRecord:
         start_ticks=info.start_ticks if info else 0,
         port=port,
         inspector_port=inspector_port,
-        url=url,
+        url=f"http://{env.host}:{port}",
         health_path=service.health_path,
         config=str(service.config),
         log=str(log_path),
         started_at=time.time(),
     )
     record.save(env.record_path(service.name))
-    try:
-        _wait_healthy(env, service, process, record)
-    except BaseException:
-        procs.kill_group(process.pid, env.stop_timeout)
-        process.wait()
-        _forget(env, record)
-        raise
-    return record
+    return process, record
+
+
+def _abort(env: LocalEnv, process: subprocess.Popen, record: ProcessRecord) -> None:
+    procs.kill_group(process.pid, env.stop_timeout)
+    process.wait()
+    _forget(env, record)
 
 
 def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Popen, record: ProcessRecord) -> None:
@@ -413,19 +421,40 @@ def deploy(env: LocalEnv, service: LocalService) -> tuple[list[MigrationResult],
     return migrate(env, service), start(env, service)
 
 
-def start_stack(env: LocalEnv, services: Sequence[LocalService], *, migrate_first: bool = True) -> list[ProcessRecord]:
-    """Deploy ``services`` in the given (dependency) order; on any failure or Ctrl-C, the ones
-    started by this call are stopped before the error propagates."""
-    started: list[ProcessRecord] = []
+def start_stack(
+    env: LocalEnv, services: Sequence[LocalService], *, migrate_first: bool = True, parallel: bool = True
+) -> list[ProcessRecord]:
+    """Deploy ``services`` in the given (dependency) order and return their records.
+
+    Migrations run first, service by service. With ``parallel`` (the default) every
+    ``wrangler dev`` is launched, in order, before waiting for any health path: service
+    bindings resolve through the dev registry at request time, so a caller may start before
+    its callee, and the stack comes up in about the time of its slowest service. On any
+    failure or Ctrl-C, every process started by this call is stopped before the error
+    propagates.
+    """
+    if migrate_first:
+        migrate_all(env, services)
+    if not parallel:
+        started: list[ProcessRecord] = []
+        try:
+            for service in services:
+                started.append(start(env, service))
+        except BaseException:
+            stop(env, [record.service for record in reversed(started)])
+            raise
+        return started
+    launched: list[tuple[LocalService, subprocess.Popen, ProcessRecord]] = []
     try:
         for service in services:
-            if migrate_first:
-                migrate(env, service)
-            started.append(start(env, service))
+            launched.append((service, *_launch(env, service)))
+        for service, process, record in launched:
+            _wait_healthy(env, service, process, record)
     except BaseException:
-        stop(env, [record.service for record in reversed(started)])
+        for _, process, record in reversed(launched):
+            _abort(env, process, record)
         raise
-    return started
+    return [record for _, _, record in launched]
 
 
 # --- stop and status --------------------------------------------------------------------------

@@ -101,7 +101,8 @@ def test_stale_pid_files_are_detected_and_cleaned(tmp_path):
     assert stop(env) == []  # and we are still alive
 
 
-def test_ctrl_c_during_stack_bring_up_stops_started_services(wrangler, tmp_path):
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "sequential"])
+def test_ctrl_c_during_stack_bring_up_stops_started_services(wrangler, tmp_path, parallel):
     env = make_env(tmp_path / "state", "28850-28859", health_timeout=60)
     silo = write_sample_configs(tmp_path / "rendered")[0]
     slow = write_worker(tmp_path / "src", "slow", 'export default { fetch() { return new Response("", { status: 500 }); } };\n')
@@ -115,7 +116,7 @@ def test_ctrl_c_during_stack_bring_up_stops_started_services(wrangler, tmp_path)
     threading.Thread(target=press_ctrl_c_once_slow_is_starting, daemon=True).start()
     began = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        start_stack(env, [silo, slow])
+        start_stack(env, [silo, slow], parallel=parallel)
     assert time.monotonic() - began < 50  # interrupted, not timed out
     assert_nothing_left(env, silo)
     assert_nothing_left(env, slow)

@@ -110,6 +110,19 @@ def test_redeploy_restarts_one_copy_and_keeps_data(stack):
     assert (got["d1"]["value"], got["r2"]["value"], got["kv"]["value"]) == ("durable",) * 3
 
 
+def test_redeploy_of_a_dependency_keeps_the_chain(stack):
+    env, services, records, _ = stack
+    silo = next(s for s in services if s.name == "silo")
+    migrations, new = deploy(env, silo)
+    assert [m.applied for m in migrations] == [()]
+    assert procs.group_members(records["silo"].pid) == []
+    records["silo"] = new
+    key = f"after-{uuid.uuid4().hex[:8]}"
+    code, put = http("POST", f"{records['dome-api'].url}/notes", {"key": key, "value": "v2"})
+    assert code == 200, put
+    assert put["via"] == ["dome-api", "constellation", "silo"]
+
+
 def test_stop_leaves_no_process(stack):
     env, _, records, _ = stack
     tracked = {}
