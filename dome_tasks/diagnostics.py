@@ -39,10 +39,12 @@ class Problems:
 
     def add(self, path: KeyPath, what: str, *, line: int | None = None) -> None:
         """Record one problem; identical messages are kept once."""
-        where = f"{self.filename}:{line if line is not None else self.line_of(path)}"
+        if line is None:
+            line = self.line_of(path)
+        where = f"{self.filename}:{line}"
         message = f"{where}: {format_path(path)}: {what}" if path else f"{where}: {what}"
         if message not in self._seen:
-            self._seen[message] = (line if line is not None else self.line_of(path), len(self._seen))
+            self._seen[message] = (line, len(self._seen))
 
     def __bool__(self) -> bool:
         return bool(self._seen)

@@ -187,7 +187,9 @@ WORKER_FIELDS: dict[str, Field] = {
             naming.binding_name,
         )
     ),
-    "r2_buckets": _f(MapOf(Record({"bucket_name": _f(_str(naming.r2_bucket))}), naming.binding_name)),
+    "r2_buckets": _f(
+        MapOf(Record({"bucket_name": _f(_str(naming.r2_bucket))}), naming.binding_name)
+    ),
     "kv_namespaces": _f(MapOf(Record({"id": _f(_str(naming.kv_id))}), naming.binding_name)),
     "vectorize": _f(
         MapOf(Record({"index_name": _f(_str(naming.vectorize_index))}), naming.binding_name)

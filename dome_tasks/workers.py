@@ -18,12 +18,13 @@ from dome_tasks.diagnostics import KeyPath, Problems, format_path
 from dome_tasks.environments import is_production
 
 # Keys a binding needs once all layers are merged (an override may supply them).
-REQUIRED_BINDING_KEYS = {
-    "d1_databases": ("database_name", "database_id"),
-    "r2_buckets": ("bucket_name",),
-    "kv_namespaces": ("id",),
-    "vectorize": ("index_name",),
-    "durable_objects": ("class_name",),
+REQUIRED_BINDING_KEYS: dict[KeyPath, tuple[str, ...]] = {
+    ("d1_databases",): ("database_name", "database_id"),
+    ("r2_buckets",): ("bucket_name",),
+    ("kv_namespaces",): ("id",),
+    ("vectorize",): ("index_name",),
+    ("queues", "producers"): ("queue",),
+    ("durable_objects",): ("class_name",),
 }
 ENV_LAYER_KEYS = ("vars", "workers_dev")
 
@@ -119,10 +120,12 @@ class Resolver:
             if key not in m and not self._written(service, env_name, (key,)):
                 self._missing[("services", service), key].append(env_name)
         for kind, keys in REQUIRED_BINDING_KEYS.items():
-            for binding, item in m.get(kind, {}).items():
+            bindings = m.get(kind[0], {}) if len(kind) == 1 else m.get(kind[0], {}).get(kind[1], {})
+            for binding, item in bindings.items():
                 for key in keys:
-                    if key not in item and not self._written(service, env_name, (kind, binding, key)):
-                        origin = self.origin(service, env_name, (kind, binding))
+                    written = self._written(service, env_name, (*kind, binding, key))
+                    if key not in item and not written:
+                        origin = self.origin(service, env_name, (*kind, binding))
                         self._missing[origin, key].append(env_name)
         if "main" not in m or "compatibility_date" not in m:
             return None
@@ -168,7 +171,8 @@ class Resolver:
                 for b, i in m.get("d1_databases", {}).items()
             ),
             r2_buckets=tuple(
-                model.R2Bucket(b, i.get("bucket_name", "")) for b, i in m.get("r2_buckets", {}).items()
+                model.R2Bucket(b, i.get("bucket_name", ""))
+                for b, i in m.get("r2_buckets", {}).items()
             ),
             kv_namespaces=tuple(
                 model.KVNamespace(b, i.get("id", "")) for b, i in m.get("kv_namespaces", {}).items()
@@ -186,7 +190,9 @@ class Resolver:
             durable_objects=tuple(durable_objects),
             durable_object_migrations=tuple(
                 model.DurableObjectMigration(
-                    d["tag"], tuple(d.get("new_classes", ())), tuple(d.get("new_sqlite_classes", ()))
+                    d["tag"],
+                    tuple(d.get("new_classes", ())),
+                    tuple(d.get("new_sqlite_classes", ())),
                 )
                 for d in m.get("durable_object_migrations", ())
             ),

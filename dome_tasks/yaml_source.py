@@ -56,7 +56,8 @@ def parse(text: str, filename: str) -> Source:
         what = exc.problem or exc.context or "cannot parse"
         if exc.context and exc.problem:
             started = exc.context_mark
-            what += f" ({exc.context}" + (f" started on line {started.line + 1})" if started else ")")
+            start = f" started on line {started.line + 1}" if started else ""
+            what += f" ({exc.context}{start})"
         raise ManifestError(f"{where}: invalid YAML: {what}") from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{filename}: invalid YAML: {exc}") from None
@@ -97,7 +98,8 @@ class _Converter:
         return UNREADABLE
 
     def _pairs(self, node: Any, path: KeyPath) -> list[tuple[Any, Any]]:
-        """Key/value node pairs with ``<<`` merges applied (explicit keys win, earlier merges win)."""
+        """Key/value node pairs with ``<<`` merges applied (explicit keys, then earlier merges,
+        win)."""
         explicit = [(k, v) for k, v in node.value if k.tag != _MERGE]
         merged: list[tuple[Any, Any]] = []
         for key, value in node.value:

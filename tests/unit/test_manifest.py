@@ -38,7 +38,8 @@ def test_sample_silo_staging(sample):
         ("DB", "silo-db-staging", "00000000-0000-4000-8000-0000000000a1", "migrations")
     ]
     assert [r.bucket_name for r in silo.r2_buckets] == ["silo-objects-staging"]
-    assert [(q.binding, q.queue) for q in silo.queue_producers] == [("EVENTS", "silo-events-staging")]
+    producers = [(q.binding, q.queue) for q in silo.queue_producers]
+    assert producers == [("EVENTS", "silo-events-staging")]
     assert silo.secrets == ("SILO_API_KEY",)
     assert silo.vars == (("LOG_LEVEL", "info"), ("SERVICE_NAME", "silo"))
     assert silo.observability is True

@@ -82,7 +82,9 @@ def test_unknown_key_with_did_you_mean(problems):
 
 
 def test_unknown_key_without_near_miss(problems):
-    assert problems("silo:\n  colour: blue\n") == ["dome.yaml:11: services.silo.colour: unknown key"]
+    assert problems("silo:\n  colour: blue\n") == [
+        "dome.yaml:11: services.silo.colour: unknown key"
+    ]
 
 
 def test_unknown_key_at_every_level(problems):
@@ -208,8 +210,16 @@ def test_missing_binding_key_names_the_environments_lacking_it(problems):
 
 
 def test_missing_binding_key_everywhere(problems):
-    assert problems("silo:\n  kv_namespaces: {CACHE: {}}\n") == [
-        "dome.yaml:11: services.silo.kv_namespaces.CACHE: missing required key 'id'"
+    text = """\
+    silo:
+      kv_namespaces: {CACHE: {}}
+      queues: {producers: {JOBS: {}}}
+      durable_objects: {ROOM: {service: silo}}
+    """
+    assert problems(text) == [
+        "dome.yaml:11: services.silo.kv_namespaces.CACHE: missing required key 'id'",
+        "dome.yaml:12: services.silo.queues.producers.JOBS: missing required key 'queue'",
+        "dome.yaml:13: services.silo.durable_objects.ROOM: missing required key 'class_name'",
     ]
 
 
@@ -515,7 +525,9 @@ def test_queues_shared_with_production(problems):
         consumers: [{queue: silo-events}]
       environments:
         development:
-          queues: {producers: {EVENTS: {queue: silo-events-dev}}, consumers: [{queue: silo-events-dev}]}
+          queues:
+            producers: {EVENTS: {queue: silo-events-dev}}
+            consumers: [{queue: silo-events-dev}]
         staging:
           queues: {producers: {EVENTS: {queue: silo-events-staging}}}
     """
