@@ -4,7 +4,7 @@ Usage in a Workers monorepo::
 
     # tasks/__init__.py
     from dome_tasks.collection import namespace
-    ns = namespace(manifest="dome.yaml")
+    ns = namespace(manifest="dome.yaml", justfile="justfile")
 """
 
 from __future__ import annotations
@@ -13,14 +13,57 @@ from pathlib import Path
 
 from invoke import Collection
 
+#: The invoke executable the generated justfile block calls (a just variable the justfile defines).
+JUSTFILE_INVOKE = "{{invoke}}"
 
-def namespace(manifest: str | Path = "dome.yaml") -> Collection:
-    """All dome-tasks tasks at the top level, configured under the ``dome`` key."""
+
+def native_tasks() -> Collection:
+    """Every dome-tasks task at the top level (imports only the thin task modules)."""
     from dome_tasks.cli import deploy, doctor
 
     ns = Collection()
     for module in (deploy, doctor):
         for task in module.TASKS:
             ns.add_task(task)
+    return ns
+
+
+def namespace(manifest: str | Path = "dome.yaml", justfile: str | Path | None = None) -> Collection:
+    """The dome-tasks namespace, configured under the ``dome`` key.
+
+    With *justfile*, the justfile's own public recipes become tasks too (native tasks win), and
+    ``just.check`` / ``just.sync`` keep its delegating recipes in parity with the tasks.
+    """
+    ns = native_tasks()
+    if justfile is not None and Path(justfile).is_file():
+        from dome_tasks.justfile_bridge import parity_tasks, recipes_collection
+
+        native = ns
+        ns = recipes_collection(justfile, native=native)
+        ns.add_collection(_parity(justfile, native))
     ns.configure({"dome": {"manifest": str(manifest), "log_format": "text"}})
     return ns
+
+
+def _parity(justfile: str | Path, native: Collection) -> Collection:
+    """``just.check`` / ``just.sync`` against the native tasks; sync keeps the ``{{invoke}}`` variable."""
+    from invoke import task
+    from invoke.exceptions import Exit
+
+    from dome_tasks.justfile_bridge import check_parity, write_delegating_block
+
+    @task
+    def check(c):
+        """Check that the justfile's delegating recipes match the invoke tasks."""
+        problems = check_parity(justfile, native)
+        if problems:
+            raise Exit("\n".join(problems), 1)
+        print(f"{justfile}: delegating recipes match the invoke tasks")
+
+    @task
+    def sync(c):
+        """Rewrite the justfile's generated block of delegating recipes from the tasks."""
+        changed = write_delegating_block(justfile, native, invoke=JUSTFILE_INVOKE)
+        print(f"{justfile}: {'updated' if changed else 'already up to date'}")
+
+    return Collection("just", check, sync)

@@ -4,4 +4,5 @@ from pathlib import Path
 
 from dome_tasks.collection import namespace
 
-ns = namespace(manifest=Path(__file__).resolve().parent.parent / "sample" / "dome.yaml")
+ROOT = Path(__file__).resolve().parent.parent
+ns = namespace(manifest=ROOT / "sample" / "dome.yaml", justfile=ROOT / "justfile")

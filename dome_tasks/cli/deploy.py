@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from invoke import task
 
+from dome_tasks.justargs import recipe
+
 from dome_tasks.cli.common import boundary, is_dry, load_manifest
 from dome_tasks.errors import Refused, ToolMissingError
 
@@ -97,7 +99,7 @@ def deploy_services(
     execute(c, steps, dry_run=dry_run)
 
 
-@task(
+@recipe(
     help={"service": SERVICE_HELP, "dry_run": DRY_HELP, "yes": YES_HELP, "no_build": "skip the build step"},
 )
 @boundary
@@ -112,7 +114,7 @@ def deploy(c, service="", dry_run=False, yes=False, no_build=False):
     )
 
 
-@task(
+@recipe(
     name="deploy-env",
     help={"service": SERVICE_HELP, "env": ENV_HELP, "dry_run": DRY_HELP, "yes": YES_HELP,
           "no_build": "skip the build step"},
@@ -176,7 +178,7 @@ def db_migrate_local(c, dry_run=False):
     _migrate(c, "local", dry_run, True)
 
 
-@task(help={"service": SERVICE_HELP, "env": ENV_HELP + "; empty means every environment"})
+@recipe(help={"service": SERVICE_HELP, "env": ENV_HELP + "; empty means every environment"})
 @boundary
 def render(c, service="", env=""):
     """Render the wrangler.toml of SERVICE (or all) for ENV (or all) into .dome/build/."""
@@ -193,7 +195,7 @@ def render(c, service="", env=""):
         print(f"{'wrote' if changed else 'unchanged'} {step.action.path}")
 
 
-@task(
+@recipe(
     help={"service": SERVICE_HELP, "env": ENV_HELP + " (default: production)",
           "json": "print the plan as JSON: waves and steps, for CI matrices"},
 )

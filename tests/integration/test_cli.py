@@ -40,7 +40,7 @@ def normalise(argvs: list[list[str]], workspace: Path) -> list[list[str]]:
 
 
 def test_dry_run_shows_render_and_exact_wrangler_command(workspace, recording_wrangler):
-    result = invoke(workspace, "deploy-env", "--service", "silo", "--env", "staging", "--dry-run",
+    result = invoke(workspace, "deploy-env", "silo", "staging", "--dry-run",
                     record=recording_wrangler)
     assert result.returncode == 0, result.stderr
     config = workspace / "sample/.dome/build/staging/silo/wrangler.toml"
@@ -51,7 +51,7 @@ def test_dry_run_shows_render_and_exact_wrangler_command(workspace, recording_wr
 
 
 def test_invoke_dry_flag_is_a_dry_run_too(workspace, recording_wrangler):
-    result = invoke(workspace, "--dry", "deploy-env", "--service", "silo", "--env", "staging",
+    result = invoke(workspace, "--dry", "deploy-env", "silo", "staging",
                     record=recording_wrangler)
     assert result.returncode == 0, result.stderr
     assert "wrangler deploy --config" in result.stdout
@@ -59,7 +59,7 @@ def test_invoke_dry_flag_is_a_dry_run_too(workspace, recording_wrangler):
 
 
 def test_just_and_invoke_run_the_same_wrangler_commands(workspace, recording_wrangler):
-    via_invoke = invoke(workspace, "deploy-env", "--service", "silo", "--env", "staging",
+    via_invoke = invoke(workspace, "deploy-env", "silo", "staging",
                         record=recording_wrangler)
     assert via_invoke.returncode == 0, via_invoke.stderr
     invoked = calls(recording_wrangler)
@@ -79,7 +79,7 @@ def test_deploy_all_to_production_runs_in_dependency_order(workspace, recording_
 
 
 def test_production_without_terminal_or_yes_is_refused(workspace, recording_wrangler):
-    result = invoke(workspace, "deploy", "--service", "silo", record=recording_wrangler)
+    result = invoke(workspace, "deploy", "silo", record=recording_wrangler)
     assert result.returncode != 0
     assert "production is protected" in result.stderr
     assert "--yes" in result.stderr
@@ -99,8 +99,8 @@ def test_db_migrate_staging_applies_silo_migrations_remotely(workspace, recordin
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("deploy-env", "--service", "sillo", "--env", "staging"), "unknown service 'sillo'"),
-        (("deploy-env", "--service", "silo", "--env", "stagin"), "unknown environment 'stagin'"),
+        (("deploy-env", "sillo", "staging"), "unknown service 'sillo'"),
+        (("deploy-env", "silo", "stagin"), "unknown environment 'stagin'"),
     ],
 )
 def test_bad_arguments_give_one_clear_message(workspace, recording_wrangler, args, expected):
@@ -116,7 +116,7 @@ def test_bad_arguments_give_one_clear_message(workspace, recording_wrangler, arg
 def test_malformed_manifest_names_file_and_line(workspace, recording_wrangler):
     manifest = workspace / "sample/dome.yaml"
     manifest.write_text(manifest.read_text().replace("    main: src/index.js\n", "    main: [src/index.js\n", 1))
-    result = invoke(workspace, "deploy-env", "--service", "silo", "--env", "staging",
+    result = invoke(workspace, "deploy-env", "silo", "staging",
                     record=recording_wrangler)
     assert result.returncode != 0
     assert "dome.yaml:" in result.stderr
