@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from dome_tasks.diagnostics import Problems
@@ -11,6 +12,8 @@ LOCAL = "local"
 DEFAULT_LOCAL_SUFFIX = "-local"
 DEFAULT_PORTS = "8787-8799"
 PRODUCTION = "production"
+# Aliases the usual environments get when their entry has no ``aliases`` key.
+CONVENTIONAL_ALIASES = {"development": "dev", "staging": "stg", "production": "prod"}
 
 
 def default_state_dir(name: str) -> str:
@@ -35,6 +38,11 @@ def build(specs: dict[str, dict[str, Any]], problems: Problems) -> dict[str, Env
     _check_aliases(envs, problems)
     _check_suffixes(envs, problems)
     taken = {n for env in envs.values() for n in (env.name, *env.aliases)}
+    for name, spec in specs.items():
+        alias = CONVENTIONAL_ALIASES.get(name)
+        if alias and "aliases" not in spec and alias not in taken:
+            envs[name] = replace(envs[name], aliases=(alias,))
+            taken.add(alias)
     if LOCAL not in taken:
         envs[LOCAL] = Environment(
             name=LOCAL,

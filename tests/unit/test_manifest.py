@@ -226,6 +226,25 @@ def test_worker_name_of_63_characters_including_suffix_is_accepted(load_yaml):
     assert len(load_yaml(f"{name}: {{}}\n").resolve(name, "staging").name) == 63
 
 
+def test_conventional_aliases_when_none_are_declared(load_yaml):
+    m = load_yaml(
+        """\
+        version: 1
+        environments:
+          development: {suffix: "-dev"}
+          staging: {suffix: "-staging", aliases: []}
+          production: {suffix: ""}
+        services: {}
+        """,
+        full=True,
+    )
+    assert m.environment("dev").name == "development"
+    assert m.environment("prod").name == "production"
+    assert m.environment("staging").aliases == ()  # declared: no alias added
+    with pytest.raises(UsageError):
+        m.environment("stg")
+
+
 def test_default_local_environment_is_added(load_yaml):
     m = load_yaml("silo: {}\n")
     local = m.environment("local")
