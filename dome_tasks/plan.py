@@ -55,11 +55,11 @@ def render_steps(manifest: Manifest, services: Iterable[str], environment: str) 
     steps = []
     for service in services:
         rendered = render(manifest, service, env)
-        steps.append(_render_step(rendered))
+        steps.append(render_step(rendered))
     return steps
 
 
-def _render_step(rendered: Rendered) -> Step:
+def render_step(rendered: Rendered) -> Step:
     config = rendered.config
     return Step(
         event="render",
@@ -107,7 +107,7 @@ def deploy_plan(
             step = build_step(config, manifest.root, tools)
             if step:
                 steps.append(step)
-        steps.append(_render_step(rendered))
+        steps.append(render_step(rendered))
         steps.append(_deploy_step(rendered, env, tools))
     return steps
 
@@ -131,7 +131,10 @@ def _deploy_step(rendered: Rendered, env: Environment, tools: Tools) -> Step:
 def migrate_plan(
     manifest: Manifest, environment: str, tools: Tools, services: Sequence[str] | None = None
 ) -> list[Step]:
-    """Apply the D1 migrations of every service that has D1 (with migrations) in *environment*."""
+    """Apply the remote D1 migrations of every service with D1 (and migrations) in *environment*.
+
+    The local environment migrates through ``dome_tasks.local`` (its state folder and registry).
+    """
     env = manifest.environment(environment)
     steps: list[Step] = []
     for service in manifest.deploy_order(services):
@@ -139,12 +142,9 @@ def migrate_plan(
         databases = [db for db in rendered.config.d1_databases if db.migrations_dir]
         if not databases:
             continue
-        steps.append(_render_step(rendered))
-        persist = manifest.root / env.local.state_dir if env.is_local and env.local else None
+        steps.append(render_step(rendered))
         for db in databases:
-            argv = wrangler.d1_migrations_apply(
-                tools.wrangler, db.database_name, rendered.path, local=env.is_local, persist_to=persist
-            )
+            argv = wrangler.d1_migrations_apply(tools.wrangler, db.database_name, rendered.path)
             steps.append(
                 Step(
                     event="migrate",

@@ -45,14 +45,8 @@ def deploy(wrangler: str, config: Path, *, dry_run: bool = False) -> tuple[str, 
     return argv + ("--dry-run",) if dry_run else argv
 
 
-def d1_migrations_apply(
-    wrangler: str, database: str, config: Path, *, local: bool = False, persist_to: Path | None = None
-) -> tuple[str, ...]:
-    argv = [wrangler, "d1", "migrations", "apply", database, "--config", str(config)]
-    argv.append("--local" if local else "--remote")
-    if persist_to is not None:
-        argv += ["--persist-to", str(persist_to)]
-    return tuple(argv)
+def d1_migrations_apply(wrangler: str, database: str, config: Path) -> tuple[str, ...]:
+    return (wrangler, "d1", "migrations", "apply", database, "--config", str(config), "--remote")
 
 
 def version(wrangler: str) -> tuple[str, ...]:

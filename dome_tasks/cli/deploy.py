@@ -171,13 +171,6 @@ def db_migrate_prod(c, dry_run=False, yes=False):
     _migrate(c, "production", dry_run, yes)
 
 
-@task(name="db-migrate-local", help={"dry_run": DRY_HELP})
-@boundary
-def db_migrate_local(c, dry_run=False):
-    """Apply D1 migrations to the local environment's state folder."""
-    _migrate(c, "local", dry_run, True)
-
-
 @recipe(help={"service": SERVICE_HELP, "env": ENV_HELP + "; empty means every environment"})
 @boundary
 def render(c, service="", env=""):
@@ -232,4 +225,4 @@ def plan(c, service="", env="production", json_=False):
                 print(f"  {step.event:<7} {step.display()}")
 
 
-TASKS = [deploy, deploy_env, db_migrate_dev, db_migrate_staging, db_migrate_prod, db_migrate_local, render, plan]
+TASKS = [deploy, deploy_env, db_migrate_dev, db_migrate_staging, db_migrate_prod, render, plan]

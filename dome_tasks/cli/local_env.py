@@ -1,0 +1,152 @@
+"""The ``local`` environment as tasks: deploy-env SERVICE local, stop, db-migrate-local, status.
+
+Workers run under ``wrangler dev`` (workerd); the process management is ``dome_tasks.local``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dome_tasks.cli.common import boundary, is_dry, load_manifest
+from dome_tasks.justargs import recipe
+
+if TYPE_CHECKING:
+    from invoke import Context
+
+    from dome_tasks.local import LocalEnv, LocalService
+    from dome_tasks.manifest import Manifest
+    from dome_tasks.steps import Step
+
+
+def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
+    """The manifest's local settings as a :class:`LocalEnv` (state folder made absolute)."""
+    from pathlib import Path
+
+    from dome_tasks import wrangler as wr
+    from dome_tasks.errors import ToolMissingError
+    from dome_tasks.local import LocalEnv, PortRange
+
+    env = manifest.environment("local")
+    settings = env.local
+    assert settings is not None, "the manifest always has a local environment"
+    try:
+        wrangler_bin = wr.find_wrangler(manifest.root)
+    except ToolMissingError:
+        if not dry_run:
+            raise
+        wrangler_bin = "wrangler"
+    return LocalEnv(
+        state_dir=(manifest.root / settings.state_dir).resolve(),
+        wrangler=Path(wrangler_bin),
+        ports=PortRange(settings.port_first, settings.port_last),
+    )
+
+
+def local_plan(manifest: Manifest, services: list[str], env: LocalEnv) -> list[Step]:
+    """Render each service's local config, then migrate and start them all (in order)."""
+    from dome_tasks import local
+    from dome_tasks.plan import render, render_step
+    from dome_tasks.steps import Call, Step
+
+    steps: list[Step] = []
+    targets: list[LocalService] = []
+    for service in services:
+        rendered = render(manifest, service, "local")
+        steps.append(render_step(rendered))
+        config = rendered.config
+        targets.append(local.LocalService(service, config.name, rendered.path, config.health_path or "/"))
+    workers = ", ".join(t.worker for t in targets)
+    steps.append(
+        Step(
+            event="start",
+            description=f"apply local D1 migrations, then start {workers} under wrangler dev",
+            action=Call(f"wrangler dev: {workers} (state in {env.state_dir})", local.start_stack,
+                        {"env": env, "services": targets}),
+            environment="local",
+        )
+    )
+    return steps
+
+
+def deploy_local(c: Context, manifest: Manifest, services: list[str], *, dry_run: bool) -> None:
+    """``deploy-env SERVICE local``: render, migrate, (re)start, wait for health, print the table."""
+    from dome_tasks import local
+    from dome_tasks.runner import Runner
+
+    env = local_env(manifest, dry_run=dry_run)
+    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env))
+    if not dry_run:
+        print(local.format_status(local.status(env, services)))
+
+
+def migrate_local(c: Context, manifest: Manifest, *, dry_run: bool) -> None:
+    """``db-migrate-local``: apply every service's local D1 migrations; says when none apply."""
+    from dome_tasks import local
+    from dome_tasks.runner import Runner
+
+    env = local_env(manifest, dry_run=dry_run)
+    services = [s for s in manifest.deploy_order() if manifest.resolve(s, "local").d1_databases]
+    if not services:
+        print("no service has D1 databases in local")
+        return
+    steps = local_plan(manifest, services, env)[:-1]  # the renders
+    Runner(c, dry_run=dry_run).run(steps)
+    if dry_run:
+        return
+    targets = [
+        local.LocalService(s, manifest.resolve(s, "local").name, step.action.path)
+        for s, step in zip(services, steps)
+    ]
+    for result in local.migrate_all(env, targets):
+        print(result.describe())
+
+
+def _local_services(manifest: Manifest, service: str, env: str) -> list[str] | None:
+    """``stop``/``status`` words: ``[SERVICE] [ENV]`` where ENV must be local; None = all."""
+    if service == "local" and "local" not in manifest.deploy_order():
+        service = ""
+    if env:
+        manifest.environment(env)  # validates, with did-you-mean
+        if manifest.environment(env).name != "local":
+            from dome_tasks.errors import UsageError
+
+            raise UsageError(f"only the local environment runs processes here, not '{env}'",
+                             hint="for a remote worker use `invoke status SERVICE ENV`")
+    if not service or service == "all":
+        return None
+    manifest.service(service)
+    return [service]
+
+
+@recipe(help={"service": "a service, or empty / 'all' for every running service",
+              "env": "must be 'local' (the default)"})
+@boundary
+def stop(c, service="", env="local"):
+    """Stop SERVICE (or every service) running in the local environment."""
+    from dome_tasks import local
+
+    manifest = load_manifest(c)
+    names = _local_services(manifest, service, env)
+    stopped = local.stop(local_env(manifest), names)
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@recipe(name="local-status", help={"service": "a service, or empty for every service"})
+@boundary
+def local_status(c, service=""):
+    """Show each local service's state, URL, health, pid and uptime."""
+    from dome_tasks import local
+
+    manifest = load_manifest(c)
+    names = _local_services(manifest, service, "local") or manifest.deploy_order()
+    print(local.format_status(local.status(local_env(manifest), names)))
+
+
+@recipe(name="db-migrate-local", help={"dry_run": "print the steps without running anything"})
+@boundary
+def db_migrate_local(c, dry_run=False):
+    """Apply D1 migrations to the local environment's state folder."""
+    migrate_local(c, load_manifest(c), dry_run=is_dry(c, dry_run))
+
+
+TASKS = [stop, local_status, db_migrate_local]
