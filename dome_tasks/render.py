@@ -47,9 +47,6 @@ __all__ = [
 TEMPLATE_NAME = "wrangler.toml.j2"
 BUILD_DIR = Path(".dome") / "build"
 
-_PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
-_CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
 
 class _Escaped(str):
     """Text produced by one of the escaping filters: the only thing a template may output."""
@@ -79,8 +76,10 @@ def _relative(target: Path, start: Path) -> str:
 
 def template_search_path(templates_dir: Path | None = None) -> tuple[Path, ...]:
     """The folders searched for templates, first match wins."""
+    here = Path(__file__).resolve().parent
+    packaged, checkout = here / "templates", here.parent / "templates"
     dirs = [Path(templates_dir)] if templates_dir is not None else []
-    dirs += [d for d in (_PACKAGED_TEMPLATES, _CHECKOUT_TEMPLATES) if d.is_dir()]
+    dirs += [d for d in (packaged, checkout) if d.is_dir()]
     return tuple(dict.fromkeys(dirs))
 
 
@@ -195,10 +194,14 @@ def build_context(config: WorkerConfig, *, manifest_path: Path, out_path: Path) 
             }
             for d in config.d1_databases
         ],
-        "r2_buckets": [{"binding": r.binding, "bucket_name": r.bucket_name} for r in config.r2_buckets],
+        "r2_buckets": [
+            {"binding": r.binding, "bucket_name": r.bucket_name} for r in config.r2_buckets
+        ],
         "kv_namespaces": [{"binding": k.binding, "id": k.id} for k in config.kv_namespaces],
         "vectorize": [{"binding": v.binding, "index_name": v.index_name} for v in config.vectorize],
-        "queue_producers": [{"binding": q.binding, "queue": q.queue} for q in config.queue_producers],
+        "queue_producers": [
+            {"binding": q.binding, "queue": q.queue} for q in config.queue_producers
+        ],
         "queue_consumers": [
             {
                 "queue": q.queue,
@@ -262,7 +265,9 @@ def check_toml(text: str, *, where: str) -> dict[str, Any]:
             lines = text.splitlines()
             if 0 < lineno <= len(lines):
                 message += f"\n  line {lineno}: {lines[lineno - 1]}"
-        raise RenderError(message, where=where, hint="fix the template; nothing was written") from None
+        raise RenderError(
+            message, where=where, hint="fix the template; nothing was written"
+        ) from None
 
 
 def render_config(
@@ -291,10 +296,11 @@ def render_config(
         ) from None
     except (jinja2.TemplateError, RenderError) as exc:
         where = _template_location(exc)
+        worker = f"rendering {config.name} ({config.service} in {config.environment})"
         if isinstance(exc, RenderError):
-            exc.where = where or exc.where
-            raise exc.with_traceback(None) from None
-        raise RenderError(f"template error: {exc}", where=where) from None
+            message, hint = f"{worker}: {exc.message}", exc.hint
+            raise RenderError(message, where=where or exc.where, hint=hint) from None
+        raise RenderError(f"{worker}: template error: {exc}", where=where) from None
     check_toml(text, where=f"{out_path} ({config.service} in {config.environment})")
     return text
 

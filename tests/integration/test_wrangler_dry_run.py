@@ -7,7 +7,7 @@ import json
 import os
 import re
 import subprocess
-import tomllib
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,11 @@ import pytest
 from dome_tasks.manifest import load
 from dome_tasks.model import WorkerConfig
 from dome_tasks.render import config_path, render_config, write_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 pytestmark = pytest.mark.integration
 

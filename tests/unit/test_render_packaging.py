@@ -44,9 +44,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--no-index", "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (built,) = out.glob("dome_tasks-*.whl")
@@ -56,7 +70,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_holds_the_templates_and_every_module(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (REPO / "templates").rglob("*.j2"):
-        assert f"dome_tasks/templates/{template.relative_to(REPO / 'templates').as_posix()}" in names
+        assert (
+            f"dome_tasks/templates/{template.relative_to(REPO / 'templates').as_posix()}" in names
+        )
     for module in (REPO / "dome_tasks").rglob("*.py"):
         assert module.relative_to(REPO).as_posix() in names
     assert not any(name.startswith("templates/") for name in names)
@@ -67,7 +83,10 @@ def test_installed_copy_renders_with_its_packaged_templates(wheel: Path, tmp_pat
     zipfile.ZipFile(wheel).extractall(site)
     proc = subprocess.run(
         [sys.executable, "-c", RENDER_FROM_WHEEL, str(site), "/srv/dome"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import tomllib
+import sys
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -21,10 +21,21 @@ from dome_tasks.model import (
 )
 from dome_tasks.render import config_path, render_config
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 ROOT = Path("/srv/dome")
-TRICKY = st.sampled_from(['"', "\\", "\n", "\r", "\t", "'", "\x00", "\x1b", "\x7f", "\u2028", "é", "🚀"])
+TRICKY = st.sampled_from(
+    ['"', "\\", "\n", "\r", "\t", "'", "\x00", "\x1b", "\x7f", "\u2028", "é", "🚀"]
+)
 TEXT = st.lists(
-    st.one_of(st.characters(exclude_categories=["Cs"]), TRICKY, st.sampled_from(['"""', "'''", "\\u0041", "${x}", "{{ x }}"])),
+    st.one_of(
+        st.characters(exclude_categories=["Cs"]),
+        TRICKY,
+        st.sampled_from(['"""', "'''", "\\u0041", "${x}", "{{ x }}"]),
+    ),
     max_size=12,
 ).map("".join)
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -61,7 +72,11 @@ def configs(draw: st.DrawFn) -> WorkerConfig:
 def same(got: object, want: object) -> bool:
     """Equality that tells -0.0 from 0.0 and bools from ints."""
     if isinstance(want, float):
-        return isinstance(got, float) and got == want and math.copysign(1, got) == math.copysign(1, want)
+        return (
+            isinstance(got, float)
+            and got == want
+            and math.copysign(1, got) == math.copysign(1, want)
+        )
     return type(got) is type(want) and got == want
 
 
@@ -79,15 +94,25 @@ def test_values_and_names_survive_rendering(config: WorkerConfig) -> None:
     for name, value in config.vars:
         assert same(got_vars[name], value), (name, got_vars[name], value)
 
-    assert doc["services"] == [{"binding": config.services[0].binding, "service": config.services[0].worker}]
+    assert doc["services"] == [
+        {"binding": config.services[0].binding, "service": config.services[0].worker}
+    ]
     d1 = config.d1_databases[0]
     assert doc["d1_databases"] == [
         {"binding": d1.binding, "database_name": d1.database_name, "database_id": d1.database_id}
     ]
-    assert doc["r2_buckets"] == [{"binding": b.binding, "bucket_name": b.bucket_name} for b in config.r2_buckets]
-    assert doc["kv_namespaces"] == [{"binding": k.binding, "id": k.id} for k in config.kv_namespaces]
-    assert doc["vectorize"] == [{"binding": v.binding, "index_name": v.index_name} for v in config.vectorize]
-    assert doc["queues"]["producers"] == [{"binding": q.binding, "queue": q.queue} for q in config.queue_producers]
+    assert doc["r2_buckets"] == [
+        {"binding": b.binding, "bucket_name": b.bucket_name} for b in config.r2_buckets
+    ]
+    assert doc["kv_namespaces"] == [
+        {"binding": k.binding, "id": k.id} for k in config.kv_namespaces
+    ]
+    assert doc["vectorize"] == [
+        {"binding": v.binding, "index_name": v.index_name} for v in config.vectorize
+    ]
+    assert doc["queues"]["producers"] == [
+        {"binding": q.binding, "queue": q.queue} for q in config.queue_producers
+    ]
     consumer = config.queue_consumers[0]
     expected = {"queue": consumer.queue}
     if consumer.max_batch_size is not None:
