@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from dome_tasks.model import (
 from dome_tasks.render import (
     build_context,
     config_path,
+    render_all,
     render_config,
     render_many,
     template_search_path,
@@ -511,3 +513,55 @@ def test_render_many_writes_each_config_where_config_path_says(tmp_path: Path) -
     ]
     assert tomllib.loads(paths[1].read_text())["name"] == "silo"
     assert paths[0].read_text().startswith(HEADER)
+
+
+# ----------------------------------------------------------------- from the manifest
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    shutil.copytree(SAMPLE, tmp_path / "ws", ignore=shutil.ignore_patterns(".dome", ".wrangler"))
+    return tmp_path / "ws"
+
+
+def test_render_all_from_the_sample_manifest(workspace: Path) -> None:
+    from dome_tasks.manifest import load
+
+    manifest = load(workspace / "dome.yaml")
+    services = ["silo", "constellation", "dome-api"]
+    environments = ["development", "staging", "production", "local"]
+    paths = render_all(manifest, services, environments)
+    assert paths == [config_path(workspace, e, s) for e in environments for s in services]
+    for path in paths:
+        text = path.read_text()
+        assert text.startswith(HEADER)
+        assert "[env." not in text
+    assert tomllib.loads(paths[-1].read_text())["services"] == [
+        {"binding": "CONSTELLATION", "service": "constellation-local"},
+        {"binding": "SILO", "service": "silo-local"},
+    ]
+    mtimes = [p.stat().st_mtime_ns for p in paths]
+    os.utime(paths[0], ns=(1, 1))
+    assert render_all(manifest, services, environments) == paths
+    assert paths[0].stat().st_mtime_ns == 1  # unchanged files are not rewritten
+    assert [p.stat().st_mtime_ns for p in paths[1:]] == mtimes[1:]
+
+
+def test_manifest_templates_key_overrides_the_packaged_template(workspace: Path) -> None:
+    from dome_tasks.manifest import load
+
+    manifest_file = workspace / "dome.yaml"
+    manifest_file.write_text("templates: my-templates\n" + manifest_file.read_text())
+    folder = workspace / "my-templates"
+    folder.mkdir()
+    (folder / "wrangler.toml.j2").write_text(
+        '{% include "base.j2" %}\nname = {{ name|toml }}\nmain = {{ main|toml }}\n'
+    )
+    (folder / "base.j2").write_text("# custom {{ environment|toml_comment }}\n")
+    manifest = load(manifest_file)
+    (path,) = render_all(manifest, ["silo"], ["staging"])
+    assert path.read_text() == (
+        '# custom staging\nname = "silo-staging"\nmain = "../../../../services/silo/src/index.js"\n'
+    )
