@@ -175,10 +175,10 @@ def classify(attempt: Attempt) -> Failure | None:
     """None for success, else what went wrong and whether it is worth retrying."""
     if attempt.ok:
         return None
-    text = strip_ansi(attempt.stderr + "\n" + attempt.stdout)
     failed = attempt.output.failure
     code = failed.code if failed else None
     message = failed.message if failed else ""
+    text = strip_ansi("\n".join((attempt.stderr, attempt.stdout, message)))
     if code is None:
         match = _CODE.search(strip_ansi(attempt.stderr))
         code = int(match["code"]) if match else None

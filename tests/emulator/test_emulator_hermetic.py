@@ -1,0 +1,51 @@
+"""Nothing but the emulator is contacted; the account cache is per environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from emulator_helpers import WRANGLER, write_project
+
+from dome_tasks.emulator import Emulator
+from dome_tasks.emulator.netguard import guard_env, violations
+
+pytestmark = pytest.mark.integration
+
+
+def test_guard_catches_the_npm_update_check_that_the_hermetic_env_prevents(tmp_path):
+    """Without the seeded update-check cache, wrangler looks up the npm registry."""
+    if not WRANGLER.exists():
+        pytest.skip("the pinned wrangler is not installed")
+    project = write_project(tmp_path / "p", "")
+    fresh_tmp = tmp_path / "bare-tmp"
+    fresh_tmp.mkdir()
+    with Emulator() as emu:
+        env = {k: v for k, v in os.environ.items() if k.lower() != "npm_registry"}
+        env.update(emu.env())
+        del env["npm_registry"]
+        env.update(guard_env(tmp_path / "guard"), TMPDIR=str(fresh_tmp))
+        env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+        proc = subprocess.run(
+            [str(WRANGLER), "whoami"], cwd=project, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert any("registry.npmjs.org" in v for v in violations(tmp_path / "guard"))
+
+
+def test_account_cache_is_not_shared_between_environments(make_wrangler, emulator):
+    """Without CLOUDFLARE_ACCOUNT_ID wrangler looks the account up and caches it."""
+    wrangler = make_wrangler('[env.staging]\nname = "silo-staging"\n')
+
+    wrangler("deploy", "--env", "staging", env=wrangler.env("staging", CLOUDFLARE_ACCOUNT_ID=None))
+    wrangler("deploy", env=wrangler.env("production", CLOUDFLARE_ACCOUNT_ID=None))
+
+    assert len(emulator.requests_matching("GET", r"^/memberships$")) == 2
+    for environment in ("staging", "production"):
+        cache = wrangler.state / environment / "cache" / "wrangler-account.json"
+        assert json.loads(cache.read_text())["account"]["id"] == emulator.account_id
+    assert not (wrangler.project / ".wrangler" / "cache").exists()
+    assert set(emulator.state.workers) == {"silo", "silo-staging"}
+
