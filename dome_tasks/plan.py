@@ -49,16 +49,6 @@ def render(manifest: Manifest, service: str, environment: str) -> Rendered:
     return Rendered(config, path, text)
 
 
-def render_steps(manifest: Manifest, services: Iterable[str], environment: str) -> list[Step]:
-    """Write the rendered config of each service."""
-    env = manifest.environment(environment).name
-    steps = []
-    for service in services:
-        rendered = render(manifest, service, env)
-        steps.append(render_step(rendered))
-    return steps
-
-
 def render_step(rendered: Rendered) -> Step:
     config = rendered.config
     return Step(

@@ -175,17 +175,14 @@ def db_migrate_prod(c, dry_run=False, yes=False):
 @boundary
 def render(c, service="", env=""):
     """Render the wrangler.toml of SERVICE (or all) for ENV (or all) into .dome/build/."""
-    from dome_tasks.plan import all_services, render_steps
+    from dome_tasks.plan import all_services
+    from dome_tasks.render import render_all
 
     manifest = load_manifest(c)
     services = all_services(manifest, service)
     environments = [manifest.environment(env).name] if env else list(manifest.environments)
-    steps = [s for name in environments for s in render_steps(manifest, services, name)]
-    from dome_tasks.render import write_config
-
-    for step in steps:
-        changed = write_config(step.action.text, step.action.path)
-        print(f"{'wrote' if changed else 'unchanged'} {step.action.path}")
+    for path in render_all(manifest, services, environments):
+        print(path)
 
 
 @recipe(
