@@ -133,34 +133,32 @@ def test_env_staging_deploy_stores_exactly_the_configured_bindings(make_wrangler
 
 def test_versions_upload_split_deploy_and_rollbacks(make_wrangler, emulator):
     wrangler = make_wrangler('[vars]\nSERVICE_NAME = "silo"\n')
-    worker_v1 = wrangler("deploy").output.deploy.version_id
+    v1 = wrangler("deploy").output.deploy.version_id
 
-    version_a = wrangler("versions", "upload", "--message", "upload A", "--tag", "a")
-    a = version_a.output.version_upload.version_id
-    assert emulator.state.traffic("silo") == {worker_v1: 100}  # uploaded, not deployed
+    upload_a = wrangler("versions", "upload", "--message", "upload A", "--tag", "a")
+    a = upload_a.output.version_upload.version_id
+    assert emulator.state.traffic("silo") == {v1: 100}  # uploaded, not deployed
     stored_a = emulator.state.worker("silo").version(a)
     assert (stored_a.message, stored_a.tag) == ("upload A", "a")
-
-    wrangler("versions", "deploy", f"{a}@100%", "--yes", "--message", "deploy A")
     b = wrangler("versions", "upload").output.version_upload.version_id
-    split = wrangler("versions", "deploy", f"{a}@90%", f"{b}@10%", "--yes")
+
+    split = wrangler("versions", "deploy", f"{a}@90%", f"{b}@10%", "--yes", "--message", "canary")
 
     assert split.output.version_deploy.worker_name == "silo"
     assert emulator.state.traffic("silo") == {a: 90, b: 10}
     listed = json.loads(wrangler("deployments", "list", "--json").stdout)
-    assert [len(d["versions"]) for d in listed] == [1, 1, 2]  # oldest first
+    assert [len(d["versions"]) for d in listed] == [1, 2]  # oldest first
+    assert listed[-1]["annotations"]["workers/message"] == "canary"
 
-    wrangler("rollback", "--message", "back", "-y")  # to the last 100% deployment: A
-    assert emulator.state.traffic("silo") == {a: 100}
+    wrangler("rollback", "--message", "back", "-y")  # to the last deployment at 100%
+    assert emulator.state.traffic("silo") == {v1: 100}
     assert emulator.state.worker("silo").latest_deployment.annotations == {
         "workers/message": "back"
     }
 
-    wrangler("rollback", worker_v1, "--message", "to v1", "-y")
-    assert emulator.state.traffic("silo") == {worker_v1: 100}
-
-    versions = json.loads(wrangler("versions", "list", "--json").stdout)
-    assert {v["id"] for v in versions} == {worker_v1, a, b}
+    wrangler("rollback", a, "--message", "to A", "-y")
+    assert emulator.state.traffic("silo") == {a: 100}
+    assert [len(d.versions) for d in emulator.state.worker("silo").deployments] == [1, 1, 2, 1]
 
 
 def test_secret_put_list_bulk_delete_on_a_new_worker(make_wrangler, emulator, tmp_path):

@@ -44,10 +44,11 @@ def test_fault_fails_the_deploy_and_is_classified(
         assert "malformed response" in run.stderr and failure.status == 502
 
 
-def test_wrangler_itself_retries_a_500_and_dropped_connections_on_the_upload(
+def test_wrangler_itself_retries_5xx_and_drops_on_the_upload_and_waits_out_slowness(
     make_wrangler, emulator
 ):
     wrangler = make_wrangler(VARS)
+    emulator.faults.add(path=SERVICES, delay=1.0)
     emulator.faults.add(method="PUT", path=PUT_SCRIPT, drop=True, times=1)
     emulator.faults.add(method="PUT", path=PUT_SCRIPT, status=500, times=1)
 
@@ -55,22 +56,15 @@ def test_wrangler_itself_retries_a_500_and_dropped_connections_on_the_upload(
 
     assert [r.status for r in emulator.requests_matching("PUT", PUT_SCRIPT)] == [0, 500, 200]
     assert run.output.deploy.version_id == emulator.state.worker("silo").current_version().id
+    assert run.seconds >= 1.0 and emulator.requests_matching("GET", SERVICES)[0].fault
 
 
-def test_slow_responses_still_succeed(make_wrangler, emulator):
+def test_tool_retries_a_429_honouring_retry_after_from_unsanitized_debug_logs(
+    make_wrangler, emulator
+):
     wrangler = make_wrangler(VARS)
-    emulator.faults.add(path=SERVICES, delay=1.0)
-
-    run = wrangler("deploy")
-
-    assert run.seconds >= 1.0
-    assert emulator.requests_matching("GET", SERVICES)[0].fault
-
-
-def test_tool_retries_a_429_on_the_upload_and_logs_it(make_wrangler, emulator):
-    wrangler = make_wrangler(VARS)
-    emulator.faults.add(method="PUT", path=PUT_SCRIPT, status=429, retry_after=1, times=1)
-    env = wrangler.env(WRANGLER_LOG="debug")  # request lines and statuses, no bodies
+    emulator.faults.add(method="PUT", path=PUT_SCRIPT, status=429, retry_after=7, times=1)
+    env = wrangler.env(WRANGLER_LOG="debug", WRANGLER_LOG_SANITIZE="false")
     sleeps: list[float] = []
     logs: list[str] = []
 
@@ -82,25 +76,13 @@ def test_tool_retries_a_429_on_the_upload_and_logs_it(make_wrangler, emulator):
     )
 
     assert result.ok and len(result.attempts) == 2
+    assert result.attempts[0].output.error_code == 971  # wrangler did not retry it itself
     assert logs == [
-        f"retry 1/3 after 0.2s: HTTP 429 (API error 971) from PUT "
+        f"retry 1/3 after 7.0s: HTTP 429 (API error 971) from PUT "
         f"/accounts/{emulator.account_id}/workers/scripts/silo"
     ]
-    assert sleeps == [0.25]  # Retry-After is not visible with sanitized logs: backoff
+    assert sleeps == [7.0]
     assert emulator.state.worker("silo").current_version()
-
-
-def test_retry_after_is_learned_only_from_unsanitized_debug_logs(make_wrangler, emulator):
-    wrangler = make_wrangler(VARS)
-    emulator.faults.add(method="PUT", path=PUT_SCRIPT, status=429, retry_after=7, times=None)
-    env = wrangler.env(WRANGLER_LOG="debug", WRANGLER_LOG_SANITIZE="false")
-
-    run = wrangler("deploy", env=env, check=False)
-
-    failure = classify(run.attempt)
-    assert failure is not None
-    assert (failure.status, failure.retry_after, failure.method) == (429, 7.0, "PUT")
-    assert RetryPolicy().delay(1, failure.retry_after) == 7.0
 
 
 def test_tool_gives_up_on_a_500_forever_after_bounded_retries(make_wrangler, emulator):

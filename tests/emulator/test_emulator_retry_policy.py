@@ -185,3 +185,13 @@ def test_run_with_retries_is_bounded():
         scripted(*[api_failed(10013)] * 5), RetryPolicy(max_retries=2), sleep=lambda s: None, log=lambda m: None
     )
     assert len(result.attempts) == 3 and result.failure.code == 10013
+
+
+def test_sanitized_debug_log_hides_retry_after():
+    sanitized = (
+        "-- START CF API REQUEST: PUT http://127.0.0.1:1/client/v4/accounts/a/workers/scripts/s\n"
+        "-- START CF API RESPONSE: Too Many Requests 429\n"
+        "HEADERS: omitted; set WRANGLER_LOG_SANITIZE=false to include sanitized data\n"
+    )
+    [call] = parse_debug_log(sanitized)
+    assert (call.status, call.retry_after) == (429, None)
