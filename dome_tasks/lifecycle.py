@@ -54,6 +54,7 @@ __all__ = [
     "canary",
     "current_traffic",
     "deploy_verified",
+    "migrate_recorded",
     "promote",
     "resources",
     "rollback",
@@ -622,6 +623,34 @@ def _abort(session: Session, target: Target, *, new: str, old: str, reason: str,
                             duration_ms=_ms(started))
     session.say(f"aborted: {old} serves 100% of {target.worker} again")
     return record
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+def migrate_recorded(session: Session, steps: Sequence[Step]) -> list[Record]:
+    """Run a migration plan (``plan.migrate_plan``) and append one ``migrate`` record per
+    ``migrate`` step (database name in ``extra``); stops at the first failure, recorded too."""
+    written: list[Record] = []
+    for step in steps:
+        if step.event != "migrate" or session.dry_run:
+            session.run([step])
+            continue
+        config = session.config(step.service or "", step.environment or "")
+        target = Target(config.service, config.environment, config.name, Path(), session.wrangler)
+        argv = list(step.action.argv)
+        database = argv[argv.index("apply") + 1] if "apply" in argv[:-1] else None
+        started = time.monotonic()
+        try:
+            session.run([step])
+        except WranglerFailed as error:
+            session.record("migrate", target, "failure", duration_ms=_ms(started),
+                           reason=_first_line(str(error)), extra={"database": database})
+            raise
+        rec = session.record("migrate", target, "success", duration_ms=_ms(started),
+                             extra={"database": database})
+        written += [rec] if rec else []
+    return written
 
 
 # --- operations ---------------------------------------------------------------------------

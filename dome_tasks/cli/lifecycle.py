@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from dome_tasks.cli.common import Settings, boundary, is_dry, load_manifest
@@ -35,6 +37,16 @@ def _session(c: Context, *, dry_run: bool = False, log_format: str = "", subdoma
     )
 
 
+@contextmanager
+def _summarised(session: Session) -> Iterator[Session]:
+    """Close the run with its ``run`` event (counters and timings), success or not."""
+    try:
+        yield session
+    finally:
+        if session.log.events and not session.dry_run:
+            session.log.emit_summary()
+
+
 def _confirm(session: Session, environment: str, service: str, yes: bool) -> None:
     """Protected environments ask on a terminal; without one, ``--yes`` is required."""
     if session.dry_run:
@@ -55,20 +67,21 @@ def verify(c, service, env, *, subdomain="", base_url="", deadline=0.0, no_smoke
 
     session = _session(c, log_format=log_format, subdomain=subdomain, base_url=base_url,
                        deadline=deadline)
-    result = verify_service(session, service, env, smoke=not no_smoke)
-    if result is None:  # dry run
-        return
-    target = session.target(service, env)
-    try:
-        live = current_traffic(session, target)
-        version = max(live, key=lambda item: item[1])[0] if len(live) == 1 else None
-    except DomeError:
-        version = None  # verification stands on its own; the version is a bonus
-    session.record("verify", target, "success" if result.ok else "unhealthy", version_id=version,
-                   verified=result.ok, duration_ms=sum(ch.duration_ms for ch in result.checks),
-                   reason=None if result.ok else result.summary())
-    if not result.ok:
-        raise LifecycleError(f"{target.worker} is unhealthy: {result.summary()}")
+    with _summarised(session):
+        result = verify_service(session, service, env, smoke=not no_smoke)
+        if result is None:  # dry run
+            return
+        target = session.target(service, env)
+        try:
+            live = current_traffic(session, target)
+            version = max(live, key=lambda item: item[1])[0] if len(live) == 1 else None
+        except DomeError:
+            version = None  # verification stands on its own; the version is a bonus
+        session.record("verify", target, "success" if result.ok else "unhealthy", version_id=version,
+                       verified=result.ok, duration_ms=sum(ch.duration_ms for ch in result.checks),
+                       reason=None if result.ok else result.summary())
+        if not result.ok:
+            raise LifecycleError(f"{target.worker} is unhealthy: {result.summary()}")
 
 
 @recipe(help={"service": SERVICE, "env": ENV,
@@ -86,8 +99,9 @@ def rollback(c, service, env, version="", *, reason="", no_verify=False, yes=Fal
     session = _session(c, dry_run=dry_run, log_format=log_format, subdomain=subdomain,
                        base_url=base_url)
     _confirm(session, env, service, yes)
-    lifecycle.rollback(session, service, env, version or None, reason=reason or "manual rollback",
-                       verify_after=not no_verify)
+    with _summarised(session):
+        lifecycle.rollback(session, service, env, version or None,
+                           reason=reason or "manual rollback", verify_after=not no_verify)
 
 
 @recipe(help={"service": SERVICE, "env": ENV,
@@ -102,7 +116,8 @@ def canary(c, service, env, *, percent=10, message="", tag="", yes=False, dry_ru
 
     session = _session(c, dry_run=dry_run, log_format=log_format)
     _confirm(session, env, service, yes)
-    lifecycle.canary(session, service, env, percent, message=message or None, tag=tag or None)
+    with _summarised(session):
+        lifecycle.canary(session, service, env, percent, message=message or None, tag=tag or None)
 
 
 @recipe(help={"service": SERVICE, "env": ENV, "no_verify": "do not verify after promoting",
@@ -117,7 +132,8 @@ def promote(c, service, env, *, no_verify=False, yes=False, dry_run=False, log_f
     session = _session(c, dry_run=dry_run, log_format=log_format, subdomain=subdomain,
                        base_url=base_url)
     _confirm(session, env, service, yes)
-    lifecycle.promote(session, service, env, verify_after=not no_verify)
+    with _summarised(session):
+        lifecycle.promote(session, service, env, verify_after=not no_verify)
 
 
 @recipe(help={"service": SERVICE, "env": ENV, "yes": YES, "dry_run": DRY, "log_format": LOG_FORMAT})
@@ -128,7 +144,8 @@ def abort(c, service, env, *, yes=False, dry_run=False, log_format=""):
 
     session = _session(c, dry_run=dry_run, log_format=log_format)
     _confirm(session, env, service, yes)
-    lifecycle.abort(session, service, env)
+    with _summarised(session):
+        lifecycle.abort(session, service, env)
 
 
 def _ledger(c: Context):  # noqa: ANN202
@@ -230,17 +247,18 @@ def status(c, service, env, *, json_=False, dry_run=False):
         print(f"  {v['percentage']:>5g}%  {v['version_id']}{role}  {v['last_action'] or '-'}, {verified}")
 
 
-@recipe(name="secret-put", help={"name": "the secret's name, e.g. SILO_API_KEY", "service": SERVICE, "env": ENV,
-              "yes": YES, "dry_run": DRY})
+@recipe(name="secret-put", help={"name": "the secret's name, e.g. SILO_API_KEY", "service": SERVICE,
+                                 "env": ENV, "yes": YES, "dry_run": DRY, "log_format": LOG_FORMAT})
 @boundary
-def secret_put(c, name, service, env, *, yes=False, dry_run=False):
+def secret_put(c, name, service, env, *, yes=False, dry_run=False, log_format=""):
     """Set secret NAME on SERVICE in ENV; the value comes from stdin or a hidden prompt."""
     from dome_tasks import lifecycle
 
-    session = _session(c, dry_run=dry_run)
+    session = _session(c, dry_run=dry_run, log_format=log_format)
     _confirm(session, env, service, yes)
     value = _read_secret(name)
-    lifecycle.secret_put(session, name, service, env, value)
+    with _summarised(session):
+        lifecycle.secret_put(session, name, service, env, value)
 
 
 def _read_secret(name: str) -> str:
@@ -253,14 +271,15 @@ def _read_secret(name: str) -> str:
     return getpass.getpass(f"value for {name} (hidden): ")
 
 
-@recipe(help={"env": ENV})
+@recipe(help={"env": ENV, "log_format": LOG_FORMAT})
 @boundary
-def resources(c, env):
+def resources(c, env, *, log_format=""):
     """List the D1 databases, R2 buckets and Vectorize indexes of ENV's account."""
     from dome_tasks import lifecycle
     from dome_tasks.errors import CommandFailed
 
-    failed = lifecycle.resources(_session(c), env)
+    with _summarised(_session(c, log_format=log_format)) as session:
+        failed = lifecycle.resources(session, env)
     if failed:
         raise CommandFailed(f"listing failed for: {', '.join(failed)}")
 

@@ -119,6 +119,11 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
     assert green.actor == "integration-test" and green.worker == "silo"
     assert state.traffic("silo") == {green.version_id: 100}
 
+    cli.verify(ctx, "silo", "production")  # the checks alone, recorded with the live version
+    checked = ledger.read().records[-1]
+    assert (checked.kind, checked.outcome, checked.version_id) == ("verify", "success", green.version_id)
+    capsys.readouterr()
+
     make_red(ws)
     with pytest.raises(LifecycleError, match="rolled back to"):
         # production is protected: rollback-on-failure is on by default
@@ -126,9 +131,9 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
 
     records = ledger.read().records
     assert [(r.kind, r.outcome) for r in records] == [
-        ("deploy", "success"), ("deploy", "unhealthy"), ("rollback", "success")
+        ("deploy", "success"), ("verify", "success"), ("deploy", "unhealthy"), ("rollback", "success")
     ]
-    bad, back = records[1], records[2]
+    bad, back = records[2], records[3]
     assert bad.verified is False and bad.version_id != green.version_id
     assert back.automatic and back.from_version == bad.version_id
     assert back.to_version == green.version_id and back.verified is True
@@ -143,6 +148,11 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
     cli.history(ctx)
     table = capsys.readouterr().out
     assert "rollback (auto)" in table and "unhealthy" in table
+    cli.metrics(ctx, json_=True)
+    report = json.loads(capsys.readouterr().out)
+    row = next(g for g in report["groups"] if g["service"] == "silo")
+    assert (row["deployments"], row["changes"], row["failed_changes"]) == (1, 2, 1)
+    assert row["change_failure_rate"] == 0.5 and row["mttr_s"] > 0
 
 
 def test_red_deploy_without_rollback_on_failure_fails_and_says_how(ctx, ws, cloudflare_emulator):
@@ -154,7 +164,7 @@ def test_red_deploy_without_rollback_on_failure_fails_and_says_how(ctx, ws, clou
     assert (record.kind, record.outcome) == ("deploy", "unhealthy")
 
 
-def test_canary_promote_and_abort(ctx, ws, cloudflare_emulator):
+def test_canary_promote_and_abort(ctx, ws, cloudflare_emulator, capsys):
     state = cloudflare_emulator.state
     (base,) = lifecycle.deploy_verified(session(ctx), ["silo"], "staging", build=False)
     v1 = base.version_id
@@ -164,6 +174,9 @@ def test_canary_promote_and_abort(ctx, ws, cloudflare_emulator):
     v2 = first.version_id
     assert (first.kind, first.percent, first.from_version) == ("canary", 10, v1)
     assert state.traffic("silo-staging") == {v2: 10, v1: 90}
+    cli.status(ctx, "silo", "staging")
+    shown = capsys.readouterr().out
+    assert f"10%  {v2} [canary]" in shown and f"90%  {v1} [stable]" in shown
 
     cli.promote(ctx, "silo", "staging")
     assert state.traffic("silo-staging") == {v2: 100}
@@ -210,8 +223,12 @@ def test_secret_put_never_leaks_the_value(ws, cloudflare_emulator, tmp_path):
     assert failed.returncode == 1, failed.stderr
     assert "Cloudflare API error" in failed.stderr  # the troubleshooting remedy
 
-    done = put()
+    done = put("--log-format", "json")
     assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events] == ["secret", "run"]
+    assert events[0]["outcome"] == "success" and events[0]["service"] == "silo"
+    assert events[1]["counters"] == {"secret.success": 1}
     assert cloudflare_emulator.state.worker("silo-staging").secrets["SILO_API_KEY"] == SECRET
 
     everything = [failed.stdout, failed.stderr, done.stdout, done.stderr, "\n".join(argv_log(ws))]
