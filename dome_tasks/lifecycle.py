@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dome_tasks.errors import DomeError, UsageError
+from dome_tasks.errors import CommandFailed, DomeError, UsageError
 from dome_tasks.events import EventLog, Redactor
 from dome_tasks.ledger import GitFacts, Ledger, Record, actor, git_facts, last_healthy_version, open_canary
 from dome_tasks.rollout import (
@@ -369,7 +369,7 @@ def deploy_verified(
         started = time.monotonic()
         try:
             results = session.run(steps)
-        except WranglerFailed as error:
+        except CommandFailed as error:  # wrangler, or the build before it
             rec = session.record("deploy", target, "failure", duration_ms=_ms(started),
                                  reason=_first_line(str(error)))
             written += [rec] if rec else []
@@ -521,6 +521,9 @@ def canary(
         steps = canary_steps(target, percent, old=old, new=new, message=text, upload=False)
         commit = {"commit": running.commit, "commit_time": running.commit_time, "dirty": running.dirty}
     else:
+        if not live:
+            raise LifecycleError(f"{target.worker} has no deployment yet: nothing to canary against",
+                                 hint=f"deploy it first: `invoke deploy-env {service} {target.environment}`")
         if len(live) != 1:
             raise LifecycleError(
                 f"{target.worker} already splits traffic ({_split_text(live)}) and the ledger has no "
