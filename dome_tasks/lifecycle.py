@@ -342,6 +342,7 @@ def deploy_verified(
     build: bool = True,
     verify_after: bool = True,
     rollback_on_failure: bool | None = None,
+    tools: Any = None,
 ) -> list[Record]:
     """Deploy ``services`` in dependency order; verify each; on red, roll back and stop.
 
@@ -354,7 +355,7 @@ def deploy_verified(
     env = session.manifest.environment(environment)
     auto_rollback = env.protected if rollback_on_failure is None else rollback_on_failure
     ordered = session.manifest.deploy_order(services)
-    tools = _tools(session)
+    tools = tools or _tools(session)  # a plan.Tools; pass the task's discover_tools() result
     if session.dry_run:
         for service in ordered:
             session.run(deploy_plan(session.manifest, [service], env.name, tools, build=build))
