@@ -178,7 +178,7 @@ def classify(attempt: Attempt) -> Failure | None:
     failed = attempt.output.failure
     code = failed.code if failed else None
     message = failed.message if failed else ""
-    text = strip_ansi("\n".join((attempt.stderr, attempt.stdout, message)))
+    text = strip_ansi(f"{attempt.stderr}\n{attempt.stdout}\n{message}")
     if code is None:
         match = _CODE.search(strip_ansi(attempt.stderr))
         code = int(match["code"]) if match else None
@@ -199,8 +199,10 @@ def classify(attempt: Attempt) -> Failure | None:
         return _failure(_kind_for(status, None), status, None, method, path, retry_after, message)
     if re.search(r"Migration \S+ failed|SQLITE_ERROR", text):
         return Failure("sql", False, code, status, method, path, None, message or "SQL error")
-    if code is None and status is None and (
-        "fetch failed" in text or "A fetch request failed" in text
+    if (
+        code is None
+        and status is None
+        and ("fetch failed" in text or "A fetch request failed" in text)
     ):
         return Failure("network", True, None, None, method, path, None, "fetch failed")
     if code is None and (
@@ -224,15 +226,44 @@ def _failure(
 
 
 _VALUE_FLAGS = frozenset(
-    {"--env", "-e", "--config", "-c", "--message", "-m", "--name", "--tag", "--script",
-     "--compatibility-date", "--outdir", "--var", "--define", "--persist-to", "--cwd"}
+    {
+        "--env",
+        "-e",
+        "--config",
+        "-c",
+        "--message",
+        "-m",
+        "--name",
+        "--tag",
+        "--script",
+        "--compatibility-date",
+        "--outdir",
+        "--var",
+        "--define",
+        "--persist-to",
+        "--cwd",
+    }
 )
 _SAFE = {
-    ("deploy",), ("versions", "upload"), ("versions", "deploy"), ("versions", "list"),
-    ("versions", "view"), ("deployments", "list"), ("deployments", "status"), ("whoami",),
-    ("secret", "put"), ("secret", "bulk"), ("secret", "list"), ("secret", "delete"),
-    ("d1", "migrations", "apply"), ("d1", "migrations", "list"), ("d1", "list"),
-    ("d1", "info"), ("kv", "namespace", "list"), ("r2", "bucket", "list"), ("queues", "list"),
+    ("deploy",),
+    ("versions", "upload"),
+    ("versions", "deploy"),
+    ("versions", "list"),
+    ("versions", "view"),
+    ("deployments", "list"),
+    ("deployments", "status"),
+    ("whoami",),
+    ("secret", "put"),
+    ("secret", "bulk"),
+    ("secret", "list"),
+    ("secret", "delete"),
+    ("d1", "migrations", "apply"),
+    ("d1", "migrations", "list"),
+    ("d1", "list"),
+    ("d1", "info"),
+    ("kv", "namespace", "list"),
+    ("r2", "bucket", "list"),
+    ("queues", "list"),
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "CommandFailed",
@@ -63,7 +63,7 @@ class CommandFailed:
     code: int | None = None
 
 
-Record = Union[Session, DeployRecord, VersionUploadRecord, VersionDeployRecord, CommandFailed]
+Record = Session | DeployRecord | VersionUploadRecord | VersionDeployRecord | CommandFailed
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,9 @@ class WranglerOutput:
 def _record(raw: dict[str, Any]) -> Record | None:
     kind = raw.get("type")
     if kind == "wrangler-session":
-        return Session(str(raw.get("wrangler_version", "")), tuple(raw.get("command_line_args", [])))
+        return Session(
+            str(raw.get("wrangler_version", "")), tuple(raw.get("command_line_args", []))
+        )
     if kind == "deploy":
         return DeployRecord(
             worker_name=raw["worker_name"],

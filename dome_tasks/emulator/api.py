@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from dome_tasks.emulator.multipart import Part, parse_multipart
 from dome_tasks.emulator.state import EmulatorState
 
-__all__ = ["ApiError", "Request", "Response", "Router", "ok", "error", "not_found_script"]
+__all__ = ["ApiError", "Request", "Response", "Router", "error", "not_found_script", "ok"]
 
 
 @dataclass(frozen=True)

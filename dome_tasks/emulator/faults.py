@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Fault", "FaultSet", "FaultResponse"]
+__all__ = ["Fault", "FaultResponse", "FaultSet"]
 
 _DEFAULT_CODES = {
     401: (10001, "Unable to authenticate request"),

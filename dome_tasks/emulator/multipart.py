@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import Message
 
-__all__ = ["Part", "parse_multipart", "content_type_params"]
+__all__ = ["Part", "content_type_params", "parse_multipart"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """pytest plugin (entry point `dome_emulator`): the `cloudflare_emulator` fixture.
 
+Example::
+
     def test_deploy(cloudflare_emulator, tmp_path):
         env = {**os.environ, **cloudflare_emulator.env()}
         subprocess.run(["wrangler", "deploy"], env=env, cwd=tmp_path, check=True)

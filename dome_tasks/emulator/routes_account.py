@@ -29,7 +29,14 @@ def accounts(state: EmulatorState, req: Request) -> Response:
 def memberships(state: EmulatorState, req: Request) -> Response:
     account = {"id": state.account_id, "name": state.account_name}
     return paged(
-        [{"id": "membership-1", "account": account, "roles": ["Administrator"], "status": "accepted"}]
+        [
+            {
+                "id": "membership-1",
+                "account": account,
+                "roles": ["Administrator"],
+                "status": "accepted",
+            }
+        ]
     )
 
 
@@ -42,3 +49,13 @@ def account_subdomain(state: EmulatorState, req: Request) -> Response:
 def set_account_subdomain(state: EmulatorState, req: Request) -> Response:
     state.subdomain = req.json().get("subdomain", state.subdomain)
     return ok({"subdomain": state.subdomain})
+
+
+@router.route("POST", "/graphql")
+def graphql(state: EmulatorState, req: Request) -> Response:
+    """Analytics (`d1 info` asks for metrics): there are none."""
+    return Response(
+        200,
+        b'{"data": {"viewer": {"accounts": []}}, "errors": null}',
+        {"Content-Type": "application/json"},
+    )

@@ -16,7 +16,7 @@ from dome_tasks.emulator.api import (
 )
 from dome_tasks.emulator.state import EmulatorState, Module, Version, Worker
 
-__all__ = ["router", "parse_upload", "existing_worker"]
+__all__ = ["existing_worker", "parse_upload", "router"]
 
 router = Router()
 SCRIPTS = "/accounts/{account}/workers/scripts/{script}"
@@ -81,6 +81,15 @@ def get_service(state: EmulatorState, req: Request) -> Response:
             },
         }
     )
+
+
+@router.route("DELETE", "/accounts/{account}/workers/services/{script}")
+def delete_service(state: EmulatorState, req: Request) -> Response:
+    """`wrangler delete`: the worker, its versions, deployments and secrets."""
+    with state.lock:
+        if state.workers.pop(req.params["script"], None) is None:
+            raise ApiError(404, 10090, "workers.api.error.service_not_found")
+    return ok(None)
 
 
 @router.route("GET", "/accounts/{account}/workers/scripts")
@@ -232,4 +241,3 @@ def set_script_subdomain(state: EmulatorState, req: Request) -> Response:
         worker.subdomain_enabled = bool(body.get("enabled", worker.subdomain_enabled))
         worker.previews_enabled = bool(body.get("previews_enabled", worker.subdomain_enabled))
     return ok({"enabled": worker.subdomain_enabled, "previews_enabled": worker.previews_enabled})
-

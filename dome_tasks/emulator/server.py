@@ -14,8 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from dome_tasks.emulator import routes_account, routes_d1, routes_secrets, routes_storage
-from dome_tasks.emulator import routes_workers
+from dome_tasks.emulator import (
+    routes_account,
+    routes_d1,
+    routes_secrets,
+    routes_storage,
+    routes_workers,
+)
 from dome_tasks.emulator.api import ApiError, Request, Response, Router, error
 
 if TYPE_CHECKING:
@@ -63,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EmulatorHTTPServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         if self.server.emulator.verbose:
             sys.stderr.write(f"emulator: {format % args}\n")
 
@@ -92,19 +97,21 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path
         is_api = path.startswith(API_PREFIX)
         api_path = path[len(API_PREFIX) :] or "/" if is_api else path
-        record_kwargs = dict(
-            method=self.command,
-            path=api_path,
-            query=split.query,
-            content_type=self.headers.get("Content-Type", ""),
-            body=body,
-        )
+        record_kwargs = {
+            "method": self.command,
+            "path": api_path,
+            "query": split.query,
+            "content_type": self.headers.get("Content-Type", ""),
+            "body": body,
+        }
         fault = emulator.faults.take(self.command, api_path) if is_api else None
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and not fault.passes_through:
             answer = fault.response()
-            emulator._record(RequestRecord(status=answer.status, fault=True, at=time.time(), **record_kwargs))
+            emulator._record(
+                RequestRecord(status=answer.status, fault=True, at=time.time(), **record_kwargs)
+            )
             if answer.drop:
                 self._drop()
             else:
@@ -112,7 +119,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         response = self._dispatch(split.query, api_path, body, is_api)
         emulator._record(
-            RequestRecord(status=response.status, fault=fault is not None, at=time.time(), **record_kwargs)
+            RequestRecord(
+                status=response.status, fault=fault is not None, at=time.time(), **record_kwargs
+            )
         )
         self._send(response)
 
@@ -123,7 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
                 name = path[len(NPM_PREFIX) :]
                 tags = {"latest": emulator.latest_wrangler}
                 payload = {"name": name, "dist-tags": tags}
-                return Response(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+                return Response(
+                    200, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+                )
             return Response(404, b"not found", {"Content-Type": "text/plain"})
         if self.headers.get("Authorization") != f"Bearer {emulator.token}":
             return error(401, 10000, "Authentication error")
@@ -148,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             return handler(emulator.state, request)
         except ApiError as exc:
             return exc.response()
-        except Exception:  # a bug in a handler must not hang wrangler
+        except Exception:  # noqa: BLE001 (a bug in a handler must not hang wrangler)
             traceback.print_exc(file=sys.stderr)
             return error(500, 10013, "emulator internal error (see its stderr)")
 

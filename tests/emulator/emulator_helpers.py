@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +93,7 @@ class Wrangler:
             env=env,
             input=input if input is not None else "",
             capture_output=True,
+            check=False,
             text=True,
             timeout=60,
         )

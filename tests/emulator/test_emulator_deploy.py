@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from emulator_helpers import api_lines, sequence_in
 
 pytestmark = pytest.mark.integration
@@ -140,6 +139,11 @@ def test_versions_upload_split_deploy_and_rollbacks(make_wrangler, emulator):
     assert emulator.state.traffic("silo") == {v1: 100}  # uploaded, not deployed
     stored_a = emulator.state.worker("silo").version(a)
     assert (stored_a.message, stored_a.tag) == ("upload A", "a")
+    viewed = json.loads(wrangler("versions", "view", a, "--json").stdout)
+    assert viewed["annotations"]["workers/message"] == "upload A"
+    assert viewed["resources"]["bindings"] == [
+        {"name": "SERVICE_NAME", "type": "plain_text", "text": "silo"}
+    ]
     b = wrangler("versions", "upload").output.version_upload.version_id
 
     split = wrangler("versions", "deploy", f"{a}@90%", f"{b}@10%", "--yes", "--message", "canary")

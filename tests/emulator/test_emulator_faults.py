@@ -16,12 +16,22 @@ PUT_SCRIPT = r"/workers/scripts/[^/]+$"
 @pytest.mark.parametrize(
     ("fault", "exit_code", "error_code", "kind"),
     [
-        pytest.param(dict(path=SERVICES, status=502), 1, None, "server_error", id="502-html"),
-        pytest.param(dict(path=SERVICES, status=401), 1, 10001, "auth", id="401"),
-        pytest.param(dict(path=SERVICES, status=200, code=10000), 1, 10000, "auth", id="success-false-10000"),
-        pytest.param(dict(path=SERVICES, drop=True), 1, None, "network", id="dropped"),
+        pytest.param({"path": SERVICES, "status": 502}, 1, None, "server_error", id="502-html"),
+        pytest.param({"path": SERVICES, "status": 401}, 1, 10001, "auth", id="401"),
         pytest.param(
-            dict(method="PUT", path=PUT_SCRIPT, status=429, retry_after=1), 1, 971, "rate_limited", id="429"
+            {"path": SERVICES, "status": 200, "code": 10000},
+            1,
+            10000,
+            "auth",
+            id="success-false-10000",
+        ),
+        pytest.param({"path": SERVICES, "drop": True}, 1, None, "network", id="dropped"),
+        pytest.param(
+            {"method": "PUT", "path": PUT_SCRIPT, "status": 429, "retry_after": 1},
+            1,
+            971,
+            "rate_limited",
+            id="429",
         ),
     ],
 )
@@ -78,8 +88,10 @@ def test_tool_retries_a_429_honouring_retry_after_from_unsanitized_debug_logs(
     assert result.ok and len(result.attempts) == 2
     assert result.attempts[0].output.error_code == 971  # wrangler did not retry it itself
     assert logs == [
-        f"retry 1/3 after 7.0s: HTTP 429 (API error 971) from PUT "
-        f"/accounts/{emulator.account_id}/workers/scripts/silo"
+        (
+            f"retry 1/3 after 7.0s: HTTP 429 (API error 971) from PUT "
+            f"/accounts/{emulator.account_id}/workers/scripts/silo"
+        )
     ]
     assert sleeps == [7.0]
     assert emulator.state.worker("silo").current_version()
@@ -91,7 +103,10 @@ def test_tool_gives_up_on_a_500_forever_after_bounded_retries(make_wrangler, emu
     logs: list[str] = []
 
     result = run_with_retries(
-        wrangler.attempt_fn("deploy"), RetryPolicy(max_retries=1), sleep=lambda s: None, log=logs.append
+        wrangler.attempt_fn("deploy"),
+        RetryPolicy(max_retries=1),
+        sleep=lambda s: None,
+        log=logs.append,
     )
 
     assert not result.ok and result.final.exit_code == 1
@@ -100,8 +115,9 @@ def test_tool_gives_up_on_a_500_forever_after_bounded_retries(make_wrangler, emu
         "retry 1/1 after 1.0s",
         "giving up after 2 attempts",
     ]
-    assert logs[0].endswith(f"API error 10013 (server error) from /accounts/{emulator.account_id}"
-                            "/workers/services/silo")
+    assert logs[0].endswith(
+        f"API error 10013 (server error) from /accounts/{emulator.account_id}/workers/services/silo"
+    )
     assert result.failure is not None and result.failure.code == 10013
 
 
@@ -111,7 +127,9 @@ def test_wrong_token_is_refused_and_never_retried(make_wrangler, emulator):
     logs: list[str] = []
 
     result = run_with_retries(
-        lambda: wrangler("deploy", env=env, check=False).attempt, sleep=lambda s: None, log=logs.append
+        lambda: wrangler("deploy", env=env, check=False).attempt,
+        sleep=lambda s: None,
+        log=logs.append,
     )
 
     assert result.final.exit_code == 1 and len(result.attempts) == 1 and logs == []

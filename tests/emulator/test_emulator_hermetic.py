@@ -29,7 +29,13 @@ def test_guard_catches_the_npm_update_check_that_the_hermetic_env_prevents(tmp_p
         env.update(guard_env(tmp_path / "guard"), TMPDIR=str(fresh_tmp))
         env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
         proc = subprocess.run(
-            [str(WRANGLER), "whoami"], cwd=project, env=env, capture_output=True, text=True, timeout=60
+            [str(WRANGLER), "whoami"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert proc.returncode == 0, proc.stderr
     assert any("registry.npmjs.org" in v for v in violations(tmp_path / "guard"))
@@ -48,4 +54,3 @@ def test_account_cache_is_not_shared_between_environments(make_wrangler, emulato
         assert json.loads(cache.read_text())["account"]["id"] == emulator.account_id
     assert not (wrangler.project / ".wrangler" / "cache").exists()
     assert set(emulator.state.workers) == {"silo", "silo-staging"}
-

@@ -15,22 +15,53 @@ from dome_tasks.wrangler_output import (
     read_output,
 )
 
-NDJSON = "\n".join(
-    json.dumps(r)
-    for r in [
-        {"type": "wrangler-session", "version": 1, "wrangler_version": "4.86.0",
-         "command_line_args": ["deploy", "--env", "staging"]},
-        {"type": "deploy", "version": 1, "worker_name": "silo-staging", "worker_tag": None,
-         "version_id": "v-1", "targets": ["https://silo-staging.x.workers.dev"],
-         "wrangler_environment": "staging", "worker_name_overridden": False},
-        {"type": "version-upload", "version": 1, "worker_name": "silo", "worker_tag": "t",
-         "version_id": "v-2", "preview_url": "https://p"},
-        {"type": "version-deploy", "version": 1, "worker_name": "silo", "worker_tag": "t",
-         "deployment_id": "d-1", "version_traffic": {}},
-        {"type": "command-failed", "version": 1, "code": 971, "message": "A request ... failed."},
-        {"type": "something-new", "version": 1},
-    ]
-) + "\n{truncated"
+NDJSON = (
+    "\n".join(
+        json.dumps(r)
+        for r in [
+            {
+                "type": "wrangler-session",
+                "version": 1,
+                "wrangler_version": "4.86.0",
+                "command_line_args": ["deploy", "--env", "staging"],
+            },
+            {
+                "type": "deploy",
+                "version": 1,
+                "worker_name": "silo-staging",
+                "worker_tag": None,
+                "version_id": "v-1",
+                "targets": ["https://silo-staging.x.workers.dev"],
+                "wrangler_environment": "staging",
+                "worker_name_overridden": False,
+            },
+            {
+                "type": "version-upload",
+                "version": 1,
+                "worker_name": "silo",
+                "worker_tag": "t",
+                "version_id": "v-2",
+                "preview_url": "https://p",
+            },
+            {
+                "type": "version-deploy",
+                "version": 1,
+                "worker_name": "silo",
+                "worker_tag": "t",
+                "deployment_id": "d-1",
+                "version_traffic": {},
+            },
+            {
+                "type": "command-failed",
+                "version": 1,
+                "code": 971,
+                "message": "A request ... failed.",
+            },
+            {"type": "something-new", "version": 1},
+        ]
+    )
+    + "\n{truncated"
+)
 
 
 def test_parse_output_types_every_record():
@@ -58,10 +89,20 @@ def test_read_output_of_a_missing_file_is_empty(tmp_path: Path):
 
 
 def test_hermetic_env(tmp_path: Path):
-    base = {"PATH": "/bin", "CF_API_BASE_URL": "http://elsewhere", "WRANGLER_LOG": "debug",
-            "WRANGLER_LOG_SANITIZE": "false"}
-    env = hermetic_env(base, state_dir=tmp_path, environment="staging",
-                       api_base_url="http://127.0.0.1:1/client/v4", api_token="t", account_id="a")
+    base = {
+        "PATH": "/bin",
+        "CF_API_BASE_URL": "http://elsewhere",
+        "WRANGLER_LOG": "debug",
+        "WRANGLER_LOG_SANITIZE": "false",
+    }
+    env = hermetic_env(
+        base,
+        state_dir=tmp_path,
+        environment="staging",
+        api_base_url="http://127.0.0.1:1/client/v4",
+        api_token="t",
+        account_id="a",
+    )
     assert env["PATH"] == "/bin"
     assert "CF_API_BASE_URL" not in env and "WRANGLER_LOG" not in env
     assert "WRANGLER_LOG_SANITIZE" not in env

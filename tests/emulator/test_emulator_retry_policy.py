@@ -55,14 +55,14 @@ def api_failed(code: int, path: str = API) -> Attempt:
         (
             failed(
                 None,
-                "near \"creat\": syntax error: SQLITE_ERROR [code: 7500]",
+                'near "creat": syntax error: SQLITE_ERROR [code: 7500]',
                 stderr="✘ [ERROR] Migration 0002_broken.sql failed with the following errors:\n"
-                "✘ [ERROR] near \"creat\": syntax error: SQLITE_ERROR [code: 7500]\n",
+                '✘ [ERROR] near "creat": syntax error: SQLITE_ERROR [code: 7500]\n',
             ),
             "sql",
             False,
         ),
-        (Attempt(1, "", "✘ [ERROR] Could not resolve \"./missing\""), "unknown", False),
+        (Attempt(1, "", '✘ [ERROR] Could not resolve "./missing"'), "unknown", False),
     ],
 )
 def test_classify(attempt, kind, retryable):
@@ -77,14 +77,19 @@ def test_classify_success_is_none():
 
 def test_malformed_response_names_method_path_and_status():
     failure = classify(
-        failed(None, "Received a malformed response from the API",
-               stderr="  GET /accounts/a/workers/services/silo -> 502 Bad Gateway\n")
+        failed(
+            None,
+            "Received a malformed response from the API",
+            stderr="  GET /accounts/a/workers/services/silo -> 502 Bad Gateway\n",
+        )
     )
     assert failure.describe() == "HTTP 502 from GET /accounts/a/workers/services/silo"
 
 
 def test_classify_uses_the_code_from_stderr_when_the_output_file_is_missing():
-    attempt = Attempt(1, "", f"{RED} A request to the Cloudflare API ({API}) failed.\n  x [code: 971]")
+    attempt = Attempt(
+        1, "", f"{RED} A request to the Cloudflare API ({API}) failed.\n  x [code: 971]"
+    )
     failure = classify(attempt)
     assert (failure.kind, failure.path) == ("rate_limited", API)
 
@@ -112,7 +117,9 @@ def test_parse_debug_log():
 def test_debug_log_gives_status_method_and_retry_after():
     attempt = api_failed(971, "/accounts/a/workers/scripts/silo")
     failure = classify(Attempt(1, DEBUG, attempt.stderr, attempt.output))
-    assert failure.describe() == "HTTP 429 (API error 971) from PUT /accounts/a/workers/scripts/silo"
+    assert (
+        failure.describe() == "HTTP 429 (API error 971) from PUT /accounts/a/workers/scripts/silo"
+    )
     assert failure.retry_after == 3.0
 
 
@@ -177,12 +184,17 @@ def test_run_with_retries_never_retries_auth_or_unsafe_commands():
         scripted(api_failed(971)), safe_to_repeat=False, sleep=lambda s: None, log=logs.append
     )
     assert len(result.attempts) == 1
-    assert logs == [f"not retrying (command is not safe to repeat): API error 971 (rate limited) from {API}"]
+    assert logs == [
+        f"not retrying (command is not safe to repeat): API error 971 (rate limited) from {API}"
+    ]
 
 
 def test_run_with_retries_is_bounded():
     result = run_with_retries(
-        scripted(*[api_failed(10013)] * 5), RetryPolicy(max_retries=2), sleep=lambda s: None, log=lambda m: None
+        scripted(*[api_failed(10013)] * 5),
+        RetryPolicy(max_retries=2),
+        sleep=lambda s: None,
+        log=lambda m: None,
     )
     assert len(result.attempts) == 3 and result.failure.code == 10013
 

@@ -22,7 +22,12 @@ from dome_tasks.emulator.multipart import parse_multipart
 
 
 def call(
-    emu: Emulator, method: str, path: str, body: Any = None, *, token: str | None = "default",
+    emu: Emulator,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = "default",
     content_type: str = "application/json",
 ) -> tuple[int, dict[str, str], bytes]:
     data = None
@@ -46,8 +51,12 @@ def multipart(parts: list[tuple[str, str | None, str, bytes]]) -> tuple[bytes, s
     for name, filename, ctype, body in parts:
         disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
         out += (
-            f"--{boundary}\r\nContent-Disposition: {disp}\r\nContent-Type: {ctype}\r\n\r\n"
-        ).encode() + body + b"\r\n"
+            (
+                f"--{boundary}\r\nContent-Disposition: {disp}\r\nContent-Type: {ctype}\r\n\r\n"
+            ).encode()
+            + body
+            + b"\r\n"
+        )
     return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -82,10 +91,15 @@ def test_unknown_routes_and_other_accounts_get_cloudflare_errors(emu):
 
 def test_upload_keeps_modules_byte_exact_and_metadata(emu):
     module = b"export default {};\r\n// crlf kept\r\n"
-    meta = {"main_module": "index.js", "bindings": [{"name": "A", "type": "plain_text", "text": "1"}]}
+    meta = {
+        "main_module": "index.js",
+        "bindings": [{"name": "A", "type": "plain_text", "text": "1"}],
+    }
     body, ctype = multipart(
-        [("metadata", None, "application/json", json.dumps(meta).encode()),
-         ("index.js", "index.js", "application/javascript+module", module)]
+        [
+            ("metadata", None, "application/json", json.dumps(meta).encode()),
+            ("index.js", "index.js", "application/javascript+module", module),
+        ]
     )
     path = f"/accounts/{emu.account_id}/workers/scripts/w"
     status, _, raw = call(emu, "PUT", path, body, content_type=ctype)
@@ -99,8 +113,10 @@ def test_upload_keeps_modules_byte_exact_and_metadata(emu):
 
 def test_deployment_percentages_must_add_up(emu):
     body, ctype = multipart(
-        [("metadata", None, "application/json", b'{"main_module":"i.js"}'),
-         ("i.js", "i.js", "application/javascript+module", b"x")]
+        [
+            ("metadata", None, "application/json", b'{"main_module":"i.js"}'),
+            ("i.js", "i.js", "application/javascript+module", b"x"),
+        ]
     )
     base = f"/accounts/{emu.account_id}/workers/scripts/w"
     call(emu, "PUT", base, body, content_type=ctype)
@@ -168,7 +184,9 @@ def test_d1_batches_are_atomic():
 
 def test_d1_query_over_http_returns_one_result_per_statement(emu):
     path = f"/accounts/{emu.account_id}/d1/database/db-1/query"
-    status, _, raw = call(emu, "POST", path, {"sql": "create table t(x); insert into t values (1); select * from t"})
+    status, _, raw = call(
+        emu, "POST", path, {"sql": "create table t(x); insert into t values (1); select * from t"}
+    )
     assert status == 200
     results = json.loads(raw)["result"]
     assert [r["results"] for r in results] == [[], [], [{"x": 1}]]
@@ -178,7 +196,9 @@ def test_d1_query_over_http_returns_one_result_per_statement(emu):
 
 def test_strict_emulator_does_not_invent_databases():
     with Emulator(auto_create=False) as emu:
-        status, _, raw = call(emu, "POST", f"/accounts/{emu.account_id}/d1/database/x/query", {"sql": "select 1"})
+        status, _, raw = call(
+            emu, "POST", f"/accounts/{emu.account_id}/d1/database/x/query", {"sql": "select 1"}
+        )
         assert (status, json.loads(raw)["errors"][0]["code"]) == (404, 7404)
 
 
@@ -206,7 +226,9 @@ def test_cloudflare_emulator_fixture_from_the_shipped_plugin(cloudflare_emulator
 def test_serve_prints_exports_and_stops():
     out = io.StringIO()
     stop = threading.Event()
-    thread = threading.Thread(target=serve, kwargs=dict(port=0, out=out, stop=stop, verbose=False))
+    thread = threading.Thread(
+        target=serve, kwargs={"port": 0, "out": out, "stop": stop, "verbose": False}
+    )
     thread.start()
     deadline = time.monotonic() + 5
     while "Ctrl-C" not in out.getvalue() and time.monotonic() < deadline:
@@ -222,7 +244,9 @@ def test_serve_prints_exports_and_stops():
 def test_python_m_emulator_runs_in_the_foreground():
     proc = subprocess.Popen(
         [sys.executable, "-m", "dome_tasks.emulator", "--port", "0", "--quiet"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         first = proc.stdout.readline()
