@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -177,11 +178,18 @@ class ProcessRecord:
             return None
 
     def alive(self) -> bool:
-        """True if the recorded process still runs: same pid, same start time, wrangler dev."""
+        """True if the recorded process still runs: same pid and same start time.
+
+        ``(pid, start ticks)`` is the identity; the command line is checked only when it can
+        be read: it is briefly empty while the process execs (``env`` → ``node``), and a
+        record must never be dropped for a process that is still running.
+        """
         info = procs.proc_info(self.pid)
         if info is None or info.zombie or info.start_ticks != self.start_ticks:
             return False
-        return any("wrangler" in part for part in info.cmdline) and "dev" in info.cmdline
+        if not info.cmdline:
+            return True
+        return any("wrangler" in part for part in info.cmdline)
 
 
 @dataclass(frozen=True)
@@ -272,7 +280,7 @@ def _live_records(env: LocalEnv) -> dict[str, ProcessRecord]:
         if record.alive():
             live[name] = record
         else:
-            _forget(env, record)
+            _stop_record(env, record)
     return live
 
 
@@ -312,8 +320,13 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+_GO_DUMP = re.compile(r"^(goroutine \d+ \[.*\]:|\t.*|created by .*|[\w.*/()\[\]-]+\(.*\)( \+0x[0-9a-f]+)?)$")
+
+
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    kept = [line for line in text.splitlines() if line.strip()]
+    """The last non-blank lines, without Go goroutine dumps (esbuild's service prints one
+    when wrangler exits under it, and it would bury wrangler's own error)."""
+    kept = [line for line in text.splitlines() if line.strip() and not _GO_DUMP.match(line)]
     return "\n".join(kept[-lines:])
 
 
@@ -325,7 +338,14 @@ def _log_tail(path: Path) -> str:
 
 
 def _stop_record(env: LocalEnv, record: ProcessRecord) -> None:
-    if record.alive():
+    """Kill the record's process group if it is ours, then forget the record.
+
+    A group is ours if its leader is the recorded process, or if the leader is gone while
+    members remain (wrangler's outer node killed, its inner node and workerd orphaned): Linux
+    does not hand out a pid that is still some group's id, so those members can only be the
+    orphans of our group. A pid now used by another program is never signalled.
+    """
+    if record.alive() or (procs.proc_info(record.pid) is None and procs.group_members(record.pid)):
         procs.kill_group(record.pid, env.stop_timeout)
     _forget(env, record)
 
@@ -346,13 +366,18 @@ def start(env: LocalEnv, service: LocalService) -> ProcessRecord:
     return launched[1]
 
 
-def _launch(env: LocalEnv, service: LocalService) -> tuple[subprocess.Popen, ProcessRecord]:
-    """Stop a running copy, choose a port, spawn ``wrangler dev`` and record it (no waiting)."""
+def _launch(
+    env: LocalEnv, service: LocalService, reserved: dict[int, str] | None = None
+) -> tuple[subprocess.Popen, ProcessRecord]:
+    """Stop a running copy, choose a port, spawn ``wrangler dev`` and record it (no waiting).
+
+    ``reserved`` holds ports already handed out by the caller (not yet listening)."""
     live = _live_records(env)
     previous = live.pop(service.name, None)
     if previous is not None:
         _stop_record(env, previous)
     taken = {record.port: name for name, record in live.items()}
+    taken.update(reserved or {})
     port = _choose_port(env, service.name, previous.port if previous else None, taken)
     inspector_port = procs.free_port(env.host)
     log_path = env.log_path(service.name)
@@ -446,8 +471,10 @@ def start_stack(
         return started
     launched: list[tuple[LocalService, subprocess.Popen, ProcessRecord]] = []
     try:
+        reserved: dict[int, str] = {}
         for service in services:
-            launched.append((service, *_launch(env, service)))
+            launched.append((service, *_launch(env, service, reserved)))
+            reserved[launched[-1][2].port] = service.name
         for service, process, record in launched:
             _wait_healthy(env, service, process, record)
     except BaseException:
@@ -489,7 +516,7 @@ def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[Service
         if record is None:
             result.append(ServiceStatus(name, "stopped"))
         elif not record.alive():
-            _forget(env, record)
+            _stop_record(env, record)
             result.append(ServiceStatus(name, "stale", record.worker, record.pid, record.port, record.url))
         else:
             result.append(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -99,6 +100,19 @@ def test_stale_pid_files_are_detected_and_cleaned(tmp_path):
     assert list((env.state_dir / "run").glob("*.json")) == []
     assert not (env.state_dir / "registry" / "gone-local").exists()
     assert stop(env) == []  # and we are still alive
+
+
+def test_orphans_of_a_killed_wrangler_are_cleaned_as_stale(wrangler, tmp_path):
+    env = make_env(tmp_path / "state", "28860-28869")
+    worker = write_worker(tmp_path / "src", "w", HEALTHY)
+    record = start(env, worker)
+    orphans = [p.pid for p in procs.group_members(record.pid) if p.pid != record.pid]
+    assert orphans  # wrangler's inner node, esbuild, workerd
+    os.kill(record.pid, signal.SIGKILL)  # only the outer node: the rest keeps the port
+    os.waitpid(record.pid, 0)
+    assert [(s.service, s.state) for s in status(env)] == [("w", "stale")]
+    assert procs.group_members(record.pid) == []
+    assert_nothing_left(env, worker)
 
 
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "sequential"])
