@@ -149,6 +149,7 @@ def _summary(payload: dict[str, Any]) -> str:
 
 @task(
     name="ci-plan",
+    auto_shortflags=False,
     help={
         "event": EVENT_HELP, "event_path": EVENT_PATH_HELP, "env": ENV_HELP,
         "only_changed": ONLY_CHANGED_HELP, "all_": ALL_HELP, "since": SINCE_HELP,
@@ -185,6 +186,7 @@ def ci_plan(c, event="", event_path="", env="", only_changed=False, all_=False, 
 
 @task(
     name="ci-deploy",
+    auto_shortflags=False,
     help={
         "event": EVENT_HELP, "event_path": EVENT_PATH_HELP, "env": ENV_HELP,
         "only_changed": ONLY_CHANGED_HELP, "all_": ALL_HELP, "since": SINCE_HELP,
@@ -254,6 +256,7 @@ def deploy_selected(
 
 @task(
     name="ci-mark-deployed",
+    auto_shortflags=False,
     help={
         "env": "the environment just deployed (aliases allowed)",
         "remote": "git remote to push the tag to (default: origin)",
@@ -283,6 +286,7 @@ def ci_mark_deployed(c, env, remote="origin", no_push=False, dry_run=False):
 
 
 @task(
+    auto_shortflags=False,
     help={
         "since": "git ref to diff against (default: HEAD~1)",
         "json_": "print JSON: services, a reason per service, changed files",

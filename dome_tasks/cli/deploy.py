@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from invoke import task
@@ -66,69 +67,87 @@ def confirm_protected(manifest: Manifest, environment: str, services: list[str],
         raise Refused("deploy cancelled")
 
 
-def execute(c: Context, steps: list[Step], *, dry_run: bool) -> None:
-    from dome_tasks.runner import Runner
+@dataclass(frozen=True)
+class DeployOptions:
+    """What a deploy task's flags ask for."""
 
-    Runner(c, dry_run=dry_run).run(steps)
+    dry_run: bool = False
+    yes: bool = False
+    build: bool = True
+    verify: bool = True
+    rollback_on_failure: bool | None = None  # None: on for protected environments
+    log_format: str = ""
 
 
 def deploy_services(
-    c: Context,
-    manifest: Manifest,
-    services: list[str],
-    environment: str,
-    *,
-    dry_run: bool = False,
-    yes: bool = False,
-    build: bool = True,
+    c: Context, manifest: Manifest, services: list[str], environment: str, options: DeployOptions
 ) -> None:
-    """Deploy *services* (in dependency order) to *environment*: the library call behind every deploy task."""
-    from dome_tasks.plan import deploy_plan
+    """Deploy *services* (in dependency order) to *environment*: the call behind every deploy task.
 
+    Remote environments: build, render, ``wrangler deploy``, verify, and (when verification fails
+    and rollback is on) roll back; each step is logged and recorded in the ledger.
+    """
     env = manifest.environment(environment)
     ordered = manifest.deploy_order(services)
     if env.is_local:
         from dome_tasks.cli.local_env import deploy_local
 
-        deploy_local(c, manifest, ordered, dry_run=dry_run)
+        deploy_local(c, manifest, ordered, dry_run=options.dry_run)
         return
-    tools = discover_tools(manifest, dry_run=dry_run)
-    steps = deploy_plan(manifest, ordered, env.name, tools, build=build)
-    if not dry_run:
-        confirm_protected(manifest, env.name, ordered, yes)
-    execute(c, steps, dry_run=dry_run)
+    from dome_tasks.lifecycle import Session, deploy_verified
+
+    tools = discover_tools(manifest, dry_run=options.dry_run)
+    if not options.dry_run:
+        confirm_protected(manifest, env.name, ordered, options.yes)
+    session = Session.open(c, manifest, dry_run=options.dry_run, log_format=options.log_format or None)
+    try:
+        deploy_verified(
+            session, ordered, env.name, build=options.build, tools=tools,
+            verify_after=options.verify, rollback_on_failure=options.rollback_on_failure,
+        )
+    finally:
+        if not options.dry_run:
+            session.log.emit_summary()
 
 
-@recipe(
-    help={"service": SERVICE_HELP, "dry_run": DRY_HELP, "yes": YES_HELP, "no_build": "skip the build step"},
-)
+def _options(c: Context, dry_run: bool, yes: bool, no_build: bool, no_verify: bool,
+             rollback_on_failure: bool, no_rollback: bool, log_format: str) -> DeployOptions:
+    rollback = True if rollback_on_failure else (False if no_rollback else None)
+    return DeployOptions(is_dry(c, dry_run), yes, not no_build, not no_verify, rollback, log_format)
+
+
+DEPLOY_HELP = {
+    "service": SERVICE_HELP, "env": ENV_HELP, "dry_run": DRY_HELP, "yes": YES_HELP,
+    "no_build": "skip the build step",
+    "no_verify": "skip the health check after deploying",
+    "rollback_on_failure": "roll back when verification fails (default for protected environments)",
+    "no_rollback": "never roll back automatically, even in protected environments",
+    "log_format": "text (default) or json: structured log events on stderr",
+}
+
+
+@recipe(help={k: v for k, v in DEPLOY_HELP.items() if k != "env"})
 @boundary
-def deploy(c, service="", dry_run=False, yes=False, no_build=False):
+def deploy(c, service="", *, dry_run=False, yes=False, no_build=False, no_verify=False,
+           rollback_on_failure=False, no_rollback=False, log_format=""):
     """Deploy SERVICE (or every service, in dependency order) to production."""
-    manifest = load_manifest(c)
     from dome_tasks.plan import all_services
 
-    deploy_services(
-        c, manifest, all_services(manifest, service), "production",
-        dry_run=is_dry(c, dry_run), yes=yes, build=not no_build,
-    )
+    manifest = load_manifest(c)
+    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback, log_format)
+    deploy_services(c, manifest, all_services(manifest, service), "production", options)
 
 
-@recipe(
-    name="deploy-env",
-    help={"service": SERVICE_HELP, "env": ENV_HELP, "dry_run": DRY_HELP, "yes": YES_HELP,
-          "no_build": "skip the build step"},
-)
+@recipe(name="deploy-env", help=DEPLOY_HELP)
 @boundary
-def deploy_env(c, service, env, dry_run=False, yes=False, no_build=False):
+def deploy_env(c, service, env, *, dry_run=False, yes=False, no_build=False, no_verify=False,
+               rollback_on_failure=False, no_rollback=False, log_format=""):
     """Deploy SERVICE ('all' for every service) to ENV."""
-    manifest = load_manifest(c)
     from dome_tasks.plan import all_services
 
-    deploy_services(
-        c, manifest, all_services(manifest, service), env,
-        dry_run=is_dry(c, dry_run), yes=yes, build=not no_build,
-    )
+    manifest = load_manifest(c)
+    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback, log_format)
+    deploy_services(c, manifest, all_services(manifest, service), env, options)
 
 
 def _migrate(c: Context, environment: str, dry_run: bool, yes: bool) -> None:
@@ -144,7 +163,9 @@ def _migrate(c: Context, environment: str, dry_run: bool, yes: bool) -> None:
     if not dry:
         services = list(dict.fromkeys(s.service for s in steps if s.service))
         confirm_protected(manifest, environment, services, yes)
-    execute(c, steps, dry_run=dry)
+    from dome_tasks.lifecycle import Session, migrate_recorded
+
+    migrate_recorded(Session.open(c, manifest, dry_run=dry), steps)
 
 
 MIGRATE_HELP = {"dry_run": DRY_HELP, "yes": YES_HELP}

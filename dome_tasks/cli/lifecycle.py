@@ -228,10 +228,17 @@ def logs(c, service, env):
     lifecycle.tail(_session(c), service, env)
 
 
-@recipe(help={"service": SERVICE, "env": ENV, "json": "print JSON", "dry_run": DRY})
+@recipe(help={"service": SERVICE + "; or 'local' alone for the whole local environment",
+              "env": ENV, "json": "print JSON", "dry_run": DRY})
 @boundary
-def status(c, service, env, *, json_=False, dry_run=False):
-    """Show which versions of SERVICE serve ENV's traffic now (wrangler deployments status)."""
+def status(c, service="", env="", *, json_=False, dry_run=False):
+    """Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes."""
+    from dome_tasks.cli.local_env import print_local_status, wants_local
+
+    local_services = wants_local(c, service, env)
+    if local_services is not None:
+        print_local_status(c, local_services)
+        return
     from dome_tasks import lifecycle
 
     data = lifecycle.status(_session(c, dry_run=dry_run, log_format=""), service, env)

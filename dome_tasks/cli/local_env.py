@@ -131,15 +131,26 @@ def stop(c, service="", env="local"):
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-@recipe(name="local-status", help={"service": "a service, or empty for every service"})
-@boundary
-def local_status(c, service=""):
-    """Show each local service's state, URL, health, pid and uptime."""
-    from dome_tasks import local
+def wants_local(c: Context, service: str, env: str) -> list[str] | None:
+    """For ``status [SERVICE] [ENV]``: the local services asked for, or None for a remote status."""
+    from dome_tasks.errors import UsageError
 
     manifest = load_manifest(c)
-    names = _local_services(manifest, service, "local") or manifest.deploy_order()
-    print(local.format_status(local.status(local_env(manifest), names)))
+    if service == "local" and "local" not in manifest.services:
+        service, env = env, "local"
+    if not env or manifest.environment(env).name != "local":
+        if not service or not env:
+            raise UsageError("status needs SERVICE and ENV (or `status local`)",
+                             hint="e.g. `invoke status silo staging` or `invoke status local`")
+        return None
+    return _local_services(manifest, service, "local") or list(manifest.deploy_order())
+
+
+def print_local_status(c: Context, services: list[str]) -> None:
+    """Each local service's state, URL, health, pid and uptime."""
+    from dome_tasks import local
+
+    print(local.format_status(local.status(local_env(load_manifest(c)), services)))
 
 
 @recipe(name="db-migrate-local", help={"dry_run": "print the steps without running anything"})
@@ -149,4 +160,4 @@ def db_migrate_local(c, dry_run=False):
     migrate_local(c, load_manifest(c), dry_run=is_dry(c, dry_run))
 
 
-TASKS = [stop, local_status, db_migrate_local]
+TASKS = [stop, db_migrate_local]
