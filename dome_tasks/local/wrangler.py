@@ -50,8 +50,13 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
 
     The dev registry (how one ``wrangler dev`` finds the others for service bindings) and
     wrangler's debug logs are kept inside the state folder, so two workspaces, or two test
-    runs, never see each other's workers.
+    runs, never see each other's workers. The ``Request.cf`` download and the npm update check
+    are turned off, so ``wrangler dev`` contacts no host.
     """
+    from dome_tasks.wrangler_env import DEAD_REGISTRY, seed_update_check
+
+    tmp_dir = state_dir / "tmp"
+    seed_update_check(tmp_dir)
     env = dict(base)
     env.update(
         WRANGLER_SEND_METRICS="false",
@@ -60,6 +65,10 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
         FORCE_COLOR="0",
         WRANGLER_REGISTRY_PATH=str(registry_dir(state_dir)),
         WRANGLER_LOG_PATH=str(state_dir / "logs" / "wrangler"),
+        # Nothing leaves the machine: no Request.cf download, no npm update check.
+        CLOUDFLARE_CF_FETCH_ENABLED="false",
+        TMPDIR=str(tmp_dir),
+        npm_registry=DEAD_REGISTRY,
     )
     return env
 
