@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,8 +20,8 @@ if TYPE_CHECKING:
     from invoke import Context
 
     from dome_tasks.manifest import Manifest
+    from dome_tasks.lifecycle import Session
     from dome_tasks.plan import Tools
-    from dome_tasks.steps import Step
 
 SERVICE_HELP = "a service from the manifest; empty or 'all' means every service"
 ENV_HELP = "development|staging|production|local (aliases: dev, stg, prod)"
@@ -77,6 +79,7 @@ class DeployOptions:
     verify: bool = True
     rollback_on_failure: bool | None = None  # None: on for protected environments
     log_format: str = ""
+    rehearse: bool = False  # against a throwaway Cloudflare API emulator
 
 
 def deploy_services(
@@ -97,23 +100,41 @@ def deploy_services(
     from dome_tasks.lifecycle import Session, deploy_verified
 
     tools = discover_tools(manifest, dry_run=options.dry_run)
-    if not options.dry_run:
+    if not options.dry_run and not options.rehearse:
         confirm_protected(manifest, env.name, ordered, options.yes)
     session = Session.open(c, manifest, dry_run=options.dry_run, log_format=options.log_format or None)
-    try:
-        deploy_verified(
-            session, ordered, env.name, build=options.build, tools=tools,
-            verify_after=options.verify, rollback_on_failure=options.rollback_on_failure,
-        )
-    finally:
-        if not options.dry_run:
-            session.log.emit_summary()
+    with maybe_rehearsal(session, env.name, options.rehearse and not options.dry_run) as rehearsing:
+        try:
+            deploy_verified(
+                session, ordered, env.name, build=options.build, tools=tools,
+                verify_after=options.verify and not rehearsing,
+                rollback_on_failure=options.rollback_on_failure,
+            )
+        finally:
+            if not options.dry_run:
+                session.log.emit_summary()
+
+
+@contextlib.contextmanager
+def maybe_rehearsal(session: Session, environment: str, rehearse: bool) -> Iterator[bool]:
+    """Point the session's wrangler at a throwaway emulator when rehearsing."""
+    if not rehearse:
+        yield False
+        return
+    import os
+
+    from dome_tasks.cli.rehearse import rehearsal
+
+    with rehearsal(session.manifest, environment) as emulator:
+        session.base_env = {**os.environ, **emulator.env()}
+        print("rehearsal: health checks skipped (the emulator does not run workers)")
+        yield True
 
 
 def _options(c: Context, dry_run: bool, yes: bool, no_build: bool, no_verify: bool,
-             rollback_on_failure: bool, no_rollback: bool, log_format: str) -> DeployOptions:
+             rollback_on_failure: bool, no_rollback: bool, log_format: str, rehearse: bool) -> DeployOptions:
     rollback = True if rollback_on_failure else (False if no_rollback else None)
-    return DeployOptions(is_dry(c, dry_run), yes, not no_build, not no_verify, rollback, log_format)
+    return DeployOptions(is_dry(c, dry_run), yes, not no_build, not no_verify, rollback, log_format, rehearse)
 
 
 DEPLOY_HELP = {
@@ -123,73 +144,77 @@ DEPLOY_HELP = {
     "rollback_on_failure": "roll back when verification fails (default for protected environments)",
     "no_rollback": "never roll back automatically, even in protected environments",
     "log_format": "text (default) or json: structured log events on stderr",
+    "rehearse": "run everything against a throwaway Cloudflare API emulator and show the result",
 }
 
 
 @recipe(help={k: v for k, v in DEPLOY_HELP.items() if k != "env"})
 @boundary
 def deploy(c, service="", *, dry_run=False, yes=False, no_build=False, no_verify=False,
-           rollback_on_failure=False, no_rollback=False, log_format=""):
+           rollback_on_failure=False, no_rollback=False, log_format="", rehearse=False):
     """Deploy SERVICE (or every service, in dependency order) to production."""
     from dome_tasks.plan import all_services
 
     manifest = load_manifest(c)
-    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback, log_format)
+    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback,
+                       log_format, rehearse)
     deploy_services(c, manifest, all_services(manifest, service), "production", options)
 
 
 @recipe(name="deploy-env", help=DEPLOY_HELP)
 @boundary
 def deploy_env(c, service, env, *, dry_run=False, yes=False, no_build=False, no_verify=False,
-               rollback_on_failure=False, no_rollback=False, log_format=""):
+               rollback_on_failure=False, no_rollback=False, log_format="", rehearse=False):
     """Deploy SERVICE ('all' for every service) to ENV."""
     from dome_tasks.plan import all_services
 
     manifest = load_manifest(c)
-    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback, log_format)
+    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback,
+                       log_format, rehearse)
     deploy_services(c, manifest, all_services(manifest, service), env, options)
 
 
-def _migrate(c: Context, environment: str, dry_run: bool, yes: bool) -> None:
+def _migrate(c: Context, environment: str, dry_run: bool, yes: bool, rehearse: bool) -> None:
+    from dome_tasks.lifecycle import Session, migrate_recorded
     from dome_tasks.plan import migrate_plan
 
     manifest = load_manifest(c)
     dry = is_dry(c, dry_run)
-    tools = discover_tools(manifest, dry_run=dry)
-    steps = migrate_plan(manifest, environment, tools)
+    steps = migrate_plan(manifest, environment, discover_tools(manifest, dry_run=dry))
     if not steps:
         print(f"no service has D1 migrations in {manifest.environment(environment).name}")
         return
-    if not dry:
+    if not dry and not rehearse:
         services = list(dict.fromkeys(s.service for s in steps if s.service))
         confirm_protected(manifest, environment, services, yes)
-    from dome_tasks.lifecycle import Session, migrate_recorded
+    session = Session.open(c, manifest, dry_run=dry)
+    with maybe_rehearsal(session, environment, rehearse and not dry):
+        migrate_recorded(session, steps)
 
-    migrate_recorded(Session.open(c, manifest, dry_run=dry), steps)
 
-
-MIGRATE_HELP = {"dry_run": DRY_HELP, "yes": YES_HELP}
+MIGRATE_HELP = {"dry_run": DRY_HELP, "yes": YES_HELP,
+                "rehearse": "apply them in a throwaway Cloudflare API emulator and show the result"}
 
 
 @task(name="db-migrate-dev", help=MIGRATE_HELP)
 @boundary
-def db_migrate_dev(c, dry_run=False, yes=False):
+def db_migrate_dev(c, dry_run=False, yes=False, rehearse=False):
     """Apply D1 migrations to development (remote)."""
-    _migrate(c, "development", dry_run, yes)
+    _migrate(c, "development", dry_run, yes, rehearse)
 
 
 @task(name="db-migrate-staging", help=MIGRATE_HELP)
 @boundary
-def db_migrate_staging(c, dry_run=False, yes=False):
+def db_migrate_staging(c, dry_run=False, yes=False, rehearse=False):
     """Apply D1 migrations to staging (remote)."""
-    _migrate(c, "staging", dry_run, yes)
+    _migrate(c, "staging", dry_run, yes, rehearse)
 
 
 @task(name="db-migrate-prod", help=MIGRATE_HELP)
 @boundary
-def db_migrate_prod(c, dry_run=False, yes=False):
+def db_migrate_prod(c, dry_run=False, yes=False, rehearse=False):
     """Apply D1 migrations to production (remote; asks for confirmation)."""
-    _migrate(c, "production", dry_run, yes)
+    _migrate(c, "production", dry_run, yes, rehearse)
 
 
 @recipe(help={"service": SERVICE_HELP, "env": ENV_HELP + "; empty means every environment"})
