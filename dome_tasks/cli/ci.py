@@ -194,6 +194,8 @@ def ci_plan(c, event="", event_path="", env="", only_changed=False, all_=False, 
         "print_env": "only print the environment this event deploys to, and exit",
         "no_migrate": "do not apply D1 migrations before deploying",
         "no_build": "skip the build step",
+        "no_verify": "skip the health check after each deploy",
+        "rehearse": "run it all against a throwaway Cloudflare API emulator",
         "dry_run": "print every step and command without running anything",
         "yes": "confirm protected environments (implied under GitHub Actions, where the "
                "environment's required reviewers approve)",
@@ -201,8 +203,8 @@ def ci_plan(c, event="", event_path="", env="", only_changed=False, all_=False, 
 )
 @boundary
 def ci_deploy(c, event="", event_path="", env="", only_changed=False, all_=False, since="",
-              services="", print_env=False, no_migrate=False, no_build=False, dry_run=False,
-              yes=False):
+              services="", print_env=False, no_migrate=False, no_build=False, no_verify=False,
+              rehearse=False, dry_run=False, yes=False):
     """Deploy what this CI event calls for: its environment, the changed services, in order."""
     manifest = load_manifest(c)
     decision = decide_event(manifest, event, event_path, env)
@@ -224,7 +226,7 @@ def ci_deploy(c, event="", event_path="", env="", only_changed=False, all_=False
     deploy_selected(
         c, manifest, selection.services, decision.environment,
         dry_run=is_dry(c, dry_run), yes=yes or os.environ.get("GITHUB_ACTIONS") == "true",
-        migrate=not no_migrate, build=not no_build,
+        migrate=not no_migrate, build=not no_build, verify=not no_verify, rehearse=rehearse,
     )
 
 
@@ -238,20 +240,31 @@ def deploy_selected(
     yes: bool,
     migrate: bool = True,
     build: bool = True,
+    verify: bool = True,
+    rehearse: bool = False,
 ) -> None:
-    """Confirm once, apply the services' D1 migrations, then the lead's deploy of these services."""
-    from dome_tasks.cli.deploy import confirm_protected, deploy_services, discover_tools, execute
+    """Confirm once, apply the services' D1 migrations, then the lead's verified deploy of them."""
+    from dome_tasks.cli.deploy import (
+        DeployOptions,
+        confirm_protected,
+        deploy_services,
+        discover_tools,
+        maybe_rehearsal,
+    )
 
-    if not dry_run:
+    if not dry_run and not rehearse:
         confirm_protected(manifest, environment, services, yes)
     if migrate:
+        from dome_tasks.lifecycle import Session, migrate_recorded
         from dome_tasks.plan import migrate_plan
 
-        tools = discover_tools(manifest, dry_run=dry_run)
-        steps = migrate_plan(manifest, environment, tools, services)
+        steps = migrate_plan(manifest, environment, discover_tools(manifest, dry_run=dry_run), services)
         if steps:
-            execute(c, steps, dry_run=dry_run)
-    deploy_services(c, manifest, services, environment, dry_run=dry_run, yes=True, build=build)
+            session = Session.open(c, manifest, dry_run=dry_run)
+            with maybe_rehearsal(session, environment, rehearse and not dry_run):
+                migrate_recorded(session, steps)
+    options = DeployOptions(dry_run=dry_run, yes=True, build=build, verify=verify, rehearse=rehearse)
+    deploy_services(c, manifest, services, environment, options)
 
 
 @task(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +45,49 @@ def fill(value: str, context: dict[str, str]) -> str:
     return EXPRESSION.sub(one, str(value))
 
 
+class HealthServer:
+    """Stands in for the deployed workers (the emulator runs none): 200 on GET, Host recorded.
+
+    The deploy's health checks reach it through DOME_HEALTH_BASE_URL, which keeps the real
+    host in the Host header (like ``curl --resolve``)."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        hosts = self.hosts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                hosts.append(f"{self.headers.get('Host')}{self.path}")
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Rehearsal:
     """Runs a job's `invoke` steps like a GitHub runner: bash, env, GITHUB_* files."""
 
-    def __init__(self, repo: Path, emulator: Emulator, guard: dict[str, str], event: str, payload: dict):
+    def __init__(self, repo: Path, emulator: Emulator, guard: dict[str, str], event: str, payload: dict,
+                 health: HealthServer):
         self.repo = repo
         self.work = repo.parent / "runner"
         self.work.mkdir(exist_ok=True)
@@ -56,6 +97,7 @@ class Rehearsal:
             GITHUB_EVENT_PATH=str(write_event(self.work / "event.json", payload)),
             CLOUDFLARE_API_BASE_URL=emulator.url,  # what is added: the emulator, the network guard
             npm_registry=emulator.env()["npm_registry"],
+            DOME_HEALTH_BASE_URL=health.url,
             **guard,
         )
         self.secrets = {
@@ -138,12 +180,12 @@ def test_the_deploy_workflow_deploys_the_changed_services_in_order(
 ) -> None:
     repo = rehearsal_repo
     guard_dir = tmp_path / "netguard"
-    with Emulator() as emulator:
+    with Emulator() as emulator, HealthServer() as health:
         guard = guard_env(guard_dir)
         # 1. The first push to main: no earlier deploy recorded, so every service, in waves.
         first = Rehearsal(repo, emulator, guard, "push", {
             "ref": "refs/heads/main", "before": "0" * 40, "repository": {"default_branch": "main"},
-        })
+        }, health)
         plan = first.deploy_workflow()
         assert json.loads(plan["waves"]) == [["silo"], ["constellation"], ["dome-api"]]
         workers = ["silo-dev", "constellation-dev", "dome-api-dev"]
@@ -168,7 +210,7 @@ def test_the_deploy_workflow_deploys_the_changed_services_in_order(
         start = len(emulator.requests)
         second = Rehearsal(repo, emulator, guard, "push", {
             "ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"},
-        })
+        }, health)
         plan = second.deploy_workflow()
         assert json.loads(plan["waves"]) == [["silo"], ["constellation"], ["dome-api"]]
         assert first_writes(emulator.requests[start:], workers) == workers
@@ -179,7 +221,7 @@ def test_the_deploy_workflow_deploys_the_changed_services_in_order(
         commit(repo, "constellation helper v2")
         third = Rehearsal(repo, emulator, guard, "push", {
             "ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"},
-        })
+        }, health)
         plan = third.deploy_workflow()
         assert json.loads(plan["waves"]) == [["constellation"]]
         versions = {name: len(emulator.state.worker(name).versions) for name in workers}
@@ -194,7 +236,7 @@ def test_the_deploy_workflow_deploys_the_changed_services_in_order(
         commit(repo, "notes")
         fourth = Rehearsal(repo, emulator, guard, "push", {
             "ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"},
-        })
+        }, health)
         assert fourth.deploy_workflow()["deploy"] == "false"
         assert len(fourth.commands) == 1
     assert violations(guard_dir) == [], "\n".join(violations(guard_dir)) + "wrangler tried to reach a host other than loopback"
@@ -204,7 +246,7 @@ def test_a_release_rehearses_staging_then_production_without_overlap(
     rehearsal_repo: Path, tmp_path: Path
 ) -> None:
     repo = rehearsal_repo
-    with Emulator() as emulator:
+    with Emulator() as emulator, HealthServer() as health:
         guard = guard_env(tmp_path / "netguard")
         for action, prerelease, expected in [
             ("created", True, "staging"),     # a pre-release: staging
@@ -214,7 +256,7 @@ def test_a_release_rehearses_staging_then_production_without_overlap(
         ]:
             rehearsal = Rehearsal(repo, emulator, guard, "release", {
                 "action": action, "release": {"tag_name": "v1.0.0", "prerelease": prerelease},
-            })
+            }, health)
             plan = rehearsal.deploy_workflow()
             assert plan["environment"] == (expected or plan["environment"])
             assert (plan["deploy"] == "true") == (expected is not None)
