@@ -19,10 +19,10 @@ JUSTFILE_INVOKE = "{{invoke}}"
 
 def native_tasks() -> Collection:
     """Every dome-tasks task at the top level (imports only the thin task modules)."""
-    from dome_tasks.cli import deploy, doctor, lifecycle, local_env, rehearse
+    from dome_tasks.cli import ci, deploy, doctor, lifecycle, local_env, rehearse
 
     ns = Collection()
-    for module in (deploy, doctor, local_env, lifecycle, rehearse):
+    for module in (deploy, doctor, local_env, lifecycle, rehearse, ci):
         for task in module.TASKS:
             ns.add_task(task)
     return ns

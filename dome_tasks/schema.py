@@ -240,6 +240,7 @@ SERVICE = Record(
         **WORKER_FIELDS,
         "path": _f(NONEMPTY),
         "depends_on": _f(ListOf(NONEMPTY)),
+        "interface": _f(ListOf(NONEMPTY)),
         "environments": _f(MapOf(OVERRIDE)),
     }
 )

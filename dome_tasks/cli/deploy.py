@@ -249,15 +249,13 @@ def plan(c, service="", env="production", json_=False):
     else:
         steps = deploy_plan(manifest, services, environment.name, discover_tools(manifest, dry_run=True))
     if json_:
-        payload = {
-            "environment": environment.name,
-            "services": manifest.deploy_order(services),
-            "waves": waves,
-            "steps": [
-                {"event": s.event, "service": s.service, "description": s.description, "display": s.display()}
-                for s in steps
-            ],
-        }
+        from dome_tasks.ci_events import waves_json
+
+        payload = waves_json(manifest, manifest.deploy_order(services), environment.name)
+        payload["steps"] = [
+            {"event": s.event, "service": s.service, "description": s.description, "display": s.display()}
+            for s in steps
+        ]
         print(json.dumps(payload, indent=2))
         return
     print(f"plan for {environment.name}: {len(services)} service(s) in {len(waves)} wave(s)")

@@ -68,9 +68,9 @@ def test_sample_development_vars_and_consumers(sample):
     constellation = sample.resolve("constellation", "dev")
     assert constellation.name == "constellation-dev"
     assert dict(constellation.vars)["LOG_LEVEL"] == "debug"
-    # lists replace: the override's consumer list is used as written
+    # lists replace: the override's consumer list is used as written (it repeats the batch size)
     assert [(c.queue, c.max_batch_size) for c in constellation.queue_consumers] == [
-        ("silo-events-dev", None)
+        ("silo-events-dev", 10)
     ]
 
 
