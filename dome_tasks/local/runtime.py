@@ -357,28 +357,30 @@ def start(env: LocalEnv, service: LocalService) -> ProcessRecord:
     redeploy never leaves two. On a crash, a timeout or Ctrl-C, the process group is killed,
     the record removed, and :class:`StartupFailed` carries the log's last lines.
     """
-    launched = _launch(env, service)
+    launched = [_launch(env, service)]
     try:
-        _wait_healthy(env, service, *launched)
+        launched[0] = _wait_healthy_retrying(env, service, *launched[0])
     except BaseException:
-        _abort(env, *launched)
+        _abort(env, *launched[0])
         raise
-    return launched[1]
+    return launched[0][1]
 
 
 def _launch(
-    env: LocalEnv, service: LocalService, reserved: dict[int, str] | None = None
+    env: LocalEnv, service: LocalService, reserved: dict[int, str] | None = None, port: int | None = None
 ) -> tuple[subprocess.Popen, ProcessRecord]:
     """Stop a running copy, choose a port, spawn ``wrangler dev`` and record it (no waiting).
 
-    ``reserved`` holds ports already handed out by the caller (not yet listening)."""
+    ``reserved`` holds ports already handed out by the caller (not yet listening); ``port``
+    pins the port (a relaunch after a startup race)."""
     live = _live_records(env)
     previous = live.pop(service.name, None)
     if previous is not None:
         _stop_record(env, previous)
     taken = {record.port: name for name, record in live.items()}
     taken.update(reserved or {})
-    port = _choose_port(env, service.name, previous.port if previous else None, taken)
+    if port is None:
+        port = _choose_port(env, service.name, previous.port if previous else None, taken)
     inspector_port = procs.free_port(env.host)
     log_path = env.log_path(service.name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -415,6 +417,29 @@ def _abort(env: LocalEnv, process: subprocess.Popen, record: ProcessRecord) -> N
     procs.kill_group(process.pid, env.stop_timeout)
     process.wait()
     _forget(env, record)
+
+
+#: Startup failures that are races between ``wrangler dev`` processes sharing one state folder
+#: (workerd opening the same SQLite files at once); starting that process again succeeds.
+TRANSIENT_STARTUP_ERRORS = ("SQLITE_BUSY", "database is locked")
+STARTUP_ATTEMPTS = 3
+
+
+def _wait_healthy_retrying(
+    env: LocalEnv, service: LocalService, process: subprocess.Popen, record: ProcessRecord
+) -> tuple[subprocess.Popen, ProcessRecord]:
+    """Wait until healthy; relaunch (on the same port) after a transient startup race."""
+    for attempt in range(1, STARTUP_ATTEMPTS + 1):
+        try:
+            _wait_healthy(env, service, process, record)
+            return process, record
+        except StartupFailed as error:
+            transient = any(marker in error.log_tail for marker in TRANSIENT_STARTUP_ERRORS)
+            if attempt == STARTUP_ATTEMPTS or not transient or process.poll() is None:
+                raise
+            _abort(env, process, record)
+            process, record = _launch(env, service, reserved={}, port=record.port)
+    raise AssertionError("unreachable")
 
 
 def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Popen, record: ProcessRecord) -> None:
@@ -475,8 +500,8 @@ def start_stack(
         for service in services:
             launched.append((service, *_launch(env, service, reserved)))
             reserved[launched[-1][2].port] = service.name
-        for service, process, record in launched:
-            _wait_healthy(env, service, process, record)
+        for index, (service, process, record) in enumerate(launched):
+            launched[index] = (service, *_wait_healthy_retrying(env, service, process, record))
     except BaseException:
         for _, process, record in reversed(launched):
             _abort(env, process, record)
