@@ -132,6 +132,9 @@ def make_environment(templates_dir: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=_finalize,
+        # Compiled templates persist between runs (keyed by source checksum, so edits show);
+        # Jinja's per-user cache folder in the temp directory, checked for ownership.
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters.update(_filters())
     return env
