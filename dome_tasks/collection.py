@@ -40,30 +40,6 @@ def namespace(manifest: str | Path = "dome.yaml", justfile: str | Path | None = 
 
         native = ns
         ns = recipes_collection(justfile, native=native)
-        ns.add_collection(_parity(justfile, native))
+        ns.add_collection(parity_tasks(justfile, native, invoke=JUSTFILE_INVOKE))
     ns.configure({"dome": {"manifest": str(manifest), "log_format": "text"}})
     return ns
-
-
-def _parity(justfile: str | Path, native: Collection) -> Collection:
-    """``just.check`` / ``just.sync`` against the native tasks; sync keeps the ``{{invoke}}`` variable."""
-    from invoke import task
-    from invoke.exceptions import Exit
-
-    from dome_tasks.justfile_bridge import check_parity, write_delegating_block
-
-    @task
-    def check(c):
-        """Check that the justfile's delegating recipes match the invoke tasks."""
-        problems = check_parity(justfile, native)
-        if problems:
-            raise Exit("\n".join(problems), 1)
-        print(f"{justfile}: delegating recipes match the invoke tasks")
-
-    @task
-    def sync(c):
-        """Rewrite the justfile's generated block of delegating recipes from the tasks."""
-        changed = write_delegating_block(justfile, native, invoke=JUSTFILE_INVOKE)
-        print(f"{justfile}: {'updated' if changed else 'already up to date'}")
-
-    return Collection("just", check, sync)

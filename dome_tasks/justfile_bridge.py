@@ -51,12 +51,11 @@ from invoke.exceptions import Exit
 from invoke.parser import Argument
 from invoke.tasks import Task, task
 
-from dome_tasks.justargs import JustTask, Param, usage
+from dome_tasks.justargs import JustTask, Param
 from dome_tasks.justfile_dump import (
     Justfile,
     JustError,
     Recipe,
-    RecipeParam,
     find_just,
     load_justfile,
 )
@@ -499,8 +498,13 @@ def _recipe_names(text: str) -> set[str]:
     return {m.group(1) for m in _HEADER.finditer(text)}
 
 
-def parity_tasks(justfile: str | os.PathLike[str], collection: Collection) -> Collection:
-    """A ``just`` collection with ``check`` and ``sync`` tasks for ``justfile``."""
+def parity_tasks(
+    justfile: str | os.PathLike[str], collection: Collection, invoke: str = "invoke"
+) -> Collection:
+    """A ``just`` collection with ``check`` and ``sync`` tasks for ``justfile``.
+
+    ``invoke`` is what the generated recipes call (e.g. ``{{invoke}}``, a just variable).
+    """
 
     @task
     def check(c: Context) -> None:
@@ -516,7 +520,7 @@ def parity_tasks(justfile: str | os.PathLike[str], collection: Collection) -> Co
     @task
     def sync(c: Context) -> None:
         """Rewrite the justfile's generated block of delegating recipes."""
-        changed = write_delegating_block(justfile, collection)
+        changed = write_delegating_block(justfile, collection, invoke=invoke)
         print(f"{justfile}: {'updated' if changed else 'already up to date'}")
 
     return Collection("just", check, sync)

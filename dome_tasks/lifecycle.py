@@ -117,12 +117,7 @@ class Session:
 
         settings = Settings.from_context(c)
         manifest = manifest or load_manifest(c)
-        try:
-            wrangler = find_wrangler(manifest.root)
-        except DomeError:
-            if not dry_run:
-                raise
-            wrangler = "wrangler"
+        wrangler = find_wrangler(manifest.root, dry_run=dry_run)
         redactor = Redactor.from_environ()
         fmt = log_format or _setting(c, "log_format", "DOME_LOG_FORMAT") or settings.log_format
         policy = VerifyPolicy()

@@ -6,7 +6,7 @@ justfile has) arrives in :class:`Tools`, read once by the task layer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from dome_tasks.ansi import strip_ansi
 from dome_tasks.wrangler_output import WranglerOutput
 
 __all__ = [
@@ -52,7 +53,6 @@ RATE_LIMIT_CODES = frozenset({971, 10429})
 SERVER_ERROR_CODES = frozenset({10013})
 SQL_CODES = frozenset({7500})
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _API_PATH = re.compile(r"A request to the Cloudflare API \((?P<path>[^)]*)\) failed")
 _MALFORMED = re.compile(r"(?P<method>[A-Z]+) (?P<path>/\S*) -> (?P<status>\d{3})")
 _CODE = re.compile(r"\[code: (?P<code>\d+)\]")
@@ -60,9 +60,6 @@ _DEBUG_REQUEST = re.compile(r"-- START CF API REQUEST: (?P<method>[A-Z]+) (?P<ur
 _DEBUG_RESPONSE = re.compile(r"-- START CF API RESPONSE: .*?(?P<status>\d{3})\s*$")
 _DEBUG_RETRY_AFTER = re.compile(r'"retry-after":\s*"(?P<value>[^"]+)"', re.IGNORECASE)
 
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def parse_retry_after(value: str, *, now: float | None = None) -> float | None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dome_tasks.ansi import strip_ansi
+
 __all__ = [
     "CASES",
     "Case",
@@ -27,7 +29,6 @@ __all__ = [
     "strip_ansi",
 ]
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 _CODE = re.compile(r"\[code: (\d+)\]")
 _API_PATH = re.compile(r"A request to the Cloudflare API \(([^)]*)\) failed")
 _WORKER_IN_PATH = re.compile(r"/workers/(?:scripts|services)/([^/?)\s]+)")
@@ -160,9 +161,6 @@ class Diagnosis:
     evidence: str  # the line (or record) that decided it
     code: int | None = None
 
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text or "")
 
 
 def failure_records(source: Iterable[Mapping[str, Any]] | str | Path | None) -> list[dict[str, Any]]:

@@ -17,8 +17,11 @@ WRANGLER_INSTALL = "npm install --save-dev wrangler@4  (or `npm ci` where packag
 JUST_INSTALL = "pip install rust-just  (or see https://just.systems for other installers)"
 
 
-def find_wrangler(start: Path) -> str:
-    """The project's ``node_modules/.bin/wrangler`` (searching upwards from *start*), else PATH."""
+def find_wrangler(start: Path, *, dry_run: bool = False) -> str:
+    """The project's ``node_modules/.bin/wrangler`` (searching upwards from *start*), else PATH.
+
+    A dry run runs nothing, so a missing wrangler is shown as plain ``wrangler`` instead.
+    """
     for folder in [start.resolve(), *start.resolve().parents]:
         candidate = folder / "node_modules" / ".bin" / "wrangler"
         if candidate.is_file() and os.access(candidate, os.X_OK):
@@ -26,6 +29,8 @@ def find_wrangler(start: Path) -> str:
     found = shutil.which("wrangler")
     if found:
         return found
+    if dry_run:
+        return "wrangler"
     raise ToolMissingError(
         f"wrangler not found in node_modules/.bin above {start} or on PATH",
         hint=f"install it: {WRANGLER_INSTALL}",

@@ -36,12 +36,7 @@ def discover_tools(manifest: Manifest, *, dry_run: bool) -> Tools:
     from dome_tasks import wrangler as wr
     from dome_tasks.plan import Tools
 
-    try:
-        wrangler_bin = wr.find_wrangler(manifest.root)
-    except ToolMissingError:
-        if not dry_run:
-            raise
-        wrangler_bin = "wrangler"
+    wrangler_bin = wr.find_wrangler(manifest.root, dry_run=dry_run)
     try:
         just_bin = wr.find_just()
     except ToolMissingError:

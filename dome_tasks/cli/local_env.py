@@ -23,18 +23,12 @@ def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
     from pathlib import Path
 
     from dome_tasks import wrangler as wr
-    from dome_tasks.errors import ToolMissingError
     from dome_tasks.local import LocalEnv, PortRange
 
     env = manifest.environment("local")
     settings = env.local
     assert settings is not None, "the manifest always has a local environment"
-    try:
-        wrangler_bin = wr.find_wrangler(manifest.root)
-    except ToolMissingError:
-        if not dry_run:
-            raise
-        wrangler_bin = "wrangler"
+    wrangler_bin = wr.find_wrangler(manifest.root, dry_run=dry_run)
     return LocalEnv(
         state_dir=(manifest.root / settings.state_dir).resolve(),
         wrangler=Path(wrangler_bin),

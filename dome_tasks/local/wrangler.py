@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dome_tasks.ansi import strip_ansi
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -27,7 +29,6 @@ __all__ = [
     "registry_dir",
 ]
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _MIGRATION_ROW = re.compile(r"^│\s*(\S+\.sql)\s*│")
 
 
@@ -133,5 +134,3 @@ def d1_targets(config: Path) -> list[D1Target]:
     return targets
 
 
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
