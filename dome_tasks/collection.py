@@ -41,5 +41,6 @@ def namespace(manifest: str | Path = "dome.yaml", justfile: str | Path | None = 
         native = ns
         ns = recipes_collection(justfile, native=native)
         ns.add_collection(parity_tasks(justfile, native, invoke=JUSTFILE_INVOKE))
-    ns.configure({"dome": {"manifest": str(manifest), "log_format": "text"}})
+    # Every key is declared here so that INVOKE_DOME_<KEY> environment variables reach it.
+    ns.configure({"dome": {"manifest": str(manifest), "log_format": "text", "ledger": "", "yes": False}})
     return ns

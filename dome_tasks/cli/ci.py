@@ -253,7 +253,7 @@ def deploy_selected(
     )
 
     if not dry_run and not rehearse:
-        confirm_protected(manifest, environment, services, yes)
+        confirm_protected(c, manifest, environment, services, yes)
     if migrate:
         from dome_tasks.lifecycle import Session, migrate_recorded
         from dome_tasks.plan import migrate_plan

@@ -28,6 +28,7 @@ class Settings:
     manifest: Path
     log_format: str = "text"  # text | json
     ledger: Path | None = None  # default: <manifest root>/.dome/ledger.jsonl
+    assume_yes: bool = False  # dome.yes: confirm protected environments without asking
 
     @classmethod
     def from_context(cls, c: Context) -> Settings:
@@ -38,6 +39,7 @@ class Settings:
             manifest=Path(manifest),
             log_format=str(dome.get("log_format", "text")),
             ledger=Path(ledger) if ledger else None,
+            assume_yes=str(dome.get("yes", "")).lower() in ("1", "true", "yes"),
         )
 
 

@@ -13,7 +13,7 @@ from invoke import task
 
 from dome_tasks.justargs import recipe
 
-from dome_tasks.cli.common import boundary, is_dry, load_manifest
+from dome_tasks.cli.common import Settings, boundary, is_dry, load_manifest
 from dome_tasks.errors import Refused, ToolMissingError
 
 if TYPE_CHECKING:
@@ -48,16 +48,19 @@ def discover_tools(manifest: Manifest, *, dry_run: bool) -> Tools:
     return Tools(wrangler=wrangler_bin, just=just_bin, just_recipes=recipes)
 
 
-def confirm_protected(manifest: Manifest, environment: str, services: list[str], yes: bool) -> None:
-    """Protected environments ask on a terminal; without one, ``--yes`` is required."""
+def confirm_protected(
+    c: Context, manifest: Manifest, environment: str, services: list[str], yes: bool
+) -> None:
+    """Protected environments ask on a terminal; without one, ``--yes`` (or ``dome.yes`` in
+    invoke's configuration, e.g. ``INVOKE_DOME_YES=1`` for ``just deploy`` in a script) is required."""
     env = manifest.environment(environment)
-    if not env.protected or yes:
+    if not env.protected or yes or Settings.from_context(c).assume_yes:
         return
     what = f"{len(services)} service(s) ({', '.join(services)}) to {env.name}"
     if not sys.stdin.isatty():
         raise Refused(
             f"refusing to deploy {what}: {env.name} is protected and there is no terminal to confirm",
-            hint="pass --yes to confirm non-interactively",
+            hint="pass --yes (or set INVOKE_DOME_YES=1) to confirm non-interactively",
         )
     answer = input(f"Deploy {what}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
@@ -96,7 +99,7 @@ def deploy_services(
 
     tools = discover_tools(manifest, dry_run=options.dry_run)
     if not options.dry_run and not options.rehearse:
-        confirm_protected(manifest, env.name, ordered, options.yes)
+        confirm_protected(c, manifest, env.name, ordered, options.yes)
     session = Session.open(c, manifest, dry_run=options.dry_run, log_format=options.log_format or None)
     with maybe_rehearsal(session, env.name, options.rehearse and not options.dry_run) as rehearsing:
         try:
@@ -181,7 +184,7 @@ def _migrate(c: Context, environment: str, dry_run: bool, yes: bool, rehearse: b
         return
     if not dry and not rehearse:
         services = list(dict.fromkeys(s.service for s in steps if s.service))
-        confirm_protected(manifest, environment, services, yes)
+        confirm_protected(c, manifest, environment, services, yes)
     session = Session.open(c, manifest, dry_run=dry)
     with maybe_rehearsal(session, environment, rehearse and not dry):
         migrate_recorded(session, steps)

@@ -53,7 +53,7 @@ def _confirm(session: Session, environment: str, service: str, yes: bool) -> Non
         return
     from dome_tasks.cli.deploy import confirm_protected
 
-    confirm_protected(session.manifest, environment, [service], yes)
+    confirm_protected(session.c, session.manifest, environment, [service], yes)
 
 
 @recipe(help={"service": SERVICE, "env": ENV, "subdomain": SUBDOMAIN, "base_url": BASE_URL,

@@ -123,3 +123,69 @@ def test_malformed_manifest_names_file_and_line(workspace, recording_wrangler):
     assert "Traceback" not in result.stderr + result.stdout
     assert not (workspace / "sample/.dome").exists()
     assert calls(recording_wrangler) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (("invoke", "deploy", "silo", "--yes"), ["silo"]),
+        (("just", "deploy", "silo"), ["silo"]),
+        (("just", "deploy"), ["silo", "constellation", "dome-api"]),
+        (("invoke", "deploy", "--yes"), ["silo", "constellation", "dome-api"]),
+    ],
+)
+def test_deploy_words_do_what_the_seed_says(workspace, recording_wrangler, command, expected):
+    """5.1.1 and 5.1.3: `deploy SERVICE` deploys one service, `deploy` all, to production."""
+    env = run_env(DOME_TEST_RECORD=str(recording_wrangler), INVOKE_DOME_YES="1")
+    result = subprocess.run([str(VENV_BIN / command[0]), *command[1:]], cwd=workspace, env=env,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    deployed = [Path(argv[2]).parent for argv in calls(recording_wrangler)]
+    assert [path.name for path in deployed] == expected
+    assert {path.parent.name for path in deployed} == {"production"}
+
+
+def test_doctor_reports_the_prerequisites(workspace, recording_wrangler):
+    result = invoke(workspace, "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("node", "wrangler", "just", "manifest"):
+        assert any(line.startswith("ok ") and f" {name} " in line for line in result.stdout.splitlines()), name
+    assert "3 services" in result.stdout
+
+
+def test_doctor_fails_on_a_broken_manifest(workspace, recording_wrangler):
+    manifest = workspace / "sample/dome.yaml"
+    manifest.write_text(manifest.read_text().replace("d1_databases:", "d1_databses:", 1))
+    result = invoke(workspace, "doctor")
+    assert result.returncode == 1
+    assert "did you mean 'd1_databases'" in result.stdout
+    assert "manifest need attention" in result.stderr
+
+
+def test_invoke_emulator_serves_in_the_foreground_until_ctrl_c(workspace):
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(VENV_BIN / "invoke"), "emulator", "--port", str(port)], cwd=workspace,
+                              env=run_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [server.stdout.readline() for _ in range(2)]
+        assert lines[0].strip() == f"Cloudflare API emulator listening on http://127.0.0.1:{port}/client/v4"
+        exports = {}
+        while (line := server.stdout.readline().strip()) != "Press Ctrl-C to stop.":
+            key, _, value = line.removeprefix("export ").partition("=")
+            exports[key] = value
+        request = urllib.request.Request(
+            f"{exports['CLOUDFLARE_API_BASE_URL']}/user/tokens/verify",
+            headers={"Authorization": f"Bearer {exports['CLOUDFLARE_API_TOKEN']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.load(answer)["success"] is True
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=20) == 0
+    assert "emulator stopped" in server.stdout.read()
