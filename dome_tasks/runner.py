@@ -1,7 +1,8 @@
 """The one executor: runs a plan's steps through invoke's Context.
 
-It is the single place for echo, dry runs, logging, retries and timing. Planning never runs
-anything; this module never decides what to run.
+It is the single place for echo, dry runs and timing; external commands go through a pluggable
+``command_runner`` (``wrangler_exec.WranglerExec`` adds the hermetic environment, retries and
+troubleshooting for wrangler). Planning never runs anything; this module never decides what to run.
 """
 
 from __future__ import annotations
