@@ -146,6 +146,9 @@ class LocalService:
     worker: str
     config: Path
     health_path: str = "/health"
+    #: Started once the health path answers at all (any HTTP status), not only with 200:
+    #: for code whose health may be red on purpose (the emulator serving deployed versions).
+    ready_on_any_status: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,10 +315,13 @@ def _choose_port(env: LocalEnv, service: str, preferred: int | None, taken: dict
     )
 
 
-def _healthy(url: str, timeout: float = 2.0) -> bool:
+def _healthy(url: str, timeout: float = 2.0, *, any_status: bool = False) -> bool:
+    """True if ``url`` answers 200 (any HTTP status with ``any_status``)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
+            return any_status or response.status == 200
+    except urllib.error.HTTPError:
+        return any_status
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -423,6 +429,7 @@ def _abort(env: LocalEnv, process: subprocess.Popen, record: ProcessRecord) -> N
 #: (workerd opening the same SQLite files at once); starting that process again succeeds.
 TRANSIENT_STARTUP_ERRORS = ("SQLITE_BUSY", "database is locked")
 STARTUP_ATTEMPTS = 3
+HEALTH_POLL_SECONDS = 0.05  # how often a starting worker's health path is asked
 
 
 def _wait_healthy_retrying(
@@ -454,7 +461,7 @@ def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Pope
                 where=service.name,
                 hint=f"full log: {record.log}",
             )
-        if _healthy(health_url):
+        if _healthy(health_url, any_status=service.ready_on_any_status):
             return
         if time.monotonic() >= deadline:
             raise StartupFailed(
@@ -463,7 +470,7 @@ def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Pope
                 where=service.name,
                 hint=f"full log: {record.log}",
             )
-        time.sleep(0.2)
+        time.sleep(HEALTH_POLL_SECONDS)
 
 
 def deploy(env: LocalEnv, service: LocalService) -> tuple[list[MigrationResult], ProcessRecord]:
