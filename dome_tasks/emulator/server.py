@@ -1,7 +1,13 @@
-"""The HTTP server: auth, fault injection, routing and the request log."""
+"""The HTTP server: auth, fault injection, routing and the request log.
+
+Requests whose `Host` is `<worker>.<subdomain>.workers.dev` are not API calls: they go to the
+served worker (`Emulator(serve_workers=True)`), proxied as they are (method, path, headers,
+body, the `Host` kept) to its `wrangler dev`, after waiting for a pending (re)start.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import struct
@@ -22,6 +28,7 @@ from dome_tasks.emulator import (
     routes_workers,
 )
 from dome_tasks.emulator.api import ApiError, Request, Response, Router, error
+from dome_tasks.emulator.serving import ServeError
 
 if TYPE_CHECKING:
     from dome_tasks.emulator.emulator import Emulator
@@ -94,6 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         split = urlsplit(self.path)
         body = self._read_body()
+        worker = emulator.worker_name_for_host(self.headers.get("Host", ""))
+        if worker is not None:
+            self._proxy(worker, body)
+            return
         path = split.path
         is_api = path.startswith(API_PREFIX)
         api_path = path[len(API_PREFIX) :] or "/" if is_api else path
@@ -123,7 +134,71 @@ class _Handler(BaseHTTPRequestHandler):
                 status=response.status, fault=fault is not None, at=time.time(), **record_kwargs
             )
         )
+        if is_api and self.command != "GET" and response.status < 400:
+            emulator._changed()
         self._send(response)
+
+    def _proxy(self, worker: str, body: bytes) -> None:
+        """Forward this request to the served worker and relay its answer."""
+        emulator = self.server.emulator
+        split = urlsplit(self.path)
+        host = self.headers.get("Host", "")
+        status = self._forward(worker, body)
+        emulator._record_worker(
+            RequestRecord(
+                method=self.command,
+                path=host + split.path,
+                query=split.query,
+                status=status,
+                content_type=self.headers.get("Content-Type", ""),
+                body=body,
+                fault=False,
+                at=time.time(),
+            )
+        )
+
+    def _forward(self, worker: str, body: bytes) -> int:
+        emulator = self.server.emulator
+        if emulator.workers is None:
+            self._send(_plain(404, "worker serving is off: start the emulator with serve_workers=True"))
+            return 404
+        with emulator.state.lock:
+            known = emulator.state.workers.get(worker)
+            enabled = known is not None and known.subdomain_enabled
+        if known is not None and not enabled:
+            self._send(_plain(404, f"emulator: {worker} has no workers.dev route (workers_dev = false)"))
+            return 404
+        try:
+            served = emulator.workers.wait(worker)
+        except LookupError:
+            self._send(_plain(404, f"There is nothing here yet: no worker {worker!r} is deployed"))
+            return 404
+        except TimeoutError as exc:
+            self._send(_plain(503, f"emulator: {exc}"))
+            return 503
+        except ServeError as exc:
+            self._send(_plain(502, f"emulator: could not serve {worker}: {exc}"))
+            return 502
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+        try:
+            connection.request(self.command, self.path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            payload = answer.read()
+            self.send_response(answer.status, answer.reason)
+            for key, value in answer.getheaders():
+                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            return answer.status
+        except OSError as exc:
+            self._send(_plain(502, f"emulator: {worker} did not answer: {exc}"))
+            return 502
+        finally:
+            connection.close()
 
     def _dispatch(self, query: str, path: str, body: bytes, is_api: bool) -> Response:
         emulator = self.server.emulator
@@ -179,6 +254,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
+
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(status, (text + "\n").encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
