@@ -1,11 +1,13 @@
-"""R2 buckets, KV namespaces and queues (the lookups deploys with those bindings make)."""
+"""R2 buckets, KV namespaces, queues (the lookups deploys with those bindings make) and
+Vectorize indexes (`wrangler vectorize list/create/get/delete`, v2 and the deprecated v1
+paths; configuration only, no vectors)."""
 
 from __future__ import annotations
 
 import uuid
 
 from dome_tasks.emulator.api import ApiError, Request, Response, Router, ok, paged
-from dome_tasks.emulator.state import EmulatorState, Queue
+from dome_tasks.emulator.state import EmulatorState, Queue, VectorizeIndex
 
 __all__ = ["router"]
 
@@ -13,6 +15,16 @@ router = Router()
 R2 = "/accounts/{account}/r2/buckets"
 KV = "/accounts/{account}/storage/kv/namespaces"
 QUEUES = "/accounts/{account}/queues"
+VECTORIZE = ("/accounts/{account}/vectorize/v2/indexes", "/accounts/{account}/vectorize/indexes")
+#: What `wrangler vectorize create --preset` configures: (dimensions, metric).
+VECTORIZE_PRESETS = {
+    "@cf/baai/bge-small-en-v1.5": (384, "cosine"),
+    "@cf/baai/bge-base-en-v1.5": (768, "cosine"),
+    "@cf/baai/bge-large-en-v1.5": (1024, "cosine"),
+    "openai/text-embedding-ada-002": (1536, "cosine"),
+    "cohere/embed-multilingual-v2.0": (768, "cosine"),
+}
+VECTORIZE_METRICS = ("cosine", "euclidean", "dot-product")
 
 
 def _bucket_api(state: EmulatorState, name: str) -> dict[str, str]:
@@ -159,3 +171,68 @@ def delete_consumer(state: EmulatorState, req: Request) -> Response:
         if len(queue.consumers) == before:
             raise ApiError(404, 11000, f"Consumer {req.params['consumer']} does not exist")
     return ok(None)
+
+
+def _index(state: EmulatorState, name: str) -> VectorizeIndex:
+    index = state.vectorize.get(name)
+    if index is None:
+        raise ApiError(404, 3000, f"vectorize.not_found: index {name} does not exist")
+    return index
+
+
+def list_indexes(state: EmulatorState, req: Request) -> Response:
+    return ok([index.to_api() for index in state.vectorize.values()])
+
+
+def create_index(state: EmulatorState, req: Request) -> Response:
+    body = req.json() or {}
+    name = body.get("name")
+    config = body.get("config") or {}
+    if not name:
+        raise ApiError(400, 3001, "an index needs a name")
+    if "preset" in config:
+        if config["preset"] not in VECTORIZE_PRESETS:
+            raise ApiError(400, 3002, f"unknown preset {config['preset']!r}")
+        dimensions, metric = VECTORIZE_PRESETS[config["preset"]]
+    else:
+        dimensions, metric = config.get("dimensions"), config.get("metric")
+        if not isinstance(dimensions, int) or not 1 <= dimensions <= 1536:
+            raise ApiError(400, 3002, "dimensions must be an integer from 1 to 1536")
+        if metric not in VECTORIZE_METRICS:
+            raise ApiError(400, 3002, f"metric must be one of {', '.join(VECTORIZE_METRICS)}")
+    with state.lock:
+        if name in state.vectorize:
+            raise ApiError(409, 3002, f"vectorize.index.duplicate_name: {name} already exists")
+        index = state.add_vectorize(name, dimensions, metric, body.get("description") or "")
+    return ok(index.to_api())
+
+
+def get_index(state: EmulatorState, req: Request) -> Response:
+    return ok(_index(state, req.params["index"]).to_api())
+
+
+def index_info(state: EmulatorState, req: Request) -> Response:
+    index = _index(state, req.params["index"])
+    return ok(
+        {
+            "dimensions": index.dimensions,
+            "vectorCount": 0,
+            "processedUpToDatetime": None,
+            "processedUpToMutation": None,
+        }
+    )
+
+
+def delete_index(state: EmulatorState, req: Request) -> Response:
+    with state.lock:
+        _index(state, req.params["index"])
+        del state.vectorize[req.params["index"]]
+    return ok(None)
+
+
+for _base in VECTORIZE:
+    router.route("GET", _base)(list_indexes)
+    router.route("POST", _base)(create_index)
+    router.route("GET", _base + "/{index}")(get_index)
+    router.route("GET", _base + "/{index}/info")(index_info)
+    router.route("DELETE", _base + "/{index}")(delete_index)

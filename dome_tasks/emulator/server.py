@@ -141,13 +141,63 @@ class _Handler(BaseHTTPRequestHandler):
     def _proxy(self, worker: str, body: bytes) -> None:
         """Forward this request to the served worker and relay its answer."""
         emulator = self.server.emulator
+        if emulator.workers is None:
+            self._proxied(body, _plain(404, "worker serving is off: use serve_workers=True"))
+            return
+        with emulator.state.lock:
+            known = emulator.state.workers.get(worker)
+            enabled = known is not None and known.subdomain_enabled
+        if known is not None and not enabled:
+            message = f"emulator: {worker} has no workers.dev route (workers_dev = false)"
+            self._proxied(body, _plain(404, message))
+            return
+        try:
+            served = emulator.workers.wait(worker)
+        except LookupError:
+            self._proxied(body, _plain(404, f"There is nothing here yet: no worker {worker!r}"))
+            return
+        except TimeoutError as exc:
+            self._proxied(body, _plain(503, f"emulator: {exc}"))
+            return
+        except ServeError as exc:
+            self._proxied(body, _plain(502, f"emulator: could not serve {worker}: {exc}"))
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+        try:
+            connection.request(self.command, self.path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            payload = answer.read()
+            relayed = [
+                (key, value)
+                for key, value in answer.getheaders()
+                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length"
+            ]
+        except OSError as exc:
+            self._proxied(body, _plain(502, f"emulator: {worker} did not answer: {exc}"))
+            return
+        finally:
+            connection.close()
+        self._record_proxied(body, answer.status)
+        self.send_response(answer.status, answer.reason)
+        for key, value in relayed:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _proxied(self, body: bytes, response: Response) -> None:
+        self._record_proxied(body, response.status)
+        self._send(response)
+
+    def _record_proxied(self, body: bytes, status: int) -> None:
+        """Log a proxied request before answering it (a client may check the log at once)."""
         split = urlsplit(self.path)
-        host = self.headers.get("Host", "")
-        status = self._forward(worker, body)
-        emulator._record_worker(
+        self.server.emulator._record_worker(
             RequestRecord(
                 method=self.command,
-                path=host + split.path,
+                path=self.headers.get("Host", "") + split.path,
                 query=split.query,
                 status=status,
                 content_type=self.headers.get("Content-Type", ""),
@@ -156,49 +206,6 @@ class _Handler(BaseHTTPRequestHandler):
                 at=time.time(),
             )
         )
-
-    def _forward(self, worker: str, body: bytes) -> int:
-        emulator = self.server.emulator
-        if emulator.workers is None:
-            self._send(_plain(404, "worker serving is off: start the emulator with serve_workers=True"))
-            return 404
-        with emulator.state.lock:
-            known = emulator.state.workers.get(worker)
-            enabled = known is not None and known.subdomain_enabled
-        if known is not None and not enabled:
-            self._send(_plain(404, f"emulator: {worker} has no workers.dev route (workers_dev = false)"))
-            return 404
-        try:
-            served = emulator.workers.wait(worker)
-        except LookupError:
-            self._send(_plain(404, f"There is nothing here yet: no worker {worker!r} is deployed"))
-            return 404
-        except TimeoutError as exc:
-            self._send(_plain(503, f"emulator: {exc}"))
-            return 503
-        except ServeError as exc:
-            self._send(_plain(502, f"emulator: could not serve {worker}: {exc}"))
-            return 502
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
-        try:
-            connection.request(self.command, self.path, body=body or None, headers=headers)
-            answer = connection.getresponse()
-            payload = answer.read()
-            self.send_response(answer.status, answer.reason)
-            for key, value in answer.getheaders():
-                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-            return answer.status
-        except OSError as exc:
-            self._send(_plain(502, f"emulator: {worker} did not answer: {exc}"))
-            return 502
-        finally:
-            connection.close()
 
     def _dispatch(self, query: str, path: str, body: bytes, is_api: bool) -> Response:
         emulator = self.server.emulator

@@ -23,8 +23,9 @@ map the uploaded metadata onto wrangler dev's local simulators:
 All served workers share one `LocalEnv` (`dome_tasks.local`): a state folder with their pid
 records, logs (`<root>/state/logs/<worker>.log`), local data and dev registry. Each
 `wrangler dev` runs in its own process group with `WRANGLER_SEND_METRICS=false`,
-`CLOUDFLARE_CF_FETCH_ENABLED=false` and a private TMPDIR whose update-check cache says
-"checked just now", so it contacts no host. A worker counts as started once it answers
+`CLOUDFLARE_CF_FETCH_ENABLED=false`, `NO_PROXY` covering loopback and a private TMPDIR
+whose update-check cache says "checked just now", so it contacts no host; the emulator's
+own `CLOUDFLARE_API_*` variables are not passed on. A worker counts as started once it answers
 `GET /` with any status (its health may be red on purpose). Starts happen one at a time on a
 background thread; `wait(name)` blocks until the current version serves.
 """
@@ -98,7 +99,9 @@ def render_config(
     """The `wrangler.json` that runs `version` locally, and notes on what was left out."""
     main = version.main_module
     if not main:
-        raise ServeError(f"{name}: version {version.id} has no main module (service-worker format?)")
+        raise ServeError(
+            f"{name}: version {version.id} has no main module (service-worker format?)"
+        )
     notes: list[str] = []
     config: dict[str, Any] = {
         "name": name,
@@ -206,7 +209,9 @@ class WorkerHost:
 
     def start(self) -> WorkerHost:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="cf-emulator-serve", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name="cf-emulator-serve", daemon=True
+            )
             self._thread.start()
             atexit.register(self.close)
         return self
@@ -327,6 +332,9 @@ class WorkerHost:
 
         base = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         base.update(self.extra_env)
+        # wrangler dev talks to its own workerd over loopback: never through a proxy.
+        loopback = ",".join(filter(None, [base.get("NO_PROXY", ""), "127.0.0.1,localhost"]))
+        base["NO_PROXY"] = base["no_proxy"] = loopback
         chosen = port or free_port("127.0.0.1")
         return LocalEnv(
             state_dir=self.root / "state",

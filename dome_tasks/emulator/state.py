@@ -17,6 +17,7 @@ __all__ = [
     "KVNamespace",
     "Module",
     "Queue",
+    "VectorizeIndex",
     "Version",
     "Worker",
     "now_iso",
@@ -278,6 +279,26 @@ class Queue:
         }
 
 
+@dataclass
+class VectorizeIndex:
+    """A Vectorize index (configuration only: no vectors are stored)."""
+
+    name: str
+    dimensions: int
+    metric: str
+    description: str = ""
+    created_on: str = field(default_factory=now_iso)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "config": {"dimensions": self.dimensions, "metric": self.metric},
+            "created_on": self.created_on,
+            "modified_on": self.created_on,
+        }
+
+
 class EmulatorState:
     """The whole account. Handlers mutate it under `lock`; tests read it."""
 
@@ -293,6 +314,7 @@ class EmulatorState:
         self.buckets: dict[str, Bucket] = {}
         self.kv: dict[str, KVNamespace] = {}
         self.queues: dict[str, Queue] = {}
+        self.vectorize: dict[str, VectorizeIndex] = {}
         self.subdomain = "emulator"
 
     def worker(self, name: str) -> Worker:
@@ -336,6 +358,14 @@ class EmulatorState:
             queue = Queue(queue_id=uuid.uuid4().hex, queue_name=name)
             self.queues[queue.queue_id] = queue
             return queue
+
+    def add_vectorize(
+        self, name: str, dimensions: int = 768, metric: str = "cosine", description: str = ""
+    ) -> VectorizeIndex:
+        with self.lock:
+            index = VectorizeIndex(name, dimensions, metric, description)
+            self.vectorize[name] = index
+            return index
 
     def queue_by_name(self, name: str) -> Queue:
         for queue in self.queues.values():
