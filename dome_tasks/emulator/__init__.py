@@ -2,6 +2,13 @@
 
 `Emulator` is the entry point; `serve()` runs one in the foreground; the pytest plugin
 (`dome_tasks.emulator.pytest_plugin`) provides the `cloudflare_emulator` fixture.
+
+Opt-in, `Emulator(serve_workers=True)` (`--serve-workers`) also runs each deployed worker's
+current version under workerd (`serving.WorkerHost`): `emulator.worker_url(name)` is its own
+127.0.0.1 port, and the emulator's origin answers requests whose `Host` is
+`<name>.<subdomain>.workers.dev` by proxying them there, so `DOME_HEALTH_BASE_URL=<origin>`
+makes dome-tasks' post-deploy verification reach it. Vectorize indexes can be listed,
+created, read and deleted (configuration only).
 """
 
 from __future__ import annotations
@@ -11,7 +18,15 @@ from dome_tasks.emulator.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, Emul
 from dome_tasks.emulator.faults import Fault, FaultSet
 from dome_tasks.emulator.serve import serve
 from dome_tasks.emulator.server import RequestRecord
-from dome_tasks.emulator.state import Deployment, EmulatorState, Module, Version, Worker
+from dome_tasks.emulator.serving import ServedWorker, ServeError, WorkerHost
+from dome_tasks.emulator.state import (
+    Deployment,
+    EmulatorState,
+    Module,
+    VectorizeIndex,
+    Version,
+    Worker,
+)
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -24,7 +39,11 @@ __all__ = [
     "FaultSet",
     "Module",
     "RequestRecord",
+    "ServeError",
+    "ServedWorker",
+    "VectorizeIndex",
     "Version",
     "Worker",
+    "WorkerHost",
     "serve",
 ]

@@ -1,4 +1,5 @@
-"""`python -m dome_tasks.emulator [--host H] [--port P] [--token T] [--account-id A]`."""
+"""`python -m dome_tasks.emulator [--host H] [--port P] [--token T] [--account-id A]
+[--serve-workers]`."""
 
 from __future__ import annotations
 
@@ -17,8 +18,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bearer token to accept")
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="the account id")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--serve-workers",
+        action="store_true",
+        help="run deployed workers under workerd (wrangler dev) and answer "
+        "<worker>.<subdomain>.workers.dev requests with them",
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.token, args.account_id, verbose=not args.quiet)
+    serve(
+        args.host,
+        args.port,
+        args.token,
+        args.account_id,
+        verbose=not args.quiet,
+        serve_workers=args.serve_workers,
+    )
 
 
 if __name__ == "__main__":

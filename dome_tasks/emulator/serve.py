@@ -21,15 +21,32 @@ def serve(
     verbose: bool = True,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    serve_workers: bool = False,
 ) -> None:
-    """Serve until Ctrl-C (or until `stop` is set), after printing the env vars to export."""
+    """Serve until Ctrl-C (or until `stop` is set), after printing the env vars to export.
+
+    `serve_workers`: also run deployed workers under workerd and proxy
+    `<worker>.<subdomain>.workers.dev` requests to them (see `Emulator`)."""
     out = out or sys.stdout
-    emulator = Emulator(token=token, account_id=account_id, host=host, port=port, verbose=verbose)
+    emulator = Emulator(
+        token=token,
+        account_id=account_id,
+        host=host,
+        port=port,
+        verbose=verbose,
+        serve_workers=serve_workers,
+    )
     with emulator:
         print(f"Cloudflare API emulator listening on {emulator.url}", file=out)
         print("Point wrangler at it with:", file=out)
         for key, value in emulator.env().items():
             print(f"  export {key}={shlex.quote(value)}", file=out)
+        if serve_workers:
+            sample = emulator.workers_dev_host("<worker>")
+            print(
+                f"Deployed workers are served: curl -H 'Host: {sample}' {emulator.origin}/",
+                file=out,
+            )
         print("Press Ctrl-C to stop.", file=out, flush=True)
         try:
             (stop or threading.Event()).wait()

@@ -48,8 +48,12 @@ def emulator(tmp_path: Path, network_guard: dict[str, str]) -> Iterator[Emulator
     """An emulator that serves deployed workers; their wrangler dev runs under the guard."""
     if not WRANGLER.exists():
         pytest.skip("the pinned wrangler is not installed (npm ci)")
-    with Emulator(account_id=ACCOUNT, serve_workers=True, serve_env=network_guard,
-                  serve_dir=tmp_path / "served") as emu:
+    with Emulator(
+        account_id=ACCOUNT,
+        serve_workers=True,
+        serve_env=network_guard,
+        serve_dir=tmp_path / "served",
+    ) as emu:
         yield emu
 
 
@@ -79,7 +83,9 @@ def project(tmp_path: Path, name: str, release: str, extra: str = "") -> Path:
 
 
 def test_deploys_redeploys_and_rollbacks_are_served(emulator, tmp_path, network_guard):
-    wrangler = Wrangler(emulator, project(tmp_path, "pinger", "one"), tmp_path / "state", network_guard)
+    wrangler = Wrangler(
+        emulator, project(tmp_path, "pinger", "one"), tmp_path / "state", network_guard
+    )
     wrangler("deploy")
     first = emulator.state.worker("pinger").current_version()
 
@@ -108,11 +114,14 @@ def test_deploys_redeploys_and_rollbacks_are_served(emulator, tmp_path, network_
 
 
 def test_service_bindings_reach_the_other_served_worker(emulator, tmp_path, network_guard):
-    callee = Wrangler(emulator, project(tmp_path, "callee", "c1"), tmp_path / "state", network_guard)
+    callee = Wrangler(
+        emulator, project(tmp_path, "callee", "c1"), tmp_path / "state", network_guard
+    )
     callee("deploy")
     binding = '[[services]]\nbinding = "CALLEE"\nservice = "callee"\n'
-    caller = Wrangler(emulator, project(tmp_path, "caller", "r1", binding), tmp_path / "state",
-                      network_guard)
+    caller = Wrangler(
+        emulator, project(tmp_path, "caller", "r1", binding), tmp_path / "state", network_guard
+    )
     caller("deploy")
     emulator.served_worker("callee")
 
@@ -124,12 +133,25 @@ def test_service_bindings_reach_the_other_served_worker(emulator, tmp_path, netw
 
 def test_vectorize_indexes_through_the_real_wrangler(make_wrangler, emulator):
     wrangler = make_wrangler()
-    created = wrangler("vectorize", "create", "embeddings", "--dimensions", "32",
-                       "--metric", "euclidean", "--description", "test index")
+    created = wrangler(
+        "vectorize",
+        "create",
+        "embeddings",
+        "--dimensions",
+        "32",
+        "--metric",
+        "euclidean",
+        "--description",
+        "test index",
+    )
     assert "Successfully created a new Vectorize index: 'embeddings'" in created.stdout
     wrangler("vectorize", "create", "docs", "--preset", "@cf/baai/bge-small-en-v1.5")
-    assert wrangler("vectorize", "create", "docs", "--dimensions", "3", "--metric", "cosine",
-                    check=False).returncode != 0
+    assert (
+        wrangler(
+            "vectorize", "create", "docs", "--dimensions", "3", "--metric", "cosine", check=False
+        ).returncode
+        != 0
+    )
 
     listed = json.loads(wrangler("vectorize", "list", "--json").stdout)
     assert [(i["name"], i["config"]) for i in listed] == [
@@ -158,12 +180,19 @@ def workspace_copy(tmp_path: Path) -> Path:
     return root
 
 
-def invoke(root: Path, emulator: Emulator, guard: dict[str, str], *args: str,
-           **extra: str) -> subprocess.CompletedProcess:
+def invoke(
+    root: Path, emulator: Emulator, guard: dict[str, str], *args: str, **extra: str
+) -> subprocess.CompletedProcess:
     env = run_env(**{**emulator.env(), **guard, "DOME_HEALTH_BASE_URL": emulator.origin, **extra})
     return subprocess.run(
-        [str(VENV_BIN / "invoke"), *args], cwd=root, env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=180, check=False,
+        [str(VENV_BIN / "invoke"), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=180,
+        check=False,
     )
 
 
@@ -173,19 +202,34 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
     staging = invoke(workspace_copy, emulator, network_guard, "deploy-env", "silo", "staging")
     assert staging.returncode == 0, staging.stdout + staging.stderr
     assert "verify silo-staging: healthy" in staging.stdout
-    assert "GET http://127.0.0.1" in staging.stdout and "(Host: silo-staging.emulator.workers.dev)" in staging.stdout
+    assert (
+        "GET http://127.0.0.1" in staging.stdout
+        and "(Host: silo-staging.emulator.workers.dev)" in staging.stdout
+    )
 
-    good = invoke(workspace_copy, emulator, network_guard, "deploy-env", "silo", "production", "--yes")
+    good = invoke(
+        workspace_copy, emulator, network_guard, "deploy-env", "silo", "production", "--yes"
+    )
     assert good.returncode == 0, good.stdout + good.stderr
     healthy = emulator.state.worker("silo").current_version()
 
     source = workspace_copy / "sample/services/silo/src/index.js"
     text = source.read_text()
-    red = 'return json({ ok: true, service: env.SERVICE_NAME });'
+    red = "return json({ ok: true, service: env.SERVICE_NAME });"
     assert red in text
-    source.write_text(text.replace(red, 'return json({ ok: false, service: env.SERVICE_NAME }, 500);'))
-    bad = invoke(workspace_copy, emulator, network_guard, "deploy-env", "silo", "production", "--yes",
-                 DOME_VERIFY_DEADLINE="2")
+    source.write_text(
+        text.replace(red, "return json({ ok: false, service: env.SERVICE_NAME }, 500);")
+    )
+    bad = invoke(
+        workspace_copy,
+        emulator,
+        network_guard,
+        "deploy-env",
+        "silo",
+        "production",
+        "--yes",
+        DOME_VERIFY_DEADLINE="2",
+    )
 
     output = bad.stdout + bad.stderr
     assert bad.returncode != 0, output

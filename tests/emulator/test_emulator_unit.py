@@ -254,3 +254,150 @@ def test_python_m_emulator_runs_in_the_foreground():
         proc.terminate()
         proc.wait(timeout=10)
     assert first.startswith("Cloudflare API emulator listening on http://127.0.0.1:")
+
+
+# --- served workers (no wrangler: config rendering, routing, failures) ----------------------
+
+
+def _upload(emu: Emulator, name: str, metadata: dict[str, Any]) -> None:
+    body, ctype = multipart(
+        [
+            ("metadata", None, "application/json", json.dumps(metadata).encode()),
+            ("index.js", "index.js", "application/javascript+module", b"export default {};"),
+        ]
+    )
+    path = f"/accounts/{emu.account_id}/workers/scripts/{name}"
+    assert call(emu, "PUT", path, body, content_type=ctype)[0] == 200
+
+
+def _get_host(emu: Emulator, host: str, path: str = "/health") -> tuple[int, str]:
+    req = urllib.request.Request(emu.origin + path, headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_render_config_maps_uploaded_bindings_to_local_simulators():
+    from dome_tasks.emulator.serving import render_config
+    from dome_tasks.emulator.state import Module, Version
+
+    bindings = [
+        {"name": "GREETING", "type": "plain_text", "text": "hi"},
+        {"name": "LIMITS", "type": "json", "json": {"max": 5}},
+        {"name": "TOKEN", "type": "secret_text", "text": "s3cret"},
+        {"name": "DB", "type": "d1", "id": "db-id"},
+        {"name": "CACHE", "type": "kv_namespace", "namespace_id": "kv-id"},
+        {"name": "BUCKET", "type": "r2_bucket", "bucket_name": "objects"},
+        {"name": "EVENTS", "type": "queue", "queue_name": "events"},
+        {"name": "SILO", "type": "service", "service": "silo-staging", "environment": "production"},
+        {"name": "INDEX", "type": "vectorize", "index_name": "embeddings"},
+    ]
+    version = Version(
+        id="v1",
+        number=1,
+        created_on="now",
+        metadata={
+            "main_module": "worker.js",
+            "bindings": bindings,
+            "compatibility_date": "2025-01-01",
+            "compatibility_flags": ["nodejs_compat"],
+        },
+        modules={
+            "worker.js": Module("worker.js", "application/javascript+module", b""),
+            "data.bin": Module("data.bin", "application/octet-stream", b"\0"),
+        },
+    )
+
+    config, notes = render_config(
+        "api", version, secrets={"API_KEY": "k"}, d1_names={"db-id": "api-db"}
+    )
+
+    assert config["name"] == "api" and config["main"] == "worker.js" and config["no_bundle"]
+    assert config["compatibility_date"] == "2025-01-01"
+    assert config["compatibility_flags"] == ["nodejs_compat"]
+    assert config["vars"] == {
+        "GREETING": "hi",
+        "LIMITS": {"max": 5},
+        "TOKEN": "s3cret",
+        "API_KEY": "k",
+    }
+    assert config["d1_databases"] == [
+        {"binding": "DB", "database_id": "db-id", "database_name": "api-db"}
+    ]
+    assert config["kv_namespaces"] == [{"binding": "CACHE", "id": "kv-id"}]
+    assert config["r2_buckets"] == [{"binding": "BUCKET", "bucket_name": "objects"}]
+    assert config["queues"] == {"producers": [{"binding": "EVENTS", "queue": "events"}]}
+    assert config["services"] == [{"binding": "SILO", "service": "silo-staging"}]
+    assert config["find_additional_modules"] is True
+    assert config["rules"] == [{"type": "Data", "globs": ["data.bin"]}]
+    assert notes == ["binding INDEX (vectorize) is not served locally; omitted"]
+
+
+def test_workers_dev_hosts_name_a_worker(emu):
+    assert emu.workers_dev_host("silo") == "silo.emulator.workers.dev"
+    assert emu.worker_name_for_host("silo-staging.emulator.workers.dev") == "silo-staging"
+    assert emu.worker_name_for_host("Silo.Emulator.workers.dev:443") == "silo"
+    assert emu.worker_name_for_host(f"127.0.0.1:{emu.port}") is None
+    assert emu.worker_name_for_host("a.b.emulator.workers.dev") is None
+    assert emu.worker_name_for_host("silo.other.workers.dev") is None
+    assert "DOME_HEALTH_BASE_URL" not in emu.env()
+
+
+def test_workers_dev_requests_without_serving_say_how_to_turn_it_on(emu):
+    status, text = _get_host(emu, "silo.emulator.workers.dev")
+    assert status == 404 and "serve_workers=True" in text
+    assert emu.requests == []
+    assert [str(r) for r in emu.worker_requests] == ["GET silo.emulator.workers.dev/health -> 404"]
+    from dome_tasks.emulator import ServeError
+
+    with pytest.raises(ServeError):
+        emu.worker_url("silo")
+
+
+def test_a_worker_that_cannot_start_answers_502_with_the_reason(tmp_path):
+    with Emulator(serve_workers=True, wrangler="/bin/false", serve_dir=tmp_path) as emu:
+        env = emu.env()
+        assert env["DOME_HEALTH_BASE_URL"] == emu.origin
+        assert env["DOME_WORKERS_SUBDOMAIN"] == "emulator"
+        assert _get_host(emu, "ghost.emulator.workers.dev")[0] == 404
+        with pytest.raises(LookupError):
+            emu.worker_url("ghost")
+
+        _upload(emu, "broken", {"main_module": "index.js"})
+        emu.state.worker("broken").subdomain_enabled = True
+        status, text = _get_host(emu, "broken.emulator.workers.dev")
+
+        assert status == 502
+        assert "could not serve broken" in text and "exited with code 1" in text
+        _upload(emu, "private", {"main_module": "index.js"})  # workers_dev = false
+        status, text = _get_host(emu, "private.emulator.workers.dev")
+        assert status == 404 and "workers_dev = false" in text
+    assert list((tmp_path / "state" / "run").glob("*.json")) == []
+
+
+def test_vectorize_indexes_over_http(emu):
+    base = f"/accounts/{emu.account_id}/vectorize/v2/indexes"
+    status, _, raw = call(
+        emu, "POST", base, {"name": "e", "config": {"dimensions": 3, "metric": "cosine"}}
+    )
+    assert status == 200 and json.loads(raw)["result"]["config"] == {
+        "dimensions": 3,
+        "metric": "cosine",
+    }
+    assert (
+        call(emu, "POST", base, {"name": "e", "config": {"preset": "@cf/baai/bge-base-en-v1.5"}})[0]
+        == 409
+    )
+    assert (
+        call(emu, "POST", base, {"name": "x", "config": {"dimensions": 3, "metric": "l7"}})[0]
+        == 400
+    )
+    listed = json.loads(call(emu, "GET", base)[2])["result"]
+    assert [i["name"] for i in listed] == ["e"]
+    v1 = f"/accounts/{emu.account_id}/vectorize/indexes"
+    assert json.loads(call(emu, "GET", v1 + "/e")[2])["result"]["name"] == "e"
+    assert json.loads(call(emu, "GET", base + "/e/info")[2])["result"]["dimensions"] == 3
+    assert call(emu, "DELETE", base + "/e")[0] == 200
+    assert call(emu, "GET", base + "/e")[0] == 404
