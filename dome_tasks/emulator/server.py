@@ -163,9 +163,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._proxied(body, _plain(502, f"emulator: could not serve {worker}: {exc}"))
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        split = urlsplit(self.path)  # origin-form, also when a client sent an absolute URL
+        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
         connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
         try:
-            connection.request(self.command, self.path, body=body or None, headers=headers)
+            connection.request(self.command, target, body=body or None, headers=headers)
             answer = connection.getresponse()
             payload = answer.read()
             relayed = [

@@ -103,12 +103,19 @@ def test_deploys_redeploys_and_rollbacks_are_served(emulator, tmp_path, network_
     status, body = get(emulator, "pinger")
     assert (status, json.loads(body)["release"]) == (200, "two")
     assert emulator.served_worker("pinger").version_number == 2
+    second = emulator.state.worker("pinger").current_version()
+
+    # A split serves the version with the highest percentage.
+    wrangler("versions", "deploy", f"{first.id}@70%", f"{second.id}@30%", "-y")
+    assert get(emulator, "pinger")[1].count('"release":"one"') == 1
+    wrangler("versions", "deploy", f"{second.id}@100%", "-y")
+    assert get(emulator, "pinger")[1].count('"release":"two"') == 1
 
     wrangler("rollback", first.id, "--message", "back to one", "-y")
     assert emulator.state.traffic("pinger") == {first.id: 100}
     status, body = get(emulator, "pinger")
     assert (status, json.loads(body)["release"]) == (200, "one")
-    assert [r.status for r in emulator.worker_requests] == [200, 200, 200]
+    assert [r.status for r in emulator.worker_requests] == [200] * 5
 
     assert get(emulator, "nobody")[0] == 404
 
@@ -228,7 +235,9 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
         "silo",
         "production",
         "--yes",
-        DOME_VERIFY_DEADLINE="2",
+        # short: the red version fails fast; long enough for the rolled-back version's
+        # restart, which the rollback's verification waits for
+        DOME_VERIFY_DEADLINE="5",
     )
 
     output = bad.stdout + bad.stderr
@@ -245,5 +254,5 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
         ("deploy", "production", "success"),
         ("deploy", "production", "unhealthy"),
         ("rollback", "production", "success"),
-    ]
+    ], output
     assert records[-1].verified is True and records[-1].to_version == healthy.id
