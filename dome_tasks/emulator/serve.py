@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import threading
 from typing import TextIO
@@ -48,8 +49,19 @@ def serve(
                 file=out,
             )
         print("Press Ctrl-C to stop.", file=out, flush=True)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM stops like Ctrl-C, so served workers' process groups are stopped too.
+            previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             (stop or threading.Event()).wait()
         except KeyboardInterrupt:
             pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     print("emulator stopped", file=out)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -27,7 +27,9 @@ records, logs (`<root>/state/logs/<worker>.log`), local data and dev registry. E
 whose update-check cache says "checked just now", so it contacts no host; the emulator's
 own `CLOUDFLARE_API_*` variables are not passed on. A worker counts as started once it answers
 `GET /` with any status (its health may be red on purpose). Starts happen one at a time on a
-background thread; `wait(name)` blocks until the current version serves.
+background thread; `wait(name)` blocks until the current version serves. A start that failed
+is not retried until the worker's deployment changes again; a served process that dies later
+is not restarted (requests then get a 502).
 """
 
 from __future__ import annotations
@@ -200,7 +202,6 @@ class WorkerHost:
         self._desired: dict[str, str] = {}  # worker -> version id that should serve
         self._running: dict[str, ServedWorker] = {}
         self._failed: dict[str, tuple[str, str]] = {}  # worker -> (version id, message)
-        self._busy: str | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
         self._ports: dict[str, int] = {}
@@ -303,7 +304,6 @@ class WorkerHost:
                 if self._closed:
                     return
                 name, version_id = self._next()  # type: ignore[misc]
-                self._busy = name
             served: ServedWorker | None = None
             error: str | None = None
             try:
@@ -314,7 +314,6 @@ class WorkerHost:
             except Exception as exc:  # noqa: BLE001 (reported to whoever waits for it)
                 error = str(exc) or type(exc).__name__
             with self._cond:
-                self._busy = None
                 if served is not None:
                     self._running[name] = served
                     self._failed.pop(name, None)
