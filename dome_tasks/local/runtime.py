@@ -429,7 +429,9 @@ def _abort(env: LocalEnv, process: subprocess.Popen, record: ProcessRecord) -> N
 #: (workerd opening the same SQLite files at once); starting that process again succeeds.
 TRANSIENT_STARTUP_ERRORS = ("SQLITE_BUSY", "database is locked")
 STARTUP_ATTEMPTS = 3
-HEALTH_POLL_SECONDS = 0.05  # how often a starting worker's health path is asked
+#: How often a starting worker's health path is asked: soon at first (a quick start is seen
+#: quickly), then less often (a worker that answers errors does not flood its log).
+HEALTH_POLL_FIRST, HEALTH_POLL_MAX = 0.05, 0.5
 
 
 def _wait_healthy_retrying(
@@ -452,6 +454,7 @@ def _wait_healthy_retrying(
 def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Popen, record: ProcessRecord) -> None:
     health_url = record.url + service.health_path
     deadline = time.monotonic() + env.health_timeout
+    pause = HEALTH_POLL_FIRST
     while True:
         code = process.poll()
         if code is not None:
@@ -470,7 +473,8 @@ def _wait_healthy(env: LocalEnv, service: LocalService, process: subprocess.Pope
                 where=service.name,
                 hint=f"full log: {record.log}",
             )
-        time.sleep(HEALTH_POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(pause * 1.5, HEALTH_POLL_MAX)
 
 
 def deploy(env: LocalEnv, service: LocalService) -> tuple[list[MigrationResult], ProcessRecord]:
