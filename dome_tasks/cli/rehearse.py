@@ -67,12 +67,14 @@ def _migrations(database) -> list[dict]:  # noqa: ANN001
 
 @task(help={"port": "port on 127.0.0.1 (default 8788)",
             "token": "the API token clients must send (default: emulator-token)",
-            "account_id": "the emulated account id (default: the emulator's)"})
-def emulator(c, port=8788, token="", account_id=""):
+            "account_id": "the emulated account id (default: the emulator's)",
+            "serve_workers": "also run deployed workers under workerd, reachable as <name>.emulator.workers.dev"})
+def emulator(c, port=8788, token="", account_id="", serve_workers=False):
     """Run the Cloudflare API emulator in the foreground (Ctrl-C stops it)."""
     from dome_tasks.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, serve
 
-    serve("127.0.0.1", int(port), token or DEFAULT_TOKEN, account_id or DEFAULT_ACCOUNT_ID)
+    serve("127.0.0.1", int(port), token or DEFAULT_TOKEN, account_id or DEFAULT_ACCOUNT_ID,
+          serve_workers=serve_workers)
 
 
 TASKS = [emulator]
