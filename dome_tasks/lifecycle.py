@@ -14,15 +14,25 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dome_tasks.errors import CommandFailed, DomeError, UsageError
 from dome_tasks.events import EventLog, Redactor
-from dome_tasks.ledger import GitFacts, Ledger, Record, actor, git_facts, last_healthy_version, open_canary
+from dome_tasks.ledger import (
+    GitFacts,
+    Ledger,
+    Record,
+    actor,
+    git_facts,
+    last_healthy_version,
+    open_canary,
+)
 from dome_tasks.rollout import (
     NEW,
     OLD,
@@ -71,6 +81,20 @@ class LifecycleError(DomeError):
     exit_code = 1
 
 
+def _in_background(func: Callable[..., Any], *args: Any) -> Future[Any]:
+    """Run ``func(*args)`` on a daemon thread; its result (or exception) arrives in the future."""
+    future: Future[Any] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(func(*args))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=work, name="dome-git-facts", daemon=True).start()
+    return future
+
+
 def _setting(c: Context | None, key: str, env_var: str) -> str | None:
     """``dome.<key>`` from invoke config, else the ``env_var`` environment variable."""
     value = None
@@ -96,7 +120,7 @@ class Session:
     dry_run: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     base_env: Mapping[str, str] | None = None
-    _git: GitFacts | None = None
+    _git: GitFacts | Future[GitFacts] | None = None
 
     @classmethod
     def open(
@@ -135,6 +159,8 @@ class Session:
             subdomain=subdomain or _setting(c, "workers_subdomain", "DOME_WORKERS_SUBDOMAIN"),
             base_url=base_url or _setting(c, "health_base_url", "DOME_HEALTH_BASE_URL"),
             dry_run=dry_run,
+            # Ledger records need the git facts: read them while wrangler runs, not after it.
+            _git=None if dry_run else _in_background(git_facts, manifest.root),
         )
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -143,6 +169,8 @@ class Session:
     def git(self) -> GitFacts:
         if self._git is None:
             self._git = git_facts(self.manifest.root)
+        elif isinstance(self._git, Future):
+            self._git = self._git.result()
         return self._git
 
     def config(self, service: str, environment: str) -> WorkerConfig:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, TextIO
 from dome_tasks.errors import CommandFailed
 from dome_tasks.events import Redactor
 from dome_tasks.retry import Attempt, RetryPolicy, run_with_retries
-from dome_tasks.troubleshoot import Diagnosis, classify, explain
 from dome_tasks.wrangler_env import hermetic_env
 from dome_tasks.wrangler_output import WranglerOutput, read_output
 
 if TYPE_CHECKING:
     from dome_tasks.runner import Runner, StepResult
     from dome_tasks.steps import Command, Step
+    from dome_tasks.troubleshoot import Diagnosis
 
 __all__ = ["WranglerExec", "WranglerFailed", "config_worker_name"]
 
@@ -140,6 +140,8 @@ class WranglerExec:
                 failure = final.output.failure
                 records.append({"type": "command-failed", "code": failure.code,
                                 "message": failure.message})
+            from dome_tasks.troubleshoot import classify, explain  # only needed on failure
+
             diagnosis = classify(
                 final.stderr, final.stdout, records, worker=config_worker_name(command.argv)
             )
