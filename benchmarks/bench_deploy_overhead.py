@@ -8,50 +8,32 @@ Usage: .venv/bin/python benchmarks/bench_deploy_overhead.py [--runs 5]
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import BIN, ENV, ROOT, interleaved, runs_argument, timed
 
 from dome_tasks.emulator import Emulator
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-    return time.perf_counter() - started
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
+    runs = runs_argument(5)
     with tempfile.TemporaryDirectory() as tmp, Emulator() as emulator:
         work = Path(tmp)
         shutil.copytree(ROOT / "sample", work / "sample", ignore=shutil.ignore_patterns(".dome"))
         shutil.copytree(ROOT / "tasks", work / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "justfile", work / "justfile")
         (work / "node_modules").symlink_to(ROOT / "node_modules")
-        env = {**os.environ, **emulator.env(), "NO_COLOR": "1"}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure what users run: with .pyc files
+        env = {**ENV, **emulator.env(), "NO_COLOR": "1"}
         ours = [str(BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify"]
         timed(ours, work, env)  # first deploy: creates the worker and renders the config
         config = work / "sample/.dome/build/staging/silo/wrangler.toml"
         bare = [str(work / "node_modules/.bin/wrangler"), "deploy", "--config", str(config)]
         bare_env = {**env, "WRANGLER_HIDE_BANNER": "true"}
-        bare_s, ours_s = [], []
-        for _ in range(runs):
-            bare_s.append(timed(bare, config.parent, bare_env))
-            ours_s.append(timed(ours, work, env))
-    bare_m, ours_m = statistics.median(bare_s), statistics.median(ours_s)
+        bare_m, ours_m = interleaved(
+            runs, lambda: timed(bare, config.parent, bare_env), lambda: timed(ours, work, env)
+        )
     print(f"deploy silo-staging to the emulator, median of {runs} interleaved runs")
     print(f"  bare wrangler deploy         : {bare_m * 1000:7.0f} ms")
     print(f"  invoke deploy-env (dome-tasks): {ours_m * 1000:7.0f} ms")

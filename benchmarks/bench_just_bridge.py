@@ -7,20 +7,12 @@ Usage: .venv/bin/python benchmarks/bench_just_bridge.py [--runs 15]
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-INVOKE = Path(sys.executable).parent / "invoke"
-FIXTURE = ROOT / "tests/just/fixtures/monorepo.just"
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # users have .pyc files
+from timing import BIN, ROOT, interleaved, runs_argument, timed
 
+FIXTURE = ROOT / "tests/just/fixtures/monorepo.just"
 WITHOUT = "from dome_tasks.collection import native_tasks\nns = native_tasks()\n"
 WITH = (
     "from dome_tasks.collection import native_tasks\n"
@@ -29,25 +21,14 @@ WITH = (
 )
 
 
-def timed(cwd: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run([str(INVOKE), "--list"], cwd=cwd, check=True, capture_output=True, env=ENV)
-    return time.perf_counter() - started
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=15)
-    runs = parser.parse_args().runs
+    runs = runs_argument(15)
+    invoke = [str(BIN / "invoke"), "--list"]
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         without, with_bridge = Path(a), Path(b)
         (without / "tasks.py").write_text(WITHOUT)
         (with_bridge / "tasks.py").write_text(WITH)
-        plain, bridged = [], []
-        for _ in range(runs):
-            plain.append(timed(without))
-            bridged.append(timed(with_bridge))
-    plain_s, bridged_s = statistics.median(plain), statistics.median(bridged)
+        plain_s, bridged_s = interleaved(runs, lambda: timed(invoke, without), lambda: timed(invoke, with_bridge))
     print(f"invoke --list, median of {runs} interleaved runs")
     print(f"  native tasks only             : {plain_s * 1000:7.1f} ms")
     print(f"  + 37 recipes of monorepo.just: {bridged_s * 1000:7.1f} ms")

@@ -1,0 +1,40 @@
+"""What every benchmark here shares: the environment users run in, timing a command, and
+interleaving the two sides so that machine noise hits both alike."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+#: Users have .pyc files; this workplace's shells may set PYTHONDONTWRITEBYTECODE.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def runs_argument(default: int) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=default)
+    return parser.parse_args().runs
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds one command takes (it must succeed)."""
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env or ENV, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def interleaved(runs: int, *sides: Callable[[], float]) -> list[float]:
+    """Run each side once per round, *runs* rounds; the median seconds of each side."""
+    samples: list[list[float]] = [[] for _ in sides]
+    for _ in range(runs):
+        for side, bucket in zip(sides, samples):
+            bucket.append(side())
+    return [statistics.median(bucket) for bucket in samples]
