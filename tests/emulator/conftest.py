@@ -32,8 +32,7 @@ def network_guard(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def make_wrangler(emulator: Emulator, tmp_path: Path, network_guard: dict[str, str]):  # type: ignore[no-untyped-def]
-    if not WRANGLER.exists():
-        pytest.skip("the pinned wrangler is not installed (npm ci)")
+    assert WRANGLER.exists(), "the pinned wrangler is not installed: run scripts/setup (npm ci)"
 
     def make(toml: str = "", *, name: str = "silo", subdir: str = "project") -> Wrangler:
         project = write_project(tmp_path / subdir, toml, name=name)

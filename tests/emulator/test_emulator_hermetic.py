@@ -17,8 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_guard_catches_the_npm_update_check_that_the_hermetic_env_prevents(tmp_path):
     """Without the seeded update-check cache, wrangler looks up the npm registry."""
-    if not WRANGLER.exists():
-        pytest.skip("the pinned wrangler is not installed")
+    assert WRANGLER.exists(), "the pinned wrangler is not installed: run scripts/setup (npm ci)"
     project = write_project(tmp_path / "p", "")
     fresh_tmp = tmp_path / "bare-tmp"
     fresh_tmp.mkdir()

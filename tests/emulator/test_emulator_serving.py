@@ -46,8 +46,7 @@ export default {
 @pytest.fixture
 def emulator(tmp_path: Path, network_guard: dict[str, str]) -> Iterator[Emulator]:
     """An emulator that serves deployed workers; their wrangler dev runs under the guard."""
-    if not WRANGLER.exists():
-        pytest.skip("the pinned wrangler is not installed (npm ci)")
+    assert WRANGLER.exists(), "the pinned wrangler is not installed: run scripts/setup (npm ci)"
     with Emulator(
         account_id=ACCOUNT,
         serve_workers=True,

@@ -135,8 +135,6 @@ def test_refuses_to_write_what_just_rejects(tmp_path: Path) -> None:
 def test_repository_justfile_in_parity() -> None:
     """This repository's own justfile delegates to its own tasks faithfully."""
     justfile = ROOT / "justfile"
-    if not justfile.exists() or not (ROOT / "tasks" / "__init__.py").exists():
-        pytest.skip("no root justfile / tasks package yet")
     from invoke import Collection as C
     import importlib
     import sys

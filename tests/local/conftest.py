@@ -10,6 +10,5 @@ from local_helpers import WRANGLER
 
 @pytest.fixture(scope="session")
 def wrangler() -> Path:
-    if not WRANGLER.exists():
-        pytest.skip("wrangler is not installed (run npm ci)")
+    assert WRANGLER.exists(), "the pinned wrangler is not installed: run scripts/setup (npm ci)"
     return WRANGLER
