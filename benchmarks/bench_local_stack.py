@@ -69,8 +69,11 @@ def bare_stack(work: Path, services: tuple[str, ...] = SERVICES, migrate: bool =
                                           start_new_session=True))
         urls.append(f"http://127.0.0.1:{port}/health")
     try:
+        deadline = started + 60
         for url in urls:
             while not healthy(url):
+                if time.perf_counter() > deadline:
+                    sys.exit(f"bare wrangler dev did not answer {url} within 60 s")
                 time.sleep(0.05)
         return time.perf_counter() - started
     finally:
