@@ -9,12 +9,16 @@ Usage in a Workers monorepo::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from invoke import Collection
 
-#: The invoke executable the generated justfile block calls (a just variable the justfile defines).
-JUSTFILE_INVOKE = "{{invoke}}"
+def invoke_word(justfile: str | Path) -> str:
+    """What generated recipes call: ``{{invoke}}`` when the justfile defines an ``invoke``
+    variable (this repository's picks the venv's invoke), else plain ``invoke``."""
+    text = Path(justfile).read_text(encoding="utf-8")
+    return "{{invoke}}" if re.search(r"^(export\s+)?invoke\s*:=", text, re.MULTILINE) else "invoke"
 
 
 def native_tasks() -> Collection:
@@ -40,7 +44,7 @@ def namespace(manifest: str | Path = "dome.yaml", justfile: str | Path | None = 
 
         native = ns
         ns = recipes_collection(justfile, native=native)
-        ns.add_collection(parity_tasks(justfile, native, invoke=JUSTFILE_INVOKE))
+        ns.add_collection(parity_tasks(justfile, native, invoke=invoke_word(justfile)))
     # Every key is declared here so that INVOKE_DOME_<KEY> environment variables reach it.
     ns.configure({"dome": {"manifest": str(manifest), "log_format": "text", "ledger": "", "yes": False}})
     return ns

@@ -189,3 +189,22 @@ def test_invoke_emulator_serves_in_the_foreground_until_ctrl_c(workspace):
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=20) == 0
     assert "emulator stopped" in server.stdout.read()
+
+
+def test_adopting_repo_gets_a_delegating_block_and_its_recipes_as_tasks(tmp_path):
+    """README's adoption steps 3 and 4 on a repository with its own small justfile."""
+    (tmp_path / "justfile").write_text("# Build everything\nbuild:\n    @echo built\n")
+    (tmp_path / "tasks.py").write_text(
+        "from dome_tasks.collection import namespace\n"
+        "ns = namespace(manifest='dome.yaml', justfile='justfile')\n"
+    )
+    run = lambda *argv: subprocess.run(argv, cwd=tmp_path, env=run_env(), capture_output=True,  # noqa: E731
+                                       text=True, timeout=60)
+    assert run(str(VENV_BIN / "invoke"), "just.sync").returncode == 0
+    text = (tmp_path / "justfile").read_text()
+    assert text.startswith("# Build everything\nbuild:\n")
+    assert '[positional-arguments]\ndeploy service="":\n    invoke deploy "$@"\n' in text
+    assert run(str(VENV_BIN / "invoke"), "just.check").returncode == 0
+    assert run(str(VENV_BIN / "invoke"), "build").stdout == "built\n"
+    listing = run(str(VENV_BIN / "just"), "--list").stdout
+    assert "deploy-env service env" in listing and "build" in listing
