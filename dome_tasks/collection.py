@@ -14,6 +14,7 @@ from pathlib import Path
 
 from invoke import Collection
 
+
 def invoke_word(justfile: str | Path) -> str:
     """What generated recipes call: ``{{invoke}}`` when the justfile defines an ``invoke``
     variable (this repository's picks the venv's invoke), else plain ``invoke``."""
