@@ -1,5 +1,5 @@
-"""Helpers for the local environment's tests: hand-written local configs for the sample
-workers (the shape the core's renderer produces), a real wrangler, a tiny HTTP client."""
+"""Helpers for the local environment's tests: the sample workers' rendered local configs, a
+real wrangler, a tiny HTTP client."""
 
 from __future__ import annotations
 
@@ -9,82 +9,24 @@ import urllib.request
 from pathlib import Path
 
 from dome_tasks.local import LocalEnv, LocalService, PortRange
+from dome_tasks.manifest import load
+from dome_tasks.render import render_config, write_config
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "sample" / "services"
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"
 
-CONFIGS = {
-    "silo": """\
-name = "silo-local"
-main = "{sample}/silo/src/index.js"
-compatibility_date = "2025-01-01"
-
-[vars]
-SERVICE_NAME = "silo"
-LOG_LEVEL = "info"
-
-[[d1_databases]]
-binding = "DB"
-database_name = "silo-db"
-database_id = "00000000-0000-4000-8000-000000000001"
-migrations_dir = "{sample}/silo/migrations"
-
-[[r2_buckets]]
-binding = "BUCKET"
-bucket_name = "silo-objects"
-
-[[queues.producers]]
-binding = "EVENTS"
-queue = "silo-events"
-""",
-    "constellation": """\
-name = "constellation-local"
-main = "{sample}/constellation/src/index.js"
-compatibility_date = "2025-01-01"
-
-[vars]
-SERVICE_NAME = "constellation"
-
-[[services]]
-binding = "SILO"
-service = "silo-local"
-
-[[queues.consumers]]
-queue = "silo-events"
-max_batch_size = 10
-""",
-    "dome-api": """\
-name = "dome-api-local"
-main = "{sample}/dome-api/src/index.js"
-compatibility_date = "2025-01-01"
-
-[vars]
-SERVICE_NAME = "dome-api"
-
-[[services]]
-binding = "CONSTELLATION"
-service = "constellation-local"
-
-[[services]]
-binding = "SILO"
-service = "silo-local"
-
-[[kv_namespaces]]
-binding = "CACHE"
-id = "0000000000000000000000000000c0de"
-""",
-}
-
 def write_sample_configs(folder: Path) -> list[LocalService]:
-    """The three sample services' local configs, in dependency order."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """The three sample services' local configs, rendered from sample/dome.yaml exactly as
+    `invoke deploy-env all local` renders them, in dependency order."""
+    manifest = load(REPO / "sample" / "dome.yaml")
     services = []
-    for name, text in CONFIGS.items():
-        path = folder / f"{name}.toml"
-        path.write_text(text.format(sample=SAMPLE))
-        services.append(LocalService(name, f"{name}-local", path))
+    for name in manifest.deploy_order():
+        config = manifest.resolve(name, "local")
+        path = folder / name / "wrangler.toml"
+        write_config(render_config(config, manifest_path=manifest.path, out_path=path), path)
+        services.append(LocalService(name, config.name, path, config.health_path or "/"))
     return services
+
 
 def write_worker(folder: Path, name: str, source: str) -> LocalService:
     """A one-file worker and its config, for fault tests."""

@@ -13,9 +13,9 @@ import threading
 import time
 
 import pytest
+from local_helpers import make_env, write_sample_configs, write_worker
 
 from dome_tasks.local import PortInUse, StartupFailed, procs, start, start_stack, status, stop
-from local_helpers import make_env, write_sample_configs, write_worker
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,9 @@ import time
 import uuid
 
 import pytest
-
-from dome_tasks.local import deploy, format_status, migrate_all, start_stack, status, stop
-from dome_tasks.local import procs
-
 from local_helpers import http, make_env, write_sample_configs
+
+from dome_tasks.local import deploy, format_status, migrate_all, procs, start_stack, status, stop
 
 pytestmark = pytest.mark.integration
 
