@@ -2,8 +2,6 @@
 # `just --list` and `invoke --list` show the same tasks. The block between the markers is
 # generated: change the invoke tasks, then run `invoke just.sync`.
 
-invoke := env("DOME_INVOKE", if path_exists(justfile_directory() / ".venv/bin/invoke") == "true" { justfile_directory() / ".venv/bin/invoke" } else { "invoke" })
-
 # Show the recipes
 default:
     @just --list
@@ -14,126 +12,191 @@ build-pkg service:
     node --check "sample/services/$1/src/index.js"
 
 # >>> dome-tasks delegating recipes (generated from the invoke tasks) >>>
-# Edit the invoke tasks, then run the sync task; do not edit by hand.
+# Written by `invoke just.sync` from dome-tasks' tasks: edit those, not this block.
+# Each recipe passes its words and flags on: `just deploy-env silo staging --dry-run`
+# runs `invoke dome.deploy-env silo staging --dry-run`. Your own recipes keep their
+# names; a dome task whose name one of them has is here as dome-NAME.
 
-# End the running canary of SERVICE: the old version takes 100% of ENV's traffic back.
+# The invoke that installed dome-tasks: $DOME_INVOKE (e.g. "uv run invoke"), else
+# .venv/bin/invoke beside this justfile, else invoke on PATH (activated virtualenv).
+dome_invoke := env('DOME_INVOKE', if path_exists(justfile_directory() / '.venv/bin/invoke') == 'true' {
+    quote(justfile_directory() / '.venv/bin/invoke')
+} else {
+    'command -v invoke >/dev/null || { echo "dome-tasks: invoke not found: activate the virtualenv that has dome-tasks, create .venv beside the justfile, or set DOME_INVOKE" >&2; exit 127; }; invoke'
+}) + ' --search-root ' + quote(justfile_directory())
+
+# [OPTIONS] SERVICE ENV — End the running canary of SERVICE: the old version takes 100% of ENV's traffic back.
+[group('dome')]
 [positional-arguments]
-abort service env:
-    {{invoke}} abort "$@"
+abort *args:
+    @{{dome_invoke}} dome.abort "$@"
 
-# Upload a new version of SERVICE and send --percent of ENV's traffic to it.
+# [OPTIONS] SERVICE ENV — Upload a new version of SERVICE and send --percent of ENV's traffic to it.
+[group('dome')]
 [positional-arguments]
-canary service env:
-    {{invoke}} canary "$@"
+canary *args:
+    @{{dome_invoke}} dome.canary "$@"
 
-# List the services changed since a git ref (plus those bound to a changed interface).
-changed:
-    {{invoke}} changed
-
-# Deploy what this CI event calls for: its environment, the changed services, in order.
-ci-deploy:
-    {{invoke}} ci-deploy
-
-# Move the tag dome-deployed/ENV to HEAD: where the next --only-changed deploy diffs from.
+# [OPTIONS] — Apply D1 migrations to development (remote).
+[group('dome')]
 [positional-arguments]
-ci-mark-deployed env:
-    {{invoke}} ci-mark-deployed "$@"
+db-migrate-dev *args:
+    @{{dome_invoke}} dome.db-migrate-dev "$@"
 
-# Print which environment and services (in waves) this CI event deploys, as JSON.
-ci-plan:
-    {{invoke}} ci-plan
-
-# Apply D1 migrations to development (remote).
-db-migrate-dev:
-    {{invoke}} db-migrate-dev
-
-# Apply D1 migrations to the local environment's state folder.
-db-migrate-local:
-    {{invoke}} db-migrate-local
-
-# Apply D1 migrations to production (remote; asks for confirmation).
-db-migrate-prod:
-    {{invoke}} db-migrate-prod
-
-# Apply D1 migrations to staging (remote).
-db-migrate-staging:
-    {{invoke}} db-migrate-staging
-
-# Deploy SERVICE (or every service, in dependency order) to production.
+# [OPTIONS] — Apply D1 migrations to the local environment's state folder.
+[group('dome')]
 [positional-arguments]
-deploy service="":
-    {{invoke}} deploy "$@"
+db-migrate-local *args:
+    @{{dome_invoke}} dome.db-migrate-local "$@"
 
-# Deploy SERVICE ('all' for every service) to ENV.
+# [OPTIONS] — Apply D1 migrations to production (remote; asks for confirmation).
+[group('dome')]
 [positional-arguments]
-deploy-env service env:
-    {{invoke}} deploy-env "$@"
+db-migrate-prod *args:
+    @{{dome_invoke}} dome.db-migrate-prod "$@"
 
-# Check the prerequisites: node, wrangler, just, credentials, a valid manifest.
-doctor:
-    {{invoke}} doctor
-
-# Run the Cloudflare API emulator in the foreground (Ctrl-C stops it).
-emulator:
-    {{invoke}} emulator
-
-# Show the deployment ledger: deploys, rollbacks, canary steps, migrations.
+# [OPTIONS] — Apply D1 migrations to staging (remote).
+[group('dome')]
 [positional-arguments]
-history service="" env="":
-    {{invoke}} history "$@"
+db-migrate-staging *args:
+    @{{dome_invoke}} dome.db-migrate-staging "$@"
 
-# Stream the live logs of SERVICE in ENV (wrangler tail) until Ctrl-C.
+# [OPTIONS] [SERVICE] — Deploy SERVICE (or every service, in dependency order) to production.
+[group('dome')]
 [positional-arguments]
-logs service env:
-    {{invoke}} logs "$@"
+deploy *args:
+    @{{dome_invoke}} dome.deploy "$@"
 
-# DORA metrics from the ledger: deploy frequency, lead time, change failure rate, MTTR.
-metrics:
-    {{invoke}} metrics
-
-# Print the ordered steps a deploy would run, wave by wave.
+# [OPTIONS] SERVICE ENV — Deploy SERVICE ('all' for every service) to ENV.
+[group('dome')]
 [positional-arguments]
-plan service="" env='production':
-    {{invoke}} plan "$@"
+deploy-env *args:
+    @{{dome_invoke}} dome.deploy-env "$@"
 
-# Give the running canary of SERVICE 100% of ENV's traffic (aborts if verification fails).
+# [OPTIONS] SERVICE ENV — Show what deploying SERVICE to ENV would change (exit 1 when it would change something).
+[group('dome')]
 [positional-arguments]
-promote service env:
-    {{invoke}} promote "$@"
+diff *args:
+    @{{dome_invoke}} dome.diff "$@"
 
-# Render the wrangler.toml of SERVICE (or all) for ENV (or all) into .dome/build/.
+# Check the prerequisites: node, wrangler (each service's), just, credentials, the manifest.
+[group('dome')]
 [positional-arguments]
-render service="" env="":
-    {{invoke}} render "$@"
+doctor *args:
+    @{{dome_invoke}} dome.doctor "$@"
 
-# List the D1 databases, R2 buckets and Vectorize indexes of ENV's account.
+# [OPTIONS] — Run the Cloudflare API emulator in the foreground (Ctrl-C stops it).
+[group('dome')]
 [positional-arguments]
-resources env:
-    {{invoke}} resources "$@"
+emulator *args:
+    @{{dome_invoke}} dome.emulator "$@"
 
-# Roll SERVICE in ENV back to VERSION (default: the last version that verified healthy).
+# [OPTIONS] [SERVICE] [ENV] — Show the deployment ledger: deploys, rollbacks, canary steps, migrations.
+[group('dome')]
 [positional-arguments]
-rollback service env version="":
-    {{invoke}} rollback "$@"
+history *args:
+    @{{dome_invoke}} dome.history "$@"
 
-# Set secret NAME on SERVICE in ENV; the value comes from stdin or a hidden prompt.
+# [OPTIONS] — Write dome.yaml from the monorepo's wrangler configs (and check it renders the same).
+[group('dome')]
 [positional-arguments]
-secret-put name service env:
-    {{invoke}} secret-put "$@"
+import *args:
+    @{{dome_invoke}} dome.import "$@"
 
-# Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes.
+# SERVICE ENV — Stream the live logs of SERVICE in ENV (wrangler tail) until Ctrl-C.
+[group('dome')]
 [positional-arguments]
-status service="" env="":
-    {{invoke}} status "$@"
+logs *args:
+    @{{dome_invoke}} dome.logs "$@"
 
-# Stop SERVICE (or every service) running in the local environment.
+# [OPTIONS] — DORA metrics from the ledger: deploy frequency, lead time, change failure rate, MTTR.
+[group('dome')]
 [positional-arguments]
-stop service="" env='local':
-    {{invoke}} stop "$@"
+metrics *args:
+    @{{dome_invoke}} dome.metrics "$@"
 
-# Check that SERVICE in ENV is healthy: GET its health URL (200), then its smoke commands.
+# [OPTIONS] [SERVICE] [ENV] — Print the ordered steps a deploy would run, wave by wave.
+[group('dome')]
 [positional-arguments]
-verify service env:
-    {{invoke}} verify "$@"
+plan *args:
+    @{{dome_invoke}} dome.plan "$@"
+
+# [OPTIONS] SERVICE ENV — Give the running canary of SERVICE 100% of ENV's traffic (aborts if verification fails).
+[group('dome')]
+[positional-arguments]
+promote *args:
+    @{{dome_invoke}} dome.promote "$@"
+
+# [OPTIONS] ENV — Create the D1 databases, KV namespaces, R2 buckets, queues and Vectorize indexes ENV lacks.
+[group('dome')]
+[positional-arguments]
+provision *args:
+    @{{dome_invoke}} dome.provision "$@"
+
+# [SERVICE] [ENV] — Render the wrangler.toml of SERVICE (or all) for ENV (or all) into .dome/build/.
+[group('dome')]
+[positional-arguments]
+render *args:
+    @{{dome_invoke}} dome.render "$@"
+
+# [OPTIONS] ENV — List the D1 databases, R2 buckets and Vectorize indexes of ENV's account.
+[group('dome')]
+[positional-arguments]
+resources *args:
+    @{{dome_invoke}} dome.resources "$@"
+
+# [OPTIONS] SERVICE ENV [VERSION] — Roll SERVICE in ENV back to VERSION (default: the last version that verified healthy).
+[group('dome')]
+[positional-arguments]
+rollback *args:
+    @{{dome_invoke}} dome.rollback "$@"
+
+# [OPTIONS] NAME SERVICE ENV — Set secret NAME on SERVICE in ENV; the value comes from stdin or a hidden prompt.
+[group('dome')]
+[positional-arguments]
+secret-put *args:
+    @{{dome_invoke}} dome.secret-put "$@"
+
+# [OPTIONS] [SERVICE] [ENV] — Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes.
+[group('dome')]
+[positional-arguments]
+status *args:
+    @{{dome_invoke}} dome.status "$@"
+
+# [SERVICE] [ENV] — Stop SERVICE (or every service) running in the local environment.
+[group('dome')]
+[positional-arguments]
+stop *args:
+    @{{dome_invoke}} dome.stop "$@"
+
+# [OPTIONS] SERVICE ENV — Check that SERVICE in ENV is healthy: GET its health URL (200), then its smoke commands.
+[group('dome')]
+[positional-arguments]
+verify *args:
+    @{{dome_invoke}} dome.verify "$@"
+
+# [OPTIONS] — List the services changed since a git ref (plus those bound to a changed interface).
+[group('dome-ci')]
+[positional-arguments]
+changed *args:
+    @{{dome_invoke}} dome.changed "$@"
+
+# [OPTIONS] — Deploy what this CI event calls for: its environment, the changed services, in order.
+[group('dome-ci')]
+[positional-arguments]
+ci-deploy *args:
+    @{{dome_invoke}} dome.ci-deploy "$@"
+
+# [OPTIONS] ENV — Move the tag dome-deployed/ENV to HEAD: where the next --only-changed deploy diffs from.
+[group('dome-ci')]
+[positional-arguments]
+ci-mark-deployed *args:
+    @{{dome_invoke}} dome.ci-mark-deployed "$@"
+
+# [OPTIONS] — Print which environment and services (in waves) this CI event deploys, as JSON.
+[group('dome-ci')]
+[positional-arguments]
+ci-plan *args:
+    @{{dome_invoke}} dome.ci-plan "$@"
 
 # <<< dome-tasks delegating recipes <<<

@@ -1,8 +1,10 @@
 """dome-tasks' overhead over the bare `wrangler deploy` it wraps, both against the emulator.
 
 Side by side, interleaved: `wrangler deploy --config <rendered silo-staging>` versus
-`invoke deploy-env silo staging --no-build --no-verify` (load + validate the manifest, render,
-hermetic environment, wrangler, output file, ledger). Goal: ratio <= 1.10.
+`invoke deploy-env silo staging --no-build --no-verify --force` (load + validate the manifest,
+render, the inputs' digest, hermetic environment, wrangler, output file, ledger, summary;
+``--force``: nothing changes between runs, and the no-op skip would otherwise skip it).
+Goal: ratio <= 1.05.
 Usage: .venv/bin/python benchmarks/bench_deploy_overhead.py [--runs 5]
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from timing import BIN, ENV, ROOT, interleaved, runs_argument, timed
 
-from dome_tasks.emulator import Emulator
+from dome_tasks.testing.emulator import Emulator
 
 
 def main() -> None:
@@ -26,7 +28,8 @@ def main() -> None:
         shutil.copy(ROOT / "justfile", work / "justfile")
         (work / "node_modules").symlink_to(ROOT / "node_modules")
         env = {**ENV, **emulator.env(), "NO_COLOR": "1"}
-        ours = [str(BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify"]
+        ours = [str(BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify",
+                "--force"]
         timed(ours, work, env)  # first deploy: creates the worker and renders the config
         config = work / "sample/.dome/build/staging/silo/wrangler.toml"
         bare = [str(work / "node_modules/.bin/wrangler"), "deploy", "--config", str(config)]
@@ -37,7 +40,7 @@ def main() -> None:
     print(f"deploy silo-staging to the emulator, median of {runs} interleaved runs")
     print(f"  bare wrangler deploy         : {bare_m * 1000:7.0f} ms")
     print(f"  invoke deploy-env (dome-tasks): {ours_m * 1000:7.0f} ms")
-    print(f"  ratio                        : {ours_m / bare_m:7.2f}x  (goal <= 1.10x)")
+    print(f"  ratio                        : {ours_m / bare_m:7.2f}x  (goal <= 1.05x)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ FIXTURE = ROOT / "tests/just/fixtures/monorepo.just"
 WITHOUT = "from dome_tasks.collection import native_tasks\nns = native_tasks()\n"
 WITH = (
     "from dome_tasks.collection import native_tasks\n"
-    "from dome_tasks.justfile_bridge import recipes_collection\n"
+    "from dome_tasks.just.bridge import recipes_collection\n"
     f"ns = recipes_collection({str(FIXTURE)!r}, native=native_tasks())\n"
 )
 

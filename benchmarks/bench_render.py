@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dome_tasks.manifest import load
-from dome_tasks.render import config_path, render_config, write_config
+from dome_tasks.manifest.loader import load
+from dome_tasks.render.config import config_path, render_config, write_config
 
 SERVICES = 200
 ENVIRONMENTS = ("development", "staging", "production")
@@ -64,6 +64,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dome.yaml"
         path.write_text(manifest_text(SERVICES))
+        for n in range(SERVICES):  # loading checks that every service's main file exists
+            main = Path(tmp) / f"services/svc-{n}/src/index.js"
+            main.parent.mkdir(parents=True)
+            main.write_text("export default {};\n")
         print(f"{SERVICES} services x {len(ENVIRONMENTS)} environments")
         manifest = timed("load + validate + resolve", lambda: load(path))
 

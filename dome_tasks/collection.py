@@ -5,47 +5,105 @@ Usage in a Workers monorepo::
     # tasks/__init__.py
     from dome_tasks.collection import namespace
     ns = namespace(manifest="dome.yaml", justfile="justfile")
+
+Relative paths are relative to the folder that holds the tasks module (the folder of
+``tasks.py``, or the one above the ``tasks/`` package), so invoke and just work from any
+subfolder; ``root=`` names another folder. Every dome task is ``invoke dome.NAME``; it keeps its
+plain name too unless a recipe of the justfile has it (``prefix=`` renames ``dome``).
 """
 
 from __future__ import annotations
 
-import re
+import os
+import sys
 from pathlib import Path
+from types import FrameType
 
 from invoke import Collection
 
+from dome_tasks.cli.registry import ci_task_names, native_tasks
 
-def invoke_word(justfile: str | Path) -> str:
-    """What generated recipes call: ``{{invoke}}`` when the justfile defines an ``invoke``
-    variable (this repository's picks the venv's invoke), else plain ``invoke``."""
-    text = Path(justfile).read_text(encoding="utf-8")
-    return "{{invoke}}" if re.search(r"^(export\s+)?invoke\s*:=", text, re.MULTILINE) else "invoke"
+__all__ = ["ci_task_names", "namespace", "native_tasks"]
 
 
-def native_tasks() -> Collection:
-    """Every dome-tasks task at the top level (imports only the thin task modules)."""
-    from dome_tasks.cli import ci, deploy, doctor, lifecycle, local_env, rehearse
-
-    ns = Collection()
-    for module in (deploy, doctor, local_env, lifecycle, rehearse, ci):
-        for task in module.TASKS:
-            ns.add_task(task)
-    return ns
-
-
-def namespace(manifest: str | Path = "dome.yaml", justfile: str | Path | None = None) -> Collection:
+def namespace(
+    manifest: str | Path = "dome.yaml",
+    justfile: str | Path | None = None,
+    *,
+    root: str | Path | None = None,
+    prefix: str = "dome",
+) -> Collection:
     """The dome-tasks namespace, configured under the ``dome`` key.
 
-    With *justfile*, the justfile's own public recipes become tasks too (native tasks win), and
-    ``just.check`` / ``just.sync`` keep its delegating recipes in parity with the tasks.
+    With *justfile*, its public recipes become tasks too and keep their names; dome's task of
+    the same name is then only ``PREFIX.NAME``. ``just.check`` / ``just.sync`` keep the
+    justfile's generated recipes in step with dome's tasks. A justfile that cannot be read is
+    reported on stderr, and then no dome task takes a plain name (any might be a user's).
     """
-    ns = native_tasks()
-    if justfile is not None and Path(justfile).is_file():
-        from dome_tasks.justfile_bridge import parity_tasks, recipes_collection
+    base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
+    manifest = base / manifest
+    native = native_tasks()
+    if justfile is None:
+        from dome_tasks.just.bridge import coexisting
 
-        native = ns
-        ns = recipes_collection(justfile, native=native)
-        ns.add_collection(parity_tasks(justfile, native, invoke=invoke_word(justfile)))
+        ns = coexisting(native, None, prefix=prefix)
+    else:
+        justfile = base / justfile
+        ns = _with_justfile(native, justfile, prefix, base)
     # Every key is declared here so that INVOKE_DOME_<KEY> environment variables reach it.
-    ns.configure({"dome": {"manifest": str(manifest), "log_format": "text", "ledger": "", "yes": False}})
+    from dome_tasks.settings import declared
+
+    ns.configure({"dome": declared(manifest, justfile, prefix)})
+    if "--complete" in sys.argv:  # `invoke --complete`: offer services and environments too
+        from dome_tasks.cli.completion import install
+
+        install()
     return ns
+
+
+def tasks_root(frame: FrameType | None) -> Path:
+    """The folder that holds the calling tasks module or package (else the working folder)."""
+    name = frame.f_globals.get("__file__") if frame is not None else None
+    if not name:
+        return Path.cwd()
+    folder = Path(name).resolve().parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def _with_justfile(native: Collection, justfile: Path, prefix: str, base: Path) -> Collection:
+    from dome_tasks.errors import JustError
+    from dome_tasks.just.block import BlockSpec
+    from dome_tasks.just.bridge import coexisting, parity_tasks
+    from dome_tasks.just.dump import cached_dump_json, parse_dump
+    from dome_tasks.just.parity import replaced_recipes
+
+    spec = BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+    if not justfile.is_file():
+        _warn(f"no justfile at {justfile}: no recipe is bridged; `invoke just.sync` writes one "
+              f"with a recipe per dome task (or pass justfile=None)")
+        ns = coexisting(native, None, prefix=prefix)
+    else:
+        try:
+            full = cached_dump_json(justfile, base / ".dome" / "cache")
+            ns = coexisting(native, parse_dump(full, justfile), prefix=prefix)
+            replaced = replaced_recipes(justfile, spec, full)
+            if replaced:
+                _warn(f"{justfile}: the generated block replaces your recipes "
+                      f"{', '.join(replaced)} (allow-duplicate-recipes): run `invoke just.sync`")
+        except JustError as error:
+            _warn(f"cannot read {justfile}: {error}\n  until it is fixed, your recipes are not "
+                  f"invoke tasks and dome's tasks are only `invoke {prefix}.NAME`; "
+                  f"`invoke just.check` explains")
+            ns = coexisting(native, None, prefix=prefix, known=False)
+    if prefix not in ns.collections:
+        _warn(f"your recipe '{prefix}' has the name of dome-tasks' namespace, so dome's tasks are "
+              f"not all reachable: pass another prefix, e.g. namespace(..., prefix='cf')")
+    parity = "just" if "just" not in ns.tasks else f"{prefix}-just"
+    ns.add_collection(parity_tasks(justfile, spec), name=parity)
+    return ns
+
+
+def _warn(message: str) -> None:
+    print(f"dome-tasks: warning: {message}", file=sys.stderr)

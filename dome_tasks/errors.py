@@ -6,6 +6,7 @@ They become ``invoke.Exit(message, code)`` only at the task boundary (see ``dome
 from __future__ import annotations
 
 import difflib
+import signal
 from collections.abc import Iterable
 
 
@@ -43,6 +44,18 @@ class ToolMissingError(DomeError):
     """wrangler, just or node is not installed where we look."""
 
 
+class JustError(DomeError):
+    """A problem running or reading just."""
+
+
+class JustNotFound(JustError, ToolMissingError):
+    """just is not installed."""
+
+
+class JustfileError(JustError):
+    """just rejected a justfile."""
+
+
 class CommandFailed(DomeError):
     """An external command (wrangler, just, a build) exited non-zero."""
 
@@ -51,6 +64,33 @@ class CommandFailed(DomeError):
     def __init__(self, message: str, *, returncode: int = 1, **kwargs: str | None):
         super().__init__(message, **kwargs)
         self.returncode = returncode
+
+
+class Interrupted(DomeError):
+    """SIGINT or SIGTERM stopped the run; the external command running then was stopped with it.
+
+    ``signum`` is the signal; the task exits ``128 + signum`` (130 for Ctrl-C, 143 for SIGTERM).
+    ``command`` is what was running (None when the signal came between commands).
+    """
+
+    def __init__(self, signum: int, *, command: str | None = None):
+        name = _signal_name(signum)
+        what = f" while running `{command}`" if command else ""
+        super().__init__(
+            f"interrupted by {name}{what}: stopped it and started nothing further",
+            hint="what finished before the interrupt stays done; check `invoke status` and run "
+            "the task again",
+        )
+        self.signum = signum
+        self.command = command
+        self.exit_code = 128 + signum
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 class Refused(DomeError):

@@ -8,6 +8,7 @@ text or one JSON object per line (``--log-format json``). Every string goes thro
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -19,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from dome_tasks.ledger import utc_now
+from dome_tasks.errors import Interrupted
+from dome_tasks.lifecycle.ledger import utc_now
 
 __all__ = [
     "FORMATS",
@@ -37,10 +39,31 @@ MASK = "***"
 _SECRET_FIELDS = frozenset({"secret_value", "password", "token", "api_token", "api_key", "stdin"})
 # Environment variables whose values are credentials: registered by Redactor.from_environ().
 CREDENTIAL_VARIABLES = ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CF_API_TOKEN", "CF_API_KEY")
+# Shorter values would mask pieces of unrelated words: explicit secrets (the value given to
+# `secret put`) need 4 characters, credentials read from the environment 6. Values shorter than
+# ANYWHERE_LENGTH are masked only as whole tokens (not inside a longer word).
+MIN_SECRET_LENGTH = 4
+MIN_CREDENTIAL_LENGTH = 6
+ANYWHERE_LENGTH = 8
+# Credentials that are words would mask ordinary text: a token set to one of these is ignored.
+COMMON_WORDS = frozenset(
+    {
+        "admin", "changeme", "default", "development", "dummy", "example", "false", "local",
+        "none", "null", "password", "production", "secret", "staging", "test", "testing",
+        "token", "true", "undefined",
+    }
+)
+_ANSI = re.compile(r"(\x1b\[[0-9;]*[A-Za-z])")
+_WORD = "A-Za-z0-9_"
 
 
 class Redactor:
-    """Replaces every registered secret value with ``***`` in text and nested data."""
+    """Replaces registered secret values with ``***`` in text and in the values of nested data.
+
+    Short values are masked only where they stand as a whole token; values too short to mask
+    safely (or credentials that are common words) are not registered at all: masking them
+    would mangle unrelated output. ANSI colour codes count as token boundaries.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
@@ -50,18 +73,28 @@ class Redactor:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Redactor:
-        env = os.environ if environ is None else environ
-        return cls(env[name] for name in CREDENTIAL_VARIABLES if env.get(name))
+        redactor = cls()
+        redactor.add_credentials(os.environ if environ is None else environ)
+        return redactor
 
-    def add(self, secret: str | None) -> None:
-        """Register a value (and its stripped form: wrangler strips one trailing newline)."""
+    def add_credentials(self, environ: Mapping[str, str]) -> None:
+        """Register the credential variables' values found in ``environ`` (API tokens, keys)."""
+        for name in CREDENTIAL_VARIABLES:
+            self.add(environ.get(name), explicit=False)
+
+    def add(self, secret: str | None, *, explicit: bool = True) -> None:
+        """Register a value (and its stripped form: wrangler strips one trailing newline).
+
+        ``explicit``: the user gave it as a secret (masked from 4 characters); otherwise it is
+        a credential read from the environment (from 6 characters, never a common word).
+        """
         if not secret:
             return
-        for value in {secret, secret.strip()}:
-            if value:
-                self._secrets.add(value)
+        self._secrets.update(v for v in {secret, secret.strip()} if _maskable(v, explicit))
+        if not self._secrets:
+            return
         ordered = sorted(self._secrets, key=len, reverse=True)  # longest first: no partial leaks
-        self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        self._pattern = re.compile("|".join(_expression(s) for s in ordered))
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -69,12 +102,16 @@ class Redactor:
     def text(self, value: str) -> str:
         if self._pattern is None or not value:
             return value
-        return self._pattern.sub(MASK, value)
+        if "\x1b" not in value:
+            return self._pattern.sub(MASK, value)
+        parts = _ANSI.split(value)  # odd items are colour codes
+        return "".join(p if i % 2 else self._pattern.sub(MASK, p) for i, p in enumerate(parts))
 
     __call__ = text
 
     def data(self, value: Any) -> Any:
-        """Redact strings inside dicts, lists and tuples; mask fields named like secrets."""
+        """Redact the strings inside dicts, lists and tuples (never the keys); mask the values
+        of fields named like secrets. Structure is kept, so JSON built from it stays valid."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
@@ -85,6 +122,19 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         return value
+
+
+def _maskable(value: str, explicit: bool) -> bool:
+    if explicit:
+        return len(value) >= MIN_SECRET_LENGTH
+    return len(value) >= MIN_CREDENTIAL_LENGTH and value.lower() not in COMMON_WORDS
+
+
+def _expression(secret: str) -> str:
+    escaped = re.escape(secret)
+    if len(secret) >= ANYWHERE_LENGTH:
+        return escaped
+    return rf"(?<![{_WORD}]){escaped}(?![{_WORD}])"
 
 
 @dataclass(frozen=True)
@@ -158,6 +208,10 @@ class RunSummary:
         }
 
 
+def _is_interrupt(error: BaseException) -> bool:
+    return isinstance(error, (Interrupted, KeyboardInterrupt))
+
+
 class EventLog:
     """Writes events to ``stream`` (stderr by default) and keeps them for the run summary."""
 
@@ -184,6 +238,15 @@ class EventLog:
         self.events: list[Event] = []
         self._started = clock()
 
+    def routed(self, stream: TextIO | None) -> EventLog:
+        """This log with its text lines going to *stream* (JSON lines stay where they go); the
+        events are shared, so the run summary still counts them all."""
+        if self.fmt != "text":
+            return self
+        twin = copy.copy(self)
+        twin.stream = stream
+        return twin
+
     def emit(
         self,
         event: str,
@@ -195,21 +258,23 @@ class EventLog:
         **fields: Any,
     ) -> Event:
         """Record and write one event (all strings redacted)."""
-        clean = self.redactor.data(dict(fields))
+        redact = self.redactor.text
         item = Event(
-            event=self.redactor.text(event),
+            event=redact(event),
             time=self.now(),
-            service=service,
-            environment=environment,
+            service=redact(service) if service else service,
+            environment=redact(environment) if environment else environment,
             duration_ms=duration_ms,
             outcome=outcome,
-            fields=clean,
+            fields=self.redactor.data(dict(fields)),
         )
         self.events.append(item)
         if not self.quiet:
+            # Values are redacted above; the serialized line is not (a short secret must
+            # never rewrite a JSON key or structure).
             line = item.to_json() if self.fmt == "json" else item.to_text()
             stream = self.stream or sys.stderr
-            print(self.redactor.text(line), file=stream, flush=True)
+            print(line, file=stream, flush=True)
         return item
 
     @contextmanager
@@ -227,7 +292,8 @@ class EventLog:
         try:
             yield span
         except BaseException as error:
-            span.outcome = span.outcome if span.outcome not in (None, "success") else "failure"
+            if span.outcome in (None, "success"):
+                span.outcome = "interrupted" if _is_interrupt(error) else "failure"
             span.fields.setdefault("error", str(error).splitlines()[0] if str(error) else type(error).__name__)
             raise
         finally:
@@ -248,7 +314,7 @@ class EventLog:
             if item.event == "run":
                 continue
             counters[f"{item.event}.{item.outcome or 'info'}"] += 1
-            if item.outcome in ("failure", "unhealthy"):
+            if item.outcome in ("failure", "unhealthy", "interrupted"):
                 failures += 1
             if item.duration_ms is not None:
                 timing = timings.setdefault(item.event, {"count": 0, "total_ms": 0, "max_ms": 0})
@@ -259,8 +325,16 @@ class EventLog:
         return RunSummary(dict(sorted(counters.items())), timings, total, failures)
 
     def emit_summary(self, **fields: Any) -> Event:
-        """The closing ``run`` event: counters and timings of everything emitted so far."""
+        """The closing ``run`` event: counters and timings of everything emitted so far. Written
+        only as JSON (``--log-format json``); text output ends with the progress summary."""
         summary = self.summary()
+        quiet, self.quiet = self.quiet, self.quiet or self.fmt == "text"
+        try:
+            return self._emit_summary(summary, fields)
+        finally:
+            self.quiet = quiet
+
+    def _emit_summary(self, summary: RunSummary, fields: dict[str, Any]) -> Event:
         return self.emit(
             "run",
             duration_ms=summary.total_ms,

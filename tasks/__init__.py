@@ -1,8 +1,9 @@
-"""This repository's invoke namespace: the dome-tasks library pointed at the sample workspace."""
+"""This repository's invoke namespace: the dome-tasks library pointed at the sample workspace.
 
-from pathlib import Path
+Paths are relative to this repository's root (the folder above this package), so `invoke` and
+`just` work from any subfolder.
+"""
 
-from dome_tasks.collection import namespace
+from dome_tasks import namespace
 
-ROOT = Path(__file__).resolve().parent.parent
-ns = namespace(manifest=ROOT / "sample" / "dome.yaml", justfile=ROOT / "justfile")
+ns = namespace(manifest="sample/dome.yaml", justfile="justfile")

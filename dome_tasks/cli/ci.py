@@ -6,23 +6,24 @@ YAML holds no deploy logic of its own.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from invoke import task
-
-from dome_tasks.cli.common import boundary, is_dry, load_manifest
+from dome_tasks.cli.common import boundary, confirm_protected, is_dry, load_manifest, task
 from dome_tasks.errors import UsageError
 
 if TYPE_CHECKING:
     from invoke import Context
 
-    from dome_tasks.ci_events import Decision
-    from dome_tasks.manifest import Manifest
+    from dome_tasks.ci.events import Decision
+    from dome_tasks.manifest.loader import Manifest
+    from dome_tasks.wrangler.argv import VersionLabel
 
 MARKER_PREFIX = "dome-deployed/"
 
@@ -48,7 +49,7 @@ class Selection:
     reasons: dict[str, list[str]]
 
     def as_dict(self, manifest: Manifest, max_waves: int = 0) -> dict[str, Any]:
-        from dome_tasks.ci_events import waves_json
+        from dome_tasks.ci.events import waves_json
 
         env = self.decision.environment
         payload: dict[str, Any] = {
@@ -66,15 +67,15 @@ class Selection:
         if max_waves and payload["count"] > max_waves:
             raise UsageError(
                 f"{payload['count']} dependency waves, but the deploy workflow has {max_waves} wave jobs",
-                hint=f"add wave-{max_waves + 1} … jobs to .github/workflows/deploy-waves.yml "
-                "(copy the last one) and raise --max-waves",
+                hint=f"add wave-{max_waves + 1} … jobs to your workflow (copy the last one) and "
+                "raise --max-waves; the reusable dome-deploy.yml deploys every wave in one job",
             )
         return payload
 
 
 def decide_event(manifest: Manifest, event: str, event_path: str, env: str) -> Decision:
     """``--env`` wins; otherwise the GitHub event (arguments, then GITHUB_EVENT_*)."""
-    from dome_tasks.ci_events import Decision, decide, read_event, remote_environment
+    from dome_tasks.ci.events import Decision, decide, read_event, remote_environment
 
     if env:
         name = remote_environment(manifest, env)
@@ -93,7 +94,7 @@ def select(
     since: str = "",
 ) -> Selection:
     """The services a CI run deploys, in deploy order."""
-    from dome_tasks.changed import detect_changes
+    from dome_tasks.ci.changed import detect_changes
 
     if not decision.environment:
         return Selection(decision, [], None, {})
@@ -155,15 +156,20 @@ def _summary(payload: dict[str, Any]) -> str:
         "only_changed": ONLY_CHANGED_HELP, "all_": ALL_HELP, "since": SINCE_HELP,
         "github_output": "append outputs here (default: $GITHUB_OUTPUT when set)",
         "max_waves": "fail when the plan needs more wave jobs than the workflow has (0: no limit)",
+        "services": SERVICES_HELP,
     },
 )
 @boundary
 def ci_plan(c, event="", event_path="", env="", only_changed=False, all_=False, since="",
-            github_output="", max_waves=0):
-    """Print which environment and services (in waves) this CI event deploys, as JSON."""
+            github_output="", max_waves=0, services=""):
+    """Print which environment and services (in waves) this CI event deploys, as JSON.
+
+    Example: invoke ci-plan --event push --only-changed
+    """
     manifest = load_manifest(c)
     decision = decide_event(manifest, event, event_path, env)
-    selection = select(manifest, decision, only_changed=only_changed, all_=all_, since=since)
+    selection = select(manifest, decision, services=services, only_changed=only_changed,
+                       all_=all_, since=since)
     payload = selection.as_dict(manifest, int(max_waves))
     print(json.dumps(payload, indent=2))
     output = github_output or os.environ.get("GITHUB_OUTPUT", "")
@@ -197,15 +203,22 @@ def ci_plan(c, event="", event_path="", env="", only_changed=False, all_=False, 
         "no_verify": "skip the health check after each deploy",
         "rehearse": "run it all against a throwaway Cloudflare API emulator",
         "dry_run": "print every step and command without running anything",
-        "yes": "confirm protected environments (implied under GitHub Actions, where the "
-               "environment's required reviewers approve)",
+        "yes": "confirm protected environments (in a workflow: INVOKE_DOME_YES=1, set by the "
+               "reusable workflow's confirm-protected input; never implied by GITHUB_ACTIONS)",
+        "no_label": "do not tag the deployed versions with the commit (--tag/--message)",
     },
 )
 @boundary
 def ci_deploy(c, event="", event_path="", env="", only_changed=False, all_=False, since="",
               services="", print_env=False, no_migrate=False, no_build=False, no_verify=False,
-              rehearse=False, dry_run=False, yes=False):
-    """Deploy what this CI event calls for: its environment, the changed services, in order."""
+              rehearse=False, dry_run=False, yes=False, no_label=False):
+    """Deploy what this CI event calls for: its environment, the changed services, in order.
+
+    Each version is tagged with the commit; under GitHub Actions the outcome per service goes
+    to $GITHUB_STEP_SUMMARY and the outputs `url`, `configs` and `ledger` to $GITHUB_OUTPUT.
+
+    Example: invoke ci-deploy --env staging --only-changed
+    """
     manifest = load_manifest(c)
     decision = decide_event(manifest, event, event_path, env)
     if print_env:
@@ -223,11 +236,23 @@ def ci_deploy(c, event="", event_path="", env="", only_changed=False, all_=False
         return
     for name in selection.services:
         print(f"  {name}: {'; '.join(selection.reasons.get(name, []))}")
-    deploy_selected(
-        c, manifest, selection.services, decision.environment,
-        dry_run=is_dry(c, dry_run), yes=yes or os.environ.get("GITHUB_ACTIONS") == "true",
-        migrate=not no_migrate, build=not no_build, verify=not no_verify, rehearse=rehearse,
-    )
+    from dome_tasks.ci.label import commit_label
+
+    dry = is_dry(c, dry_run)
+    label = None if no_label else commit_label(manifest.root)
+    if dry:
+        deploy_selected(c, manifest, selection.services, decision.environment, dry_run=True,
+                        yes=yes, migrate=not no_migrate, build=not no_build,
+                        verify=not no_verify, rehearse=rehearse, label=label)
+        return
+    from dome_tasks.ci.github import RunReport
+    from dome_tasks.settings import Settings
+
+    ledger = Settings.from_context(c).ledger or manifest.root / ".dome" / "ledger.jsonl"
+    with RunReport(manifest, decision.environment, selection.services, label, ledger):
+        deploy_selected(c, manifest, selection.services, decision.environment, dry_run=False,
+                        yes=yes, migrate=not no_migrate, build=not no_build,
+                        verify=not no_verify, rehearse=rehearse, label=label)
 
 
 def deploy_selected(
@@ -242,29 +267,24 @@ def deploy_selected(
     build: bool = True,
     verify: bool = True,
     rehearse: bool = False,
+    label: VersionLabel | None = None,
 ) -> None:
-    """Confirm once, apply the services' D1 migrations, then the lead's verified deploy of them."""
-    from dome_tasks.cli.deploy import (
-        DeployOptions,
-        confirm_protected,
-        deploy_services,
-        discover_tools,
-        maybe_rehearsal,
-    )
+    """Resolve once, confirm once, apply the services' D1 migrations, then deploy and verify them."""
+    from dome_tasks.cli.deploy import DeployFlags, deploy_request
+    from dome_tasks.plan.target import resolve
+    from dome_tasks.settings import Settings
+    from dome_tasks.tools import discover_tools, find_wrangler
 
+    settings = Settings.read(c, yes=yes)
+    tools = discover_tools(manifest.root, dry_run=True)  # a missing wrangler: after the question
+    request = resolve(manifest, services, environment, wrangler=tools.wrangler)
     if not dry_run and not rehearse:
-        confirm_protected(c, manifest, environment, services, yes)
-    if migrate:
-        from dome_tasks.lifecycle import Session, migrate_recorded
-        from dome_tasks.plan import migrate_plan
-
-        steps = migrate_plan(manifest, environment, discover_tools(manifest, dry_run=dry_run), services)
-        if steps:
-            session = Session.open(c, manifest, dry_run=dry_run)
-            with maybe_rehearsal(session, environment, rehearse and not dry_run):
-                migrate_recorded(session, steps)
-    options = DeployOptions(dry_run=dry_run, yes=True, build=build, verify=verify, rehearse=rehearse)
-    deploy_services(c, manifest, services, environment, options)
+        confirm_protected(request.environment, request.services, settings, yes)
+    if not dry_run:
+        find_wrangler(manifest.root)  # the clear error, when it is missing
+    flags = DeployFlags(dry_run=dry_run, yes=True, build=build, verify=verify, rehearse=rehearse,
+                        label=label, migrate=migrate)
+    deploy_request(c, settings, request, flags, tools)  # the laptop's path: migrations, then code
 
 
 @task(
@@ -273,14 +293,17 @@ def deploy_selected(
     help={
         "env": "the environment just deployed (aliases allowed)",
         "remote": "git remote to push the tag to (default: origin)",
-        "no_push": "only move the local tag",
+        "no_push": "only move the local tag (the push uses $GITHUB_TOKEN when it is set)",
         "dry_run": "print the git commands without running them",
     },
 )
 @boundary
 def ci_mark_deployed(c, env, remote="origin", no_push=False, dry_run=False):
-    """Move the tag dome-deployed/ENV to HEAD: where the next --only-changed deploy diffs from."""
-    from dome_tasks.ci_events import remote_environment
+    """Move the tag dome-deployed/ENV to HEAD: where the next --only-changed deploy diffs from.
+
+    Example: invoke ci-mark-deployed --env staging
+    """
+    from dome_tasks.ci.events import remote_environment
 
     manifest = load_manifest(c)
     name = remote_environment(manifest, env)
@@ -290,12 +313,30 @@ def ci_mark_deployed(c, env, remote="origin", no_push=False, dry_run=False):
         commands.append(
             ["git", "-C", str(manifest.root), "push", "--force", remote, f"refs/tags/{tag}:refs/tags/{tag}"]
         )
+    auth = git_token_env(os.environ)
     for argv in commands:
         line = shlex.join(argv)
         if is_dry(c, dry_run):
             print(f"$ {line}")
         else:
-            c.run(line, echo=True)
+            c.run(line, echo=True, env=auth)
+
+
+def git_token_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Let git push with ``$GITHUB_TOKEN`` for this one command, through ``GIT_CONFIG_*``
+    variables: the checkout keeps no credentials (``persist-credentials: false``) and the
+    token is in no argv and no file. Empty without GITHUB_TOKEN (a laptop's own git auth)."""
+    token = environ.get("GITHUB_TOKEN", "")
+    if not token:
+        return {}
+    server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    index = int(environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    return {
+        "GIT_CONFIG_COUNT": str(index + 1),
+        f"GIT_CONFIG_KEY_{index}": f"http.{server}/.extraheader",
+        f"GIT_CONFIG_VALUE_{index}": f"AUTHORIZATION: basic {basic}",
+    }
 
 
 @task(
@@ -307,8 +348,11 @@ def ci_mark_deployed(c, env, remote="origin", no_push=False, dry_run=False):
 )
 @boundary
 def changed(c, since="HEAD~1", json_=False):
-    """List the services changed since a git ref (plus those bound to a changed interface)."""
-    from dome_tasks.changed import detect_changes
+    """List the services changed since a git ref (plus those bound to a changed interface).
+
+    Example: invoke changed origin/main
+    """
+    from dome_tasks.ci.changed import detect_changes
 
     manifest = load_manifest(c)
     changes = detect_changes(manifest, Path(manifest.root), since)

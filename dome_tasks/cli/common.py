@@ -1,53 +1,154 @@
-"""What every task needs: settings from invoke config, the manifest, and the error boundary."""
+"""What every task needs: settings read once, its words resolved once, the confirmation of
+protected environments, the dry-run switch, the error boundary, and the same command-line
+manners (:func:`task` and :func:`recipe`: no generated short flags, only the deliberate ones in
+:data:`SHORT_FLAGS`)."""
 
 from __future__ import annotations
 
+import copy
 import functools
+import re
+import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from invoke.exceptions import Exit
+from invoke.exceptions import Exit, ParseError
+from invoke.parser import Argument
+from invoke.tasks import Task
 
-from dome_tasks.errors import DomeError
+from dome_tasks.errors import DomeError, Refused, UsageError
+from dome_tasks.just.args import JustArgument, JustTask
+from dome_tasks.settings import Settings, load_manifest
 
 if TYPE_CHECKING:
     from invoke import Context
 
-    from dome_tasks.manifest import Manifest
+    from dome_tasks.manifest.loader import Manifest
+    from dome_tasks.manifest.model import Environment
+    from dome_tasks.plan.target import ResolvedRequest
+
+__all__ = [
+    "SHORT_FLAGS",
+    "Settings",
+    "boundary",
+    "confirm_protected",
+    "is_dry",
+    "load_manifest",
+    "parse_whole",
+    "recipe",
+    "request_for",
+    "task",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``dome:`` block of invoke configuration (invoke.yaml, ``INVOKE_DOME_*``), typed."""
-
-    manifest: Path
-    log_format: str = "text"  # text | json
-    ledger: Path | None = None  # default: <manifest root>/.dome/ledger.jsonl
-    assume_yes: bool = False  # dome.yes: confirm protected environments without asking
-
-    @classmethod
-    def from_context(cls, c: Context) -> Settings:
-        dome = c.config.get("dome", {}) or {}
-        manifest = dome.get("manifest") or "dome.yaml"
-        ledger = dome.get("ledger")
-        return cls(
-            manifest=Path(manifest),
-            log_format=str(dome.get("log_format", "text")),
-            ledger=Path(ledger) if ledger else None,
-            assume_yes=str(dome.get("yes", "")).lower() in ("1", "true", "yes"),
-        )
+#: The only short flags dome's tasks have, the same on every task that has the long one.
+SHORT_FLAGS = {"dry_run": "n", "yes": "y", "jobs": "j", "force": "f"}
 
 
-def load_manifest(c: Context) -> Manifest:
-    """Load and validate the manifest named by the settings (imports lazily: keeps --list fast)."""
-    from dome_tasks.manifest import load
+class _CheapCopy:
+    """invoke deep-copies every task (loading the namespace) and every argument (twice per run,
+    building its parsers) of the ~60 tasks a dome namespace has: most of ``invoke --list``'s
+    time. Their only state that changes is the parsed value, the help dict (read destructively
+    by ``get_arguments``) and list values, so a shallow copy of the rest is enough."""
 
-    return load(Settings.from_context(c).manifest)
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        twin = copy.copy(self)
+        memo[id(self)] = twin
+        for name, value in vars(self).items():
+            if isinstance(value, (list, dict, set)):
+                setattr(twin, name, copy.deepcopy(value, memo))
+        return twin
+
+
+class _Argument(_CheapCopy, Argument):
+    """A flag of a dome task."""
+
+
+class _WholeNumber(_CheapCopy, Argument):
+    """An ``INT`` flag whose bad value is one clear parse error, not a traceback."""
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        try:
+            super().set_value(value, cast)
+        except ValueError:
+            flag = "--" + self.names[0]
+            raise ParseError(
+                f"{flag} {value!r} is not a whole number (e.g. {flag} 4)"
+            ) from None
+
+
+class _JustArgument(_CheapCopy, JustArgument):
+    """A positional word of a dome recipe."""
+
+
+_CHEAP = {Argument: _Argument, JustArgument: _JustArgument}
+
+
+class _Manners(_CheapCopy):
+    """No generated short flags (``-h`` must never mean ``--rehearse``); the deliberate ones;
+    whole-number flags that explain a bad value; cheap copies."""
+
+    def argspec(self, body: Callable[..., Any]) -> Any:
+        """invoke reads the body's signature for every use of the task: read it once."""
+        known = self.__dict__.get("_argspec")
+        if known is None or known[0] is not body:
+            known = (body, super().argspec(body))  # type: ignore[misc]
+            self.__dict__["_argspec"] = known
+        return known[1]
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        args = super().get_arguments(ignore_unknown_help)  # type: ignore[misc]
+        for arg in args:
+            short = SHORT_FLAGS.get(arg.name)
+            if short and not arg.positional and short not in arg.names:
+                arg.names = (*arg.names, short)
+            if arg.kind is int and type(arg) is Argument:
+                arg.__class__ = _WholeNumber
+            elif type(arg) in _CHEAP:
+                arg.__class__ = _CHEAP[type(arg)]
+        return args
+
+
+class DomeTask(_Manners, Task):
+    """A plain invoke task with dome's manners."""
+
+
+class DomeRecipe(_Manners, JustTask):
+    """A task whose positional words bind like just's, with dome's manners; the docstring's
+    ``Example:`` line is shown last, after the usage line."""
+
+    @functools.cached_property
+    def signature(self) -> str:  # type: ignore[override]
+        """Read once: every argument of the task asks for it (``invoke --list`` builds them)."""
+        return JustTask.signature.fget(self)  # type: ignore[attr-defined]
+
+    def _display_doc(self) -> str:
+        text = super()._display_doc()
+        examples = [line for line in text.splitlines() if line.startswith("Example: ")]
+        if not examples:
+            return text
+        kept = "\n".join(line for line in text.splitlines() if line not in examples)
+        return re.sub(r"\n{3,}", "\n\n", kept).rstrip() + "\n" + "\n".join(examples) + "\n"
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """``invoke.task`` with dome's manners (same keywords)."""
+    from invoke import task as invoke_task
+
+    kwargs.setdefault("auto_shortflags", False)
+    return invoke_task(*args, klass=DomeTask, **kwargs)
+
+
+def recipe(**kwargs: Any) -> Callable[[Callable[..., Any]], DomeRecipe]:
+    """``dome_tasks.just.args.recipe`` with dome's manners (``help``, ``name`` …)."""
+    kwargs.setdefault("auto_shortflags", False)
+
+    def decorate(body: Callable[..., Any]) -> DomeRecipe:
+        return DomeRecipe(body, **kwargs)
+
+    return decorate
 
 
 def is_dry(c: Context, dry_run: bool = False) -> bool:
@@ -55,17 +156,76 @@ def is_dry(c: Context, dry_run: bool = False) -> bool:
     return bool(dry_run or c.config.run.dry)
 
 
+def request_for(
+    manifest: Manifest, service: str, env: str, *, wrangler: str, remote_only: str | None = None
+) -> ResolvedRequest:
+    """The task's words resolved once: ``""``/``"all"`` mean every service."""
+    from dome_tasks.plan.target import resolve
+
+    services = None if not service or service == "all" else [service]
+    return resolve(manifest, services, env, wrangler=wrangler, remote_only=remote_only)
+
+
+def confirm_protected(
+    environment: Environment, services: Sequence[str], settings: Settings, yes: bool = False
+) -> None:
+    """Protected environments ask on a terminal; without one, ``--yes`` (or ``dome.yes`` in
+    invoke's configuration, e.g. ``INVOKE_DOME_YES=1`` for ``just deploy`` in a script) is
+    required."""
+    env = environment
+    if not env.protected or yes or settings.assume_yes:
+        return
+    what = f"{len(services)} service(s) ({', '.join(services)}) to {env.name}"
+    if not sys.stdin.isatty():
+        raise Refused(
+            f"refusing to deploy {what}: {env.name} is protected and there is no terminal "
+            "to confirm",
+            hint="pass --yes (or set INVOKE_DOME_YES=1) to confirm non-interactively",
+        )
+    answer = input(f"Deploy {what}? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise Refused("deploy cancelled")
+
+
+def parse_whole(
+    value: int | str, flag: str, *, low: int, high: int | None = None, example: str = ""
+) -> int:
+    """A whole-number flag (invoke hands it over as text), else one clear :class:`UsageError`."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise UsageError(
+            f"{flag} {value!r} is not a whole number {bounds}",
+            hint=f"e.g. {example or f'{flag} {low}'}",
+        )
+    return number
+
+
 def boundary(func: F) -> F:
-    """Turn library errors into one clear message and a non-zero exit: no traceback."""
+    """Turn library errors into one clear message and a non-zero exit: no traceback.
+
+    Ctrl-C and SIGTERM stop the task (a running command's whole process group with it) and
+    exit 128 + the signal: 130 for SIGINT, 143 for SIGTERM.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dome_tasks.process import signals_as_interrupts
+
         try:
-            return func(*args, **kwargs)
+            with signals_as_interrupts():
+                return func(*args, **kwargs)
         except DomeError as error:
-            raise Exit(f"error: {error}", code=error.exit_code) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise Exit(code=130) from None
+            from dome_tasks.events import Redactor  # credentials never reach the last line either
+
+            message = Redactor.from_environ().text(f"error: {error}")
+            raise Exit(message, code=error.exit_code) from None
+        except KeyboardInterrupt as interrupt:  # a signal that came between commands
+            signum = getattr(interrupt, "signum", signal.SIGINT)
+            print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+            raise Exit(code=128 + signum) from None
 
     return wrapper  # type: ignore[return-value]

@@ -9,19 +9,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from invoke import task
-
-from dome_tasks.justargs import recipe
-
-from dome_tasks.cli.common import Settings, boundary, is_dry, load_manifest
-from dome_tasks.errors import Refused, ToolMissingError
+from dome_tasks.cli.common import (
+    Settings,
+    boundary,
+    confirm_protected,
+    is_dry,
+    load_manifest,
+    parse_whole,
+    recipe,
+    request_for,
+    task,
+)
+from dome_tasks.tools import discover_tools
 
 if TYPE_CHECKING:
     from invoke import Context
 
-    from dome_tasks.manifest import Manifest
-    from dome_tasks.lifecycle import Session
-    from dome_tasks.plan import Tools
+    from dome_tasks.lifecycle.session import Session
+    from dome_tasks.manifest.model import Environment
+    from dome_tasks.plan.target import ResolvedRequest
+    from dome_tasks.progress import Board
+    from dome_tasks.tools import Tools
+    from dome_tasks.wrangler.argv import VersionLabel
 
 SERVICE_HELP = "a service from the manifest; empty or 'all' means every service"
 ENV_HELP = "development|staging|production|local (aliases: dev, stg, prod)"
@@ -29,46 +38,8 @@ DRY_HELP = "print every step and command without running anything"
 YES_HELP = "do not ask for confirmation (required for protected environments without a terminal)"
 
 
-def discover_tools(manifest: Manifest, *, dry_run: bool) -> Tools:
-    """Find wrangler and just once; a dry run tolerates a missing wrangler."""
-    import subprocess
-
-    from dome_tasks import wrangler as wr
-    from dome_tasks.plan import Tools
-
-    wrangler_bin = wr.find_wrangler(manifest.root, dry_run=dry_run)
-    try:
-        just_bin = wr.find_just()
-    except ToolMissingError:
-        return Tools(wrangler=wrangler_bin)
-    listing = subprocess.run(
-        [just_bin, "--summary"], cwd=manifest.root, capture_output=True, text=True, check=False
-    )
-    recipes = frozenset(listing.stdout.split()) if listing.returncode == 0 else frozenset()
-    return Tools(wrangler=wrangler_bin, just=just_bin, just_recipes=recipes)
-
-
-def confirm_protected(
-    c: Context, manifest: Manifest, environment: str, services: list[str], yes: bool
-) -> None:
-    """Protected environments ask on a terminal; without one, ``--yes`` (or ``dome.yes`` in
-    invoke's configuration, e.g. ``INVOKE_DOME_YES=1`` for ``just deploy`` in a script) is required."""
-    env = manifest.environment(environment)
-    if not env.protected or yes or Settings.from_context(c).assume_yes:
-        return
-    what = f"{len(services)} service(s) ({', '.join(services)}) to {env.name}"
-    if not sys.stdin.isatty():
-        raise Refused(
-            f"refusing to deploy {what}: {env.name} is protected and there is no terminal to confirm",
-            hint="pass --yes (or set INVOKE_DOME_YES=1) to confirm non-interactively",
-        )
-    answer = input(f"Deploy {what}? [y/N] ").strip().lower()
-    if answer not in ("y", "yes"):
-        raise Refused("deploy cancelled")
-
-
 @dataclass(frozen=True)
-class DeployOptions:
+class DeployFlags:
     """What a deploy task's flags ask for."""
 
     dry_run: bool = False
@@ -76,45 +47,80 @@ class DeployOptions:
     build: bool = True
     verify: bool = True
     rollback_on_failure: bool | None = None  # None: on for protected environments
-    log_format: str = ""
     rehearse: bool = False  # against a throwaway Cloudflare API emulator
+    label: VersionLabel | None = None  # --tag/--message of each deployed version (CI: the commit)
+    jobs: int = 0  # services of one wave at once; 0: one per core
+    force: bool = False  # deploy even what has not changed
+    json: bool = False  # the summary as JSON on stdout (everything else on stderr)
+    migrate: bool = True  # apply the services' pending D1 migrations before the new code
 
 
-def deploy_services(
-    c: Context, manifest: Manifest, services: list[str], environment: str, options: DeployOptions
+def deploy_request(
+    c: Context, settings: Settings, request: ResolvedRequest, flags: DeployFlags, tools: Tools
 ) -> None:
-    """Deploy *services* (in dependency order) to *environment*: the call behind every deploy task.
+    """Deploy a resolved request (services in dependency order): the call behind every deploy task.
 
     Remote environments: build, render, ``wrangler deploy``, verify, and (when verification fails
     and rollback is on) roll back; each step is logged and recorded in the ledger.
     """
-    env = manifest.environment(environment)
-    ordered = manifest.deploy_order(services)
-    if env.is_local:
+    if request.environment.is_local:
         from dome_tasks.cli.local_env import deploy_local
 
-        deploy_local(c, manifest, ordered, dry_run=options.dry_run)
+        deploy_local(c, request.manifest, request.services, dry_run=flags.dry_run,
+                     jobs=flags.jobs or None)
         return
-    from dome_tasks.lifecycle import Session, deploy_verified
+    from dome_tasks.lifecycle.deploy import DeployOptions, deploy
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
 
-    tools = discover_tools(manifest, dry_run=options.dry_run)
-    if not options.dry_run and not options.rehearse:
-        confirm_protected(c, manifest, env.name, ordered, options.yes)
-    session = Session.open(c, manifest, dry_run=options.dry_run, log_format=options.log_format or None)
-    with maybe_rehearsal(session, env.name, options.rehearse and not options.dry_run) as rehearsing:
-        try:
-            deploy_verified(
-                session, ordered, env.name, build=options.build, tools=tools,
-                verify_after=options.verify and not rehearsing,
-                rollback_on_failure=options.rollback_on_failure,
-            )
-        finally:
-            if not options.dry_run:
-                session.log.emit_summary()
+    if not flags.dry_run and not flags.rehearse:
+        confirm_protected(request.environment, request.services, settings, flags.yes)
+    session, board = open_watched(c, settings, request, dry_run=flags.dry_run, json=flags.json)
+    rehearse = flags.rehearse and not flags.dry_run
+    with maybe_rehearsal(session, request.environment, rehearse) as rehearsing:
+        from dome_tasks.runner import default_jobs
+
+        options = DeployOptions(flags.build, flags.verify and not rehearsing,
+                                flags.rollback_on_failure, flags.label,
+                                jobs=flags.jobs or default_jobs(), force=flags.force)
+        with watched(session, board):
+            if flags.migrate:  # the schema first: the new code may need it
+                migrate(session, decide_migrate(request), waves=request.waves, jobs=options.jobs)
+            deploy(session, request, options, tools)
+
+
+def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
+                 json: bool, title: str = "deploy",
+                 services: list[str] | None = None) -> tuple[Session, Board]:
+    """The task's session and its progress board. With ``--json`` every human line (wrangler's
+    own output too) goes to stderr, and stdout gets the summary alone."""
+    import dataclasses
+
+    from dome_tasks.lifecycle.session import Session
+    from dome_tasks.progress import Board
+
+    session = Session.open(c, settings, request.root, dry_run=dry_run, manifest=request.manifest)
+    out = sys.stderr if json else sys.stdout
+    board = Board.open(request.services if services is None else services,
+                       request.environment.name, out=out,
+                       fmt="json" if json else "text", title=title)
+    session = dataclasses.replace(session, out=out, board=board, captured=json)
+    return session, board
 
 
 @contextlib.contextmanager
-def maybe_rehearsal(session: Session, environment: str, rehearse: bool) -> Iterator[bool]:
+def watched(session: Session, board: Board) -> Iterator[None]:
+    """Show the board while the block runs; then the summary (on stdout) and the run event."""
+    try:
+        with board:
+            yield
+    finally:
+        if not session.dry_run:
+            board.summary(sys.stdout)
+            session.log.emit_summary()
+
+
+@contextlib.contextmanager
+def maybe_rehearsal(session: Session, environment: Environment, rehearse: bool) -> Iterator[bool]:
     """Point the session's wrangler at a throwaway emulator when rehearsing."""
     if not rehearse:
         yield False
@@ -123,18 +129,30 @@ def maybe_rehearsal(session: Session, environment: str, rehearse: bool) -> Itera
 
     from dome_tasks.cli.rehearse import rehearsal
 
-    with rehearsal(session.manifest, environment) as emulator:
-        session.base_env = {**os.environ, **emulator.env()}
+    with rehearsal(environment) as emulator:
+        session.use_emulator({**os.environ, **emulator.env()})  # never the real history
         print("rehearsal: health checks skipped (the emulator does not run workers)")
         yield True
 
 
-def _options(c: Context, dry_run: bool, yes: bool, no_build: bool, no_verify: bool,
-             rollback_on_failure: bool, no_rollback: bool, log_format: str, rehearse: bool) -> DeployOptions:
+def _deploy_task(c: Context, service: str, env: str, *, dry_run: bool, yes: bool, no_build: bool,
+                 no_verify: bool, rollback_on_failure: bool, no_rollback: bool, log_format: str,
+                 rehearse: bool, jobs: int | str, force: bool, json: bool, no_wait: bool,
+                 no_migrate: bool) -> None:
+    """Read the settings, resolve the words, deploy: each exactly once."""
+    settings = Settings.read(c, log_format=log_format or None, yes=yes, no_wait=no_wait)
+    jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
+    manifest = load_manifest(settings)
+    dry = is_dry(c, dry_run)
+    tools = discover_tools(manifest.root, dry_run=dry)
+    request = request_for(manifest, service, env, wrangler=tools.wrangler)
     rollback = True if rollback_on_failure else (False if no_rollback else None)
-    return DeployOptions(is_dry(c, dry_run), yes, not no_build, not no_verify, rollback, log_format, rehearse)
+    flags = DeployFlags(dry, yes, not no_build, not no_verify, rollback, rehearse, jobs=jobs,
+                        force=force, json=json, migrate=not no_migrate)
+    deploy_request(c, settings, request, flags, tools)
 
 
+JOBS_HELP = "services of one dependency wave deployed at once (default: one per CPU core)"
 DEPLOY_HELP = {
     "service": SERVICE_HELP, "env": ENV_HELP, "dry_run": DRY_HELP, "yes": YES_HELP,
     "no_build": "skip the build step",
@@ -143,87 +161,127 @@ DEPLOY_HELP = {
     "no_rollback": "never roll back automatically, even in protected environments",
     "log_format": "text (default) or json: structured log events on stderr",
     "rehearse": "run everything against a throwaway Cloudflare API emulator and show the result",
+    "jobs": JOBS_HELP,
+    "force": "deploy even the services whose inputs and live version have not changed",
+    "json": "print the summary as JSON on stdout (everything else goes to stderr)",
+    "no_wait": "refuse at once (naming the holder) when another deploy of the service is running",
+    "no_migrate": "do not apply the services' pending D1 migrations before deploying",
 }
 
 
 @recipe(help={k: v for k, v in DEPLOY_HELP.items() if k != "env"})
 @boundary
-def deploy(c, service="", *, dry_run=False, yes=False, no_build=False, no_verify=False,
-           rollback_on_failure=False, no_rollback=False, log_format="", rehearse=False):
-    """Deploy SERVICE (or every service, in dependency order) to production."""
-    from dome_tasks.plan import all_services
+def deploy(c, service="", *, dry_run=False, yes=False, jobs=0, force=False, no_build=False,
+           no_verify=False, rollback_on_failure=False, no_rollback=False, log_format="",
+           rehearse=False, json_=False, no_wait=False, no_migrate=False):
+    """Deploy SERVICE (or every service, in dependency order) to production.
 
-    manifest = load_manifest(c)
-    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback,
-                       log_format, rehearse)
-    deploy_services(c, manifest, all_services(manifest, service), "production", options)
+    Example: invoke deploy silo --yes
+    """
+    _deploy_task(c, service, "production", dry_run=dry_run, yes=yes, no_build=no_build,
+                 no_verify=no_verify, rollback_on_failure=rollback_on_failure,
+                 no_rollback=no_rollback, log_format=log_format, rehearse=rehearse, jobs=jobs,
+                 force=force, json=json_, no_wait=no_wait, no_migrate=no_migrate)
 
 
 @recipe(name="deploy-env", help=DEPLOY_HELP)
 @boundary
-def deploy_env(c, service, env, *, dry_run=False, yes=False, no_build=False, no_verify=False,
-               rollback_on_failure=False, no_rollback=False, log_format="", rehearse=False):
-    """Deploy SERVICE ('all' for every service) to ENV."""
-    from dome_tasks.plan import all_services
+def deploy_env(c, service, env, *, dry_run=False, yes=False, jobs=0, force=False, no_build=False,
+               no_verify=False, rollback_on_failure=False, no_rollback=False, log_format="",
+               rehearse=False, json_=False, no_wait=False, no_migrate=False):
+    """Deploy SERVICE ('all' for every service) to ENV.
 
-    manifest = load_manifest(c)
-    options = _options(c, dry_run, yes, no_build, no_verify, rollback_on_failure, no_rollback,
-                       log_format, rehearse)
-    deploy_services(c, manifest, all_services(manifest, service), env, options)
+    Example: invoke deploy-env silo staging
+    """
+    _deploy_task(c, service, env, dry_run=dry_run, yes=yes, no_build=no_build,
+                 no_verify=no_verify, rollback_on_failure=rollback_on_failure,
+                 no_rollback=no_rollback, log_format=log_format, rehearse=rehearse, jobs=jobs,
+                 force=force, json=json_, no_wait=no_wait, no_migrate=no_migrate)
 
 
-def _migrate(c: Context, environment: str, dry_run: bool, yes: bool, rehearse: bool) -> None:
-    from dome_tasks.lifecycle import Session, migrate_recorded
-    from dome_tasks.plan import migrate_plan
-
-    manifest = load_manifest(c)
+def _migrate(c: Context, environment: str, dry_run: bool, yes: bool, rehearse: bool,
+             jobs: int | str = 0, json: bool = False, no_wait: bool = False) -> None:
+    settings = Settings.read(c, yes=yes, no_wait=no_wait)
+    jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
+    manifest = load_manifest(settings)
     dry = is_dry(c, dry_run)
-    steps = migrate_plan(manifest, environment, discover_tools(manifest, dry_run=dry))
-    if not steps:
-        print(f"no service has D1 migrations in {manifest.environment(environment).name}")
+    wrangler = discover_tools(manifest.root, dry_run=dry).wrangler
+    request = request_for(manifest, "all", environment, wrangler=wrangler)
+    migrate_request(c, settings, request, dry_run=dry, yes=yes, rehearse=rehearse, jobs=jobs,
+                    json=json)
+
+
+def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool, yes: bool,
+                    rehearse: bool, quiet_when_none: bool = False, jobs: int = 0,
+                    json: bool = False) -> None:
+    """Apply the request's remote D1 migrations (confirmed, recorded), wave by wave; says when
+    there are none."""
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
+    from dome_tasks.runner import default_jobs
+
+    plans = decide_migrate(request)
+    if not plans:
+        if not quiet_when_none:
+            print(f"no service has D1 migrations in {request.environment.name}")
         return
-    if not dry and not rehearse:
-        services = list(dict.fromkeys(s.service for s in steps if s.service))
-        confirm_protected(c, manifest, environment, services, yes)
-    session = Session.open(c, manifest, dry_run=dry)
-    with maybe_rehearsal(session, environment, rehearse and not dry):
-        migrate_recorded(session, steps)
+    touched = [t.service for t in request.targets
+               if any(step.service == t.service for plan in plans for step in plan.steps)]
+    if not dry_run and not rehearse:
+        confirm_protected(request.environment, touched, settings, yes)
+    session, board = open_watched(c, settings, request, dry_run=dry_run, json=json,
+                                  title="migrate", services=touched)
+    rehearse = rehearse and not dry_run
+    with maybe_rehearsal(session, request.environment, rehearse), watched(session, board):
+        migrate(session, plans, waves=request.waves, jobs=jobs or default_jobs())
 
 
-MIGRATE_HELP = {"dry_run": DRY_HELP, "yes": YES_HELP,
-                "rehearse": "apply them in a throwaway Cloudflare API emulator and show the result"}
+MIGRATE_HELP = {"dry_run": DRY_HELP, "yes": YES_HELP, "jobs": JOBS_HELP,
+                "rehearse": "apply them in a throwaway Cloudflare API emulator and show the result",
+                "json": "print the summary as JSON on stdout (everything else goes to stderr)",
+                "no_wait": "refuse at once (naming the holder) when migrations of ENV are running"}
 
 
 @task(name="db-migrate-dev", help=MIGRATE_HELP)
 @boundary
-def db_migrate_dev(c, dry_run=False, yes=False, rehearse=False):
-    """Apply D1 migrations to development (remote)."""
-    _migrate(c, "development", dry_run, yes, rehearse)
+def db_migrate_dev(c, dry_run=False, yes=False, jobs=0, rehearse=False, json_=False, no_wait=False):
+    """Apply D1 migrations to development (remote).
+
+    Example: invoke db-migrate-dev --dry-run
+    """
+    _migrate(c, "development", dry_run, yes, rehearse, jobs, json_, no_wait)
 
 
 @task(name="db-migrate-staging", help=MIGRATE_HELP)
 @boundary
-def db_migrate_staging(c, dry_run=False, yes=False, rehearse=False):
-    """Apply D1 migrations to staging (remote)."""
-    _migrate(c, "staging", dry_run, yes, rehearse)
+def db_migrate_staging(c, dry_run=False, yes=False, jobs=0, rehearse=False, json_=False, no_wait=False):
+    """Apply D1 migrations to staging (remote).
+
+    Example: invoke db-migrate-staging
+    """
+    _migrate(c, "staging", dry_run, yes, rehearse, jobs, json_, no_wait)
 
 
 @task(name="db-migrate-prod", help=MIGRATE_HELP)
 @boundary
-def db_migrate_prod(c, dry_run=False, yes=False, rehearse=False):
-    """Apply D1 migrations to production (remote; asks for confirmation)."""
-    _migrate(c, "production", dry_run, yes, rehearse)
+def db_migrate_prod(c, dry_run=False, yes=False, jobs=0, rehearse=False, json_=False, no_wait=False):
+    """Apply D1 migrations to production (remote; asks for confirmation).
+
+    Example: invoke db-migrate-prod --yes
+    """
+    _migrate(c, "production", dry_run, yes, rehearse, jobs, json_, no_wait)
 
 
 @recipe(help={"service": SERVICE_HELP, "env": ENV_HELP + "; empty means every environment"})
 @boundary
 def render(c, service="", env=""):
-    """Render the wrangler.toml of SERVICE (or all) for ENV (or all) into .dome/build/."""
-    from dome_tasks.plan import all_services
-    from dome_tasks.render import render_all
+    """Render the wrangler.toml of SERVICE (or all) for ENV (or all) into .dome/build/.
+
+    Example: invoke render silo staging
+    """
+    from dome_tasks.render.config import render_all
 
     manifest = load_manifest(c)
-    services = all_services(manifest, service)
+    services = manifest.deploy_order(None if not service or service == "all" else [service])
     environments = [manifest.environment(env).name] if env else list(manifest.environments)
     for path in render_all(manifest, services, environments):
         print(path)
@@ -235,28 +293,29 @@ def render(c, service="", env=""):
 )
 @boundary
 def plan(c, service="", env="production", json_=False):
-    """Print the ordered steps a deploy would run, wave by wave."""
-    from dome_tasks.plan import all_services, deploy_plan
+    """Print the ordered steps a deploy would run, wave by wave.
+
+    Example: invoke plan all staging
+    """
+    from dome_tasks.plan.deploy import deploy_plan
 
     manifest = load_manifest(c)
-    environment = manifest.environment(env)
-    services = all_services(manifest, service)
-    waves = manifest.waves(services)
-    if environment.is_local:
-        steps = []
-    else:
-        steps = deploy_plan(manifest, services, environment.name, discover_tools(manifest, dry_run=True))
+    tools = discover_tools(manifest.root, dry_run=True)
+    request = request_for(manifest, service, env, wrangler=tools.wrangler)
+    environment = request.environment
+    steps = [] if environment.is_local else deploy_plan(request, tools)
     if json_:
-        from dome_tasks.ci_events import waves_json
+        from dome_tasks.ci.events import waves_json
 
-        payload = waves_json(manifest, manifest.deploy_order(services), environment.name)
+        payload = waves_json(manifest, request.services, environment.name)
         payload["steps"] = [
             {"event": s.event, "service": s.service, "description": s.description, "display": s.display()}
             for s in steps
         ]
         print(json.dumps(payload, indent=2))
         return
-    print(f"plan for {environment.name}: {len(services)} service(s) in {len(waves)} wave(s)")
+    waves = request.waves
+    print(f"plan for {environment.name}: {len(request.targets)} service(s) in {len(waves)} wave(s)")
     for number, wave in enumerate(waves, 1):
         print(f"wave {number}: {', '.join(wave)}")
         for step in steps:

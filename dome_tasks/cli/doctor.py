@@ -1,4 +1,6 @@
-"""`doctor`: the seed's prerequisites (section 2), checked on this machine."""
+"""`doctor`: the seed's prerequisites (section 2), checked on this machine: node, the wrangler
+each service runs (its version within the supported range), just, credentials, and the
+manifest (with its files and paths, and wrangler keys against wrangler's schema)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from invoke import task
 from invoke.exceptions import Exit
 
-from dome_tasks.cli.common import Settings
+from dome_tasks.cli.common import Settings, task
 from dome_tasks.errors import DomeError
+
+if TYPE_CHECKING:
+    from dome_tasks.manifest.loader import Manifest
 
 
 @dataclass(frozen=True)
@@ -38,19 +43,20 @@ def wrangler_login_present(home: Path) -> bool:
 
 
 def run_checks(manifest_path: Path) -> list[Check]:
-    from dome_tasks import wrangler as wr
+    from dome_tasks.tools import find_just, find_wrangler
 
     checks: list[Check] = []
     root = manifest_path.resolve().parent
     node = shutil.which("node")
     checks.append(Check("node", bool(node), _version(["node", "--version"]) if node else "not found: install Node.js 20+"))
+    wrangler_bin: str | None = None
     try:
-        wrangler_bin = wr.find_wrangler(root)
+        wrangler_bin = find_wrangler(root)
         checks.append(Check("wrangler", True, f"{_version([wrangler_bin, '--version'], root)} ({wrangler_bin})"))
     except DomeError as error:
         checks.append(Check("wrangler", False, str(error)))
     try:
-        just_bin = wr.find_just()
+        just_bin = find_just()
         checks.append(Check("just", True, f"{_version([just_bin, '--version'])} ({just_bin})"))
     except DomeError as error:
         checks.append(Check("just", False, str(error)))
@@ -65,20 +71,88 @@ def run_checks(manifest_path: Path) -> list[Check]:
             required=False,
         ))
     try:
-        from dome_tasks.manifest import load
+        from dome_tasks.manifest.loader import load
 
         manifest = load(manifest_path)
-        checks.append(Check("manifest", True, f"{manifest_path}: {len(manifest.deploy_order())} services, "
-                                              f"{len(manifest.environments)} environments"))
     except DomeError as error:
         checks.append(Check("manifest", False, str(error)))
+        return checks
+    checks.extend(manifest_checks(manifest, manifest_path))
+    checks.extend(wrangler_checks(manifest, wrangler_bin))
     return checks
+
+
+def manifest_checks(manifest: Manifest, manifest_path: Path) -> list[Check]:
+    """The manifest is valid, what loading it checked, and what it warned about."""
+    checked = "service folders, main files, migrations folders, paths inside the repository"
+    counts = f"{len(manifest.deploy_order())} services, {len(manifest.environments)} environments"
+    checks = [Check("manifest", True, f"{manifest_path}: {counts}; checked {checked}")]
+    if manifest.wrangler_schema is None:
+        checks.append(Check("schema", False, "no wrangler config schema found (neither the "
+                            "workspace's wrangler nor the bundled copy): wrangler keys were not "
+                            "checked", required=False))
+    else:
+        checks.append(Check("schema", True,
+                            f"wrangler keys checked against {manifest.wrangler_schema}",
+                            required=False))
+    checks += [Check("manifest", True, f"warning: {warning}", required=False)
+               for warning in manifest.warnings]
+    return checks
+
+
+def wrangler_checks(manifest: Manifest, default: str | None) -> list[Check]:
+    """Which wrangler each service runs, its version, and whether dome-tasks supports it."""
+    from dome_tasks.tools import supported, supported_range, wrangler_version
+
+    users: dict[tuple[str, ...], list[str]] = {}
+    for service in manifest.services:
+        for env in manifest.environments:
+            argv = manifest.resolve(service, env).wrangler or ((default,) if default else None)
+            if argv and service not in users.setdefault(argv, []):
+                users[argv].append(service)
+    checks = []
+    for argv, services in users.items():
+        shown = " ".join(argv)
+        try:
+            version = wrangler_version(argv, cwd=manifest.root)
+        except DomeError as error:
+            checks.append(Check("wrangler", False, f"{', '.join(services)}: {shown}: "
+                                f"{error.message}", required=False))
+            continue
+        ok = supported(version)
+        detail = f"{', '.join(services)}: {version} ({shown})"
+        if not ok:
+            detail += (f": outside the supported range {supported_range()}; "
+                       "install a supported wrangler 4")
+        checks.append(Check("wrangler", ok, detail))
+    return checks
+
+
+def justfile_check(justfile: Path, prefix: str = "dome") -> Check:
+    """How the justfile and dome's tasks share names, and whether its generated recipes are in
+    step (``invoke just.check``'s report, on one line per finding)."""
+    from dome_tasks.cli.registry import ci_task_names, native_tasks
+    from dome_tasks.just.block import BlockSpec
+    from dome_tasks.just.parity import check_justfile
+
+    report = check_justfile(justfile, BlockSpec(native_tasks(), prefix, ci_task_names()))
+    shared = (f"{len(report.notes)} of your recipes have a dome task's name (yours win)"
+              if report.notes else "no recipe of yours has a dome task's name")
+    lines = [f"{justfile}: {shared}"]
+    lines += list(report.notes) + [p.splitlines()[0] for p in report.problems]
+    return Check("justfile", not report.problems, "\n                 ".join(lines), required=False)
 
 
 @task
 def doctor(c):
-    """Check the prerequisites: node, wrangler, just, credentials, a valid manifest."""
-    checks = run_checks(Settings.from_context(c).manifest)
+    """Check the prerequisites: node, wrangler (each service's), just, credentials, the manifest.
+
+    Example: invoke doctor
+    """
+    settings = Settings.from_context(c)
+    checks = run_checks(settings.manifest)
+    if settings.justfile:
+        checks.append(justfile_check(settings.justfile, settings.prefix))
     for check in checks:
         mark = "ok " if check.ok else ("!! " if check.required else "-- ")
         print(f"{mark} {check.name:<12} {check.detail}")

@@ -1,5 +1,6 @@
 """Lifecycle tasks: verify, rollback, canary, promote, abort, history, metrics, logs, status,
-secret-put, resources. Thin: parse, open a session, call ``dome_tasks.lifecycle``, print."""
+secret-put, resources. Thin: read the settings and resolve the words once, open a session, call
+``dome_tasks.lifecycle`` (deploy, traffic, account), print."""
 
 from __future__ import annotations
 
@@ -7,15 +8,24 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dome_tasks.cli.common import Settings, boundary, is_dry, load_manifest
-from dome_tasks.justargs import recipe
+from dome_tasks.cli.common import (
+    Settings,
+    boundary,
+    confirm_protected,
+    is_dry,
+    load_manifest,
+    parse_whole,
+    recipe,
+)
 
 if TYPE_CHECKING:
     from invoke import Context
 
-    from dome_tasks.lifecycle import Session
+    from dome_tasks.lifecycle.session import Session
+    from dome_tasks.plan.target import ResolvedRequest, Target
 
 SERVICE = "a service from the manifest"
 ENV = "development|staging|production (aliases: dev, stg, prod)"
@@ -27,14 +37,42 @@ BASE_URL = "send health checks to this origin instead, keeping the real Host (te
 DEADLINE = "seconds the health check may keep retrying (default 30)"
 
 
-def _session(c: Context, *, dry_run: bool = False, log_format: str = "", subdomain: str = "",
-             base_url: str = "", deadline: float = 0) -> Session:
-    from dome_tasks.lifecycle import Session
+@dataclass(frozen=True)
+class Opened:
+    """A lifecycle task's facts, each read once: settings, the resolved request, the session."""
 
-    return Session.open(
-        c, load_manifest(c), dry_run=is_dry(c, dry_run), log_format=log_format or None,
-        subdomain=subdomain or None, base_url=base_url or None, deadline=deadline or None,
-    )
+    settings: Settings
+    request: ResolvedRequest
+    session: Session
+
+    @property
+    def target(self) -> Target:
+        return self.request.targets[0]
+
+    def confirm(self, yes: bool) -> None:
+        """Protected environments ask on a terminal; without one, ``--yes`` is required."""
+        if not self.session.dry_run:
+            confirm_protected(self.request.environment, self.request.services, self.settings, yes)
+
+
+def _open(c: Context, service: str | None, env: str, *, dry_run: bool = False, yes: bool = False,
+          log_format: str = "", subdomain: str = "", base_url: str = "",
+          deadline: str | float = "") -> Opened:
+    """Read the settings, resolve SERVICE (``None``: no service) in ENV and open the session."""
+    from dome_tasks.lifecycle.session import Session
+    from dome_tasks.plan.target import resolve
+    from dome_tasks.tools import find_wrangler
+
+    settings = Settings.read(c, log_format=log_format or None, yes=yes, verify_deadline=deadline or None,
+                             workers_subdomain=subdomain or None, health_base_url=base_url or None)
+    manifest = load_manifest(settings)
+    dry = is_dry(c, dry_run)
+    wrangler = find_wrangler(manifest.root, dry_run=dry)
+    services = [] if service is None else [service]
+    request = resolve(manifest, services, env, wrangler=wrangler,
+                      remote_only="versions, rollbacks and canaries")
+    session = Session.open(c, settings, manifest.root, dry_run=dry, manifest=manifest)
+    return Opened(settings, request, session)
 
 
 @contextmanager
@@ -47,41 +85,22 @@ def _summarised(session: Session) -> Iterator[Session]:
             session.log.emit_summary()
 
 
-def _confirm(session: Session, environment: str, service: str, yes: bool) -> None:
-    """Protected environments ask on a terminal; without one, ``--yes`` is required."""
-    if session.dry_run:
-        return
-    from dome_tasks.cli.deploy import confirm_protected
-
-    confirm_protected(session.c, session.manifest, environment, [service], yes)
-
-
 @recipe(help={"service": SERVICE, "env": ENV, "subdomain": SUBDOMAIN, "base_url": BASE_URL,
               "deadline": DEADLINE, "no_smoke": "skip the service's smoke commands",
-              "log_format": LOG_FORMAT})
+              "dry_run": DRY, "log_format": LOG_FORMAT})
 @boundary
-def verify(c, service, env, *, subdomain="", base_url="", deadline=0.0, no_smoke=False, log_format=""):
-    """Check that SERVICE in ENV is healthy: GET its health URL (200), then its smoke commands."""
-    from dome_tasks.errors import DomeError
-    from dome_tasks.lifecycle import LifecycleError, current_traffic, verify_service
+def verify(c, service, env, *, subdomain="", base_url="", deadline="", no_smoke=False, dry_run=False,
+           log_format=""):
+    """Check that SERVICE in ENV is healthy: GET its health URL (200), then its smoke commands.
 
-    session = _session(c, log_format=log_format, subdomain=subdomain, base_url=base_url,
-                       deadline=deadline)
-    with _summarised(session):
-        result = verify_service(session, service, env, smoke=not no_smoke)
-        if result is None:  # dry run
-            return
-        target = session.target(service, env)
-        try:
-            live = current_traffic(session, target)
-            version = max(live, key=lambda item: item[1])[0] if len(live) == 1 else None
-        except DomeError:
-            version = None  # verification stands on its own; the version is a bonus
-        session.record("verify", target, "success" if result.ok else "unhealthy", version_id=version,
-                       verified=result.ok, duration_ms=sum(ch.duration_ms for ch in result.checks),
-                       reason=None if result.ok else result.summary())
-        if not result.ok:
-            raise LifecycleError(f"{target.worker} is unhealthy: {result.summary()}")
+    Example: invoke verify silo staging
+    """
+    from dome_tasks.lifecycle.deploy import verify_target
+
+    opened = _open(c, service, env, dry_run=dry_run, log_format=log_format, subdomain=subdomain,
+                   base_url=base_url, deadline=deadline)
+    with _summarised(opened.session):
+        verify_target(opened.session, opened.target, smoke=not no_smoke)
 
 
 @recipe(help={"service": SERVICE, "env": ENV,
@@ -93,15 +112,18 @@ def verify(c, service, env, *, subdomain="", base_url="", deadline=0.0, no_smoke
 @boundary
 def rollback(c, service, env, version="", *, reason="", no_verify=False, yes=False, dry_run=False,
              log_format="", subdomain="", base_url=""):
-    """Roll SERVICE in ENV back to VERSION (default: the last version that verified healthy)."""
-    from dome_tasks import lifecycle
+    """Roll SERVICE in ENV back to VERSION (default: the last version that verified healthy).
 
-    session = _session(c, dry_run=dry_run, log_format=log_format, subdomain=subdomain,
-                       base_url=base_url)
-    _confirm(session, env, service, yes)
-    with _summarised(session):
-        lifecycle.rollback(session, service, env, version or None,
-                           reason=reason or "manual rollback", verify_after=not no_verify)
+    Example: invoke rollback silo production --yes
+    """
+    from dome_tasks.lifecycle import traffic
+
+    opened = _open(c, service, env, dry_run=dry_run, yes=yes, log_format=log_format,
+                   subdomain=subdomain, base_url=base_url)
+    opened.confirm(yes)
+    with _summarised(opened.session):
+        traffic.rollback(opened.session, opened.target, version or None,
+                         reason=reason or "manual rollback", verify_after=not no_verify)
 
 
 @recipe(help={"service": SERVICE, "env": ENV,
@@ -110,14 +132,20 @@ def rollback(c, service, env, version="", *, reason="", no_verify=False, yes=Fal
               "message": "version/deployment message", "tag": "version tag (e.g. the git tag)",
               "yes": YES, "dry_run": DRY, "log_format": LOG_FORMAT})
 @boundary
-def canary(c, service, env, *, percent=10, message="", tag="", yes=False, dry_run=False, log_format=""):
-    """Upload a new version of SERVICE and send --percent of ENV's traffic to it."""
-    from dome_tasks import lifecycle
+def canary(c, service, env, *, percent="10", message="", tag="", yes=False, dry_run=False,
+           log_format=""):
+    """Upload a new version of SERVICE and send --percent of ENV's traffic to it.
 
-    session = _session(c, dry_run=dry_run, log_format=log_format)
-    _confirm(session, env, service, yes)
-    with _summarised(session):
-        lifecycle.canary(session, service, env, percent, message=message or None, tag=tag or None)
+    Example: invoke canary silo staging --percent 10
+    """
+    from dome_tasks.lifecycle import traffic
+
+    share = parse_whole(percent, "--percent", low=1, high=99, example="--percent 10")
+    opened = _open(c, service, env, dry_run=dry_run, yes=yes, log_format=log_format)
+    opened.confirm(yes)
+    with _summarised(opened.session):
+        traffic.canary(opened.session, opened.target, share, message=message or None,
+                       tag=tag or None)
 
 
 @recipe(help={"service": SERVICE, "env": ENV, "no_verify": "do not verify after promoting",
@@ -126,38 +154,51 @@ def canary(c, service, env, *, percent=10, message="", tag="", yes=False, dry_ru
 @boundary
 def promote(c, service, env, *, no_verify=False, yes=False, dry_run=False, log_format="",
             subdomain="", base_url=""):
-    """Give the running canary of SERVICE 100% of ENV's traffic (aborts if verification fails)."""
-    from dome_tasks import lifecycle
+    """Give the running canary of SERVICE 100% of ENV's traffic (aborts if verification fails).
 
-    session = _session(c, dry_run=dry_run, log_format=log_format, subdomain=subdomain,
-                       base_url=base_url)
-    _confirm(session, env, service, yes)
-    with _summarised(session):
-        lifecycle.promote(session, service, env, verify_after=not no_verify)
+    Example: invoke promote silo staging
+    """
+    from dome_tasks.lifecycle import traffic
+
+    opened = _open(c, service, env, dry_run=dry_run, yes=yes, log_format=log_format,
+                   subdomain=subdomain, base_url=base_url)
+    opened.confirm(yes)
+    with _summarised(opened.session):
+        traffic.promote(opened.session, opened.target, verify_after=not no_verify)
 
 
 @recipe(help={"service": SERVICE, "env": ENV, "yes": YES, "dry_run": DRY, "log_format": LOG_FORMAT})
 @boundary
 def abort(c, service, env, *, yes=False, dry_run=False, log_format=""):
-    """End the running canary of SERVICE: the old version takes 100% of ENV's traffic back."""
-    from dome_tasks import lifecycle
+    """End the running canary of SERVICE: the old version takes 100% of ENV's traffic back.
 
-    session = _session(c, dry_run=dry_run, log_format=log_format)
-    _confirm(session, env, service, yes)
-    with _summarised(session):
-        lifecycle.abort(session, service, env)
+    Example: invoke abort silo staging
+    """
+    from dome_tasks.lifecycle import traffic
 
-
-def _ledger(c: Context):  # noqa: ANN202
-    from dome_tasks.ledger import Ledger
-
-    settings = Settings.from_context(c)
-    if settings.ledger:
-        return Ledger(settings.ledger)
-    return Ledger(load_manifest(c).root / ".dome" / "ledger.jsonl")
+    opened = _open(c, service, env, dry_run=dry_run, yes=yes, log_format=log_format)
+    opened.confirm(yes)
+    with _summarised(opened.session):
+        traffic.abort(opened.session, opened.target)
 
 
-def _report_problems(problems) -> None:  # noqa: ANN001
+def _ledger_read(c: Context, env: str):
+    """The history's records and the environment name (alias resolved) of ``--env``, if any:
+    the shared history (Cloudflare KV, the local ledger as its cache) unless dome.history is off."""
+    from dome_tasks.lifecycle.history import History
+    from dome_tasks.lifecycle.ledger import Ledger
+
+    settings = Settings.read(c)
+    manifest = load_manifest(settings)
+    environment = manifest.environment(env).name if env else None
+    path = settings.ledger_path(manifest.root)
+    ledger = History.for_manifest(manifest, path) if settings.shared_history else Ledger(path)
+    read = ledger.read()
+    _report_problems(read.problems)
+    return ledger, read.records, environment
+
+
+def _report_problems(problems) -> None:
     for problem in problems:
         print(f"warning: ledger {problem}", file=sys.stderr)
 
@@ -166,17 +207,18 @@ def _report_problems(problems) -> None:  # noqa: ANN001
               "env": "only this environment (default: all)",
               "json": "print the records as a JSON array", "limit": "only the newest N records"})
 @boundary
-def history(c, service="", env="", *, json_=False, limit=0):
-    """Show the deployment ledger: deploys, rollbacks, canary steps, migrations."""
-    from dome_tasks.ledger import select
+def history(c, service="", env="", *, json_=False, limit=""):
+    """Show the deployment ledger: deploys, rollbacks, canary steps, migrations.
 
-    ledger = _ledger(c)
-    read = ledger.read()
-    _report_problems(read.problems)
-    environment = load_manifest(c).environment(env).name if env else None
-    records = list(select(read.records, service=service or None, environment=environment))
-    if limit:
-        records = records[-limit:]
+    Example: invoke history silo staging
+    """
+    from dome_tasks.lifecycle.ledger import select
+
+    newest = parse_whole(limit, "--limit", low=0, example="--limit 20") if limit != "" else 0
+    ledger, records, environment = _ledger_read(c, env)
+    records = list(select(records, service=service or None, environment=environment))
+    if newest:
+        records = records[-newest:]
     if json_:
         print(json.dumps([json.loads(r.to_json()) for r in records], indent=2))
         return
@@ -203,45 +245,53 @@ def history(c, service="", env="", *, json_=False, limit=0):
               "service": "only this service"})
 @boundary
 def metrics(c, *, since="", json_=False, env="", service=""):
-    """DORA metrics from the ledger: deploy frequency, lead time, change failure rate, MTTR."""
-    from dome_tasks import metrics as dora
-    from dome_tasks.errors import UsageError
+    """DORA metrics from the ledger: deploy frequency, lead time, change failure rate, MTTR.
 
-    ledger = _ledger(c)
-    read = ledger.read()
-    _report_problems(read.problems)
+    Example: invoke metrics --since 30d
+    """
+    from dome_tasks.errors import UsageError
+    from dome_tasks.lifecycle import metrics as dora
+
     try:
         start = dora.parse_since(since) if since else None
     except ValueError as error:
         raise UsageError(f"--since {since!r}: {error}", hint="e.g. 2026-01-31 or 7d") from None
-    environment = load_manifest(c).environment(env).name if env else None
-    report = dora.compute(dora.select_records(read.records, environment, service or None), since=start)
+    _, records, environment = _ledger_read(c, env)
+    report = dora.compute(dora.select_records(records, environment, service or None), since=start)
     print(dora.to_json(report) if json_ else dora.to_table(report))
 
 
 @recipe(help={"service": SERVICE, "env": ENV})
 @boundary
 def logs(c, service, env):
-    """Stream the live logs of SERVICE in ENV (wrangler tail) until Ctrl-C."""
-    from dome_tasks import lifecycle
+    """Stream the live logs of SERVICE in ENV (wrangler tail) until Ctrl-C.
 
-    lifecycle.tail(_session(c), service, env)
+    Example: invoke logs silo staging
+    """
+    from dome_tasks.lifecycle.account import tail
+
+    opened = _open(c, service, env)
+    tail(opened.session, opened.target)
 
 
 @recipe(help={"service": SERVICE + "; or 'local' alone for the whole local environment",
               "env": ENV, "json": "print JSON", "dry_run": DRY})
 @boundary
 def status(c, service="", env="", *, json_=False, dry_run=False):
-    """Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes."""
+    """Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes.
+
+    Example: invoke status silo staging
+    """
     from dome_tasks.cli.local_env import print_local_status, wants_local
 
     local_services = wants_local(c, service, env)
     if local_services is not None:
         print_local_status(c, local_services)
         return
-    from dome_tasks import lifecycle
+    from dome_tasks.lifecycle.traffic import status as traffic_status
 
-    data = lifecycle.status(_session(c, dry_run=dry_run, log_format=""), service, env)
+    opened = _open(c, service, env, dry_run=dry_run)
+    data = traffic_status(opened.session, opened.target)
     if not data:
         return
     if json_:
@@ -258,21 +308,24 @@ def status(c, service="", env="", *, json_=False, dry_run=False):
                                  "env": ENV, "yes": YES, "dry_run": DRY, "log_format": LOG_FORMAT})
 @boundary
 def secret_put(c, name, service, env, *, yes=False, dry_run=False, log_format=""):
-    """Set secret NAME on SERVICE in ENV; the value comes from stdin or a hidden prompt."""
-    from dome_tasks import lifecycle
+    """Set secret NAME on SERVICE in ENV; the value comes from stdin or a hidden prompt.
 
-    session = _session(c, dry_run=dry_run, log_format=log_format)
-    _confirm(session, env, service, yes)
+    Example: invoke secret-put SILO_API_KEY silo staging < key.txt
+    """
+    from dome_tasks.lifecycle.account import secret_put as put
+
+    opened = _open(c, service, env, dry_run=dry_run, yes=yes, log_format=log_format)
+    opened.confirm(yes)
     value = _read_secret(name)
-    with _summarised(session):
-        lifecycle.secret_put(session, name, service, env, value)
+    with _summarised(opened.session):
+        put(opened.session, opened.target, name, value)
 
 
 def _read_secret(name: str) -> str:
     """Piped stdin (one trailing newline dropped), else a hidden prompt on the terminal."""
     if not sys.stdin.isatty():
         value = sys.stdin.read()
-        return value[:-1] if value.endswith("\n") else value
+        return value.removesuffix("\n")
     import getpass
 
     return getpass.getpass(f"value for {name} (hidden): ")
@@ -281,12 +334,16 @@ def _read_secret(name: str) -> str:
 @recipe(help={"env": ENV, "log_format": LOG_FORMAT})
 @boundary
 def resources(c, env, *, log_format=""):
-    """List the D1 databases, R2 buckets and Vectorize indexes of ENV's account."""
-    from dome_tasks import lifecycle
-    from dome_tasks.errors import CommandFailed
+    """List the D1 databases, R2 buckets and Vectorize indexes of ENV's account.
 
-    with _summarised(_session(c, log_format=log_format)) as session:
-        failed = lifecycle.resources(session, env)
+    Example: invoke resources staging
+    """
+    from dome_tasks.errors import CommandFailed
+    from dome_tasks.lifecycle.account import resources as listings
+
+    opened = _open(c, None, env, log_format=log_format)
+    with _summarised(opened.session) as session:
+        failed = listings(session, opened.request)
     if failed:
         raise CommandFailed(f"listing failed for: {', '.join(failed)}")
 

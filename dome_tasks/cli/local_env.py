@@ -5,30 +5,30 @@ Workers run under ``wrangler dev`` (workerd); the process management is ``dome_t
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from dome_tasks.cli.common import boundary, is_dry, load_manifest
-from dome_tasks.justargs import recipe
+from dome_tasks.cli.common import boundary, is_dry, load_manifest, recipe
 
 if TYPE_CHECKING:
     from invoke import Context
 
-    from dome_tasks.local import LocalEnv, LocalService
-    from dome_tasks.manifest import Manifest
-    from dome_tasks.steps import Step
+    from dome_tasks.local import LocalEnv, LocalService, Outcome
+    from dome_tasks.manifest.loader import Manifest
+    from dome_tasks.plan.steps import Step
 
 
 def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
     """The manifest's local settings as a :class:`LocalEnv` (state folder made absolute)."""
     from pathlib import Path
 
-    from dome_tasks import wrangler as wr
     from dome_tasks.local import LocalEnv, PortRange
+    from dome_tasks.tools import find_wrangler
 
     env = manifest.environment("local")
     settings = env.local
     assert settings is not None, "the manifest always has a local environment"
-    wrangler_bin = wr.find_wrangler(manifest.root, dry_run=dry_run)
+    wrangler_bin = find_wrangler(manifest.root, dry_run=dry_run)
     return LocalEnv(
         state_dir=(manifest.root / settings.state_dir).resolve(),
         wrangler=Path(wrangler_bin),
@@ -36,39 +36,68 @@ def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
     )
 
 
-def local_plan(manifest: Manifest, services: list[str], env: LocalEnv) -> list[Step]:
-    """Render each service's local config, then migrate and start them all (in order)."""
+def local_plan(
+    manifest: Manifest, services: list[str], env: LocalEnv, *, jobs: int | None = None
+) -> list[Step]:
+    """Render each service's local config, then start them by dependency wave (each service:
+    its D1 migrations, then wrangler dev), up to ``jobs`` at a time."""
     from dome_tasks import local
-    from dome_tasks.plan import render, render_step
-    from dome_tasks.steps import Call, Step
+    from dome_tasks.plan.deploy import render, render_step
+    from dome_tasks.plan.steps import Call, Step
+    from dome_tasks.runner import default_jobs
 
     steps: list[Step] = []
-    targets: list[LocalService] = []
+    targets: dict[str, LocalService] = {}
     for service in services:
         rendered = render(manifest, service, "local")
         steps.append(render_step(rendered))
         config = rendered.config
-        targets.append(local.LocalService(service, config.name, rendered.path, config.health_path or "/"))
-    workers = ", ".join(t.worker for t in targets)
+        targets[service] = local.LocalService(
+            service, config.name, rendered.path, config.health_path or "/"
+        )
+    jobs = jobs or default_jobs()
+    waves = manifest.waves(services)
+    shown = " → ".join(
+        "[" + ", ".join(targets[name].worker for name in wave) + "]" for wave in waves
+    )
+    what = f"migrate and start under wrangler dev, wave by wave, up to {jobs} at a time"
+    count = f"{len(services)} service(s) in {len(waves)} wave(s)"
     steps.append(
         Step(
             event="start",
-            description=f"apply local D1 migrations, then start {workers} under wrangler dev",
-            action=Call(f"wrangler dev: {workers} (state in {env.state_dir})", local.start_stack,
-                        {"env": env, "services": targets}),
+            description=f"{what}: {shown}",
+            action=Call(
+                f"wrangler dev: {count} (state in {env.state_dir})",
+                local.start_stack,
+                {
+                    "env": env,
+                    "waves": [[targets[name] for name in wave] for wave in waves],
+                    "jobs": jobs,
+                    "on_done": functools.partial(_print_outcome, len(waves)),
+                },
+            ),
             environment="local",
         )
     )
     return steps
 
 
-def deploy_local(c: Context, manifest: Manifest, services: list[str], *, dry_run: bool) -> None:
-    """``deploy-env SERVICE local``: render, migrate, (re)start, wait for health, print the table."""
+def _print_outcome(waves: int, outcome: Outcome) -> None:
+    """One block per service, printed as it finishes (a wave's services start side by side)."""
+    text = f"[wave {outcome.wave + 1}/{waves}] {outcome.describe()}"
+    print("  " + text.replace("\n", "\n  "), flush=True)
+
+
+def deploy_local(
+    c: Context, manifest: Manifest, services: list[str], *, dry_run: bool, jobs: int | None = None
+) -> None:
+    """``deploy-env SERVICE local``: render, migrate, (re)start wave by wave, wait for health,
+    print the table. ``jobs``: services of one wave started at once (default: the cores)."""
     from dome_tasks import local
     from dome_tasks.runner import Runner
 
     env = local_env(manifest, dry_run=dry_run)
-    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env))
+    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env, jobs=jobs))
     if not dry_run:
         print(local.format_status(local.status(env, services)))
 
@@ -83,7 +112,7 @@ def migrate_local(c: Context, manifest: Manifest, *, dry_run: bool) -> None:
     if not services:
         print("no service has D1 databases in local")
         return
-    steps = local_plan(manifest, services, env)[:-1]  # the renders
+    steps = [step for step in local_plan(manifest, services, env) if step.event == "render"]
     Runner(c, dry_run=dry_run).run(steps)
     if dry_run:
         return
@@ -104,19 +133,28 @@ def _local_services(manifest: Manifest, service: str, env: str) -> list[str] | N
         if manifest.environment(env).name != "local":
             from dome_tasks.errors import UsageError
 
-            raise UsageError(f"only the local environment runs processes here, not '{env}'",
-                             hint="for a remote worker use `invoke status SERVICE ENV`")
+            raise UsageError(
+                f"only the local environment runs processes here, not '{env}'",
+                hint="for a remote worker use `invoke status SERVICE ENV`",
+            )
     if not service or service == "all":
         return None
     manifest.service(service)
     return [service]
 
 
-@recipe(help={"service": "a service, or empty / 'all' for every running service",
-              "env": "must be 'local' (the default)"})
+@recipe(
+    help={
+        "service": "a service, or empty / 'all' for every running service",
+        "env": "must be 'local' (the default)",
+    }
+)
 @boundary
 def stop(c, service="", env="local"):
-    """Stop SERVICE (or every service) running in the local environment."""
+    """Stop SERVICE (or every service) running in the local environment.
+
+    Example: invoke stop silo
+    """
     from dome_tasks import local
 
     manifest = load_manifest(c)
@@ -134,8 +172,10 @@ def wants_local(c: Context, service: str, env: str) -> list[str] | None:
         service, env = env, "local"
     if not env or manifest.environment(env).name != "local":
         if not service or not env:
-            raise UsageError("status needs SERVICE and ENV (or `status local`)",
-                             hint="e.g. `invoke status silo staging` or `invoke status local`")
+            raise UsageError(
+                "status needs SERVICE and ENV (or `status local`)",
+                hint="e.g. `invoke status silo staging` or `invoke status local`",
+            )
         return None
     return _local_services(manifest, service, "local") or list(manifest.deploy_order())
 
@@ -150,7 +190,10 @@ def print_local_status(c: Context, services: list[str]) -> None:
 @recipe(name="db-migrate-local", help={"dry_run": "print the steps without running anything"})
 @boundary
 def db_migrate_local(c, dry_run=False):
-    """Apply D1 migrations to the local environment's state folder."""
+    """Apply D1 migrations to the local environment's state folder.
+
+    Example: invoke db-migrate-local
+    """
     migrate_local(c, load_manifest(c), dry_run=is_dry(c, dry_run))
 
 

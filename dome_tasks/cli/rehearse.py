@@ -1,7 +1,7 @@
 """Rehearsals: run the whole remote pipeline against a throwaway Cloudflare API emulator.
 
 ``invoke deploy-env silo staging --rehearse`` renders, builds and runs the real wrangler exactly
-as a real deploy would, but every API call goes to :mod:`dome_tasks.emulator` on 127.0.0.1. At
+as a real deploy would, but every API call goes to :mod:`dome_tasks.testing.emulator` on 127.0.0.1. At
 the end it prints what Cloudflare would now hold. ``invoke emulator`` runs one in the foreground.
 """
 
@@ -11,18 +11,19 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from invoke import task
+from dome_tasks.cli.common import task
 
 if TYPE_CHECKING:
-    from dome_tasks.emulator import Emulator
-    from dome_tasks.manifest import Manifest
+    from dome_tasks.manifest.model import Environment
+    from dome_tasks.testing.emulator import Emulator
+
 
 @contextlib.contextmanager
-def rehearsal(manifest: Manifest, environment: str) -> Iterator[Emulator]:
+def rehearsal(environment: Environment) -> Iterator[Emulator]:
     """A started emulator for *environment*'s account; prints its final state on the way out."""
-    from dome_tasks.emulator import DEFAULT_ACCOUNT_ID, Emulator
+    from dome_tasks.testing.emulator import DEFAULT_ACCOUNT_ID, Emulator
 
-    account = manifest.environment(environment).account_id or DEFAULT_ACCOUNT_ID
+    account = environment.account_id or DEFAULT_ACCOUNT_ID
     with Emulator(account_id=account) as emulator:
         print(f"rehearsal: Cloudflare API emulated at {emulator.url} (nothing leaves this machine)")
         try:
@@ -58,7 +59,7 @@ def describe(emulator: Emulator) -> str:
     return "\n".join(lines)
 
 
-def _migrations(database) -> list[dict]:  # noqa: ANN001
+def _migrations(database) -> list[dict]:
     try:
         return database.rows("SELECT name FROM d1_migrations ORDER BY id")
     except Exception:  # noqa: BLE001 - no d1_migrations table yet
@@ -70,8 +71,11 @@ def _migrations(database) -> list[dict]:  # noqa: ANN001
             "account_id": "the emulated account id (default: the emulator's)",
             "serve_workers": "also run deployed workers under workerd, reachable as <name>.emulator.workers.dev"})
 def emulator(c, port=8788, token="", account_id="", serve_workers=False):
-    """Run the Cloudflare API emulator in the foreground (Ctrl-C stops it)."""
-    from dome_tasks.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, serve
+    """Run the Cloudflare API emulator in the foreground (Ctrl-C stops it).
+
+    Example: invoke emulator --port 8788
+    """
+    from dome_tasks.testing.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, serve
 
     serve("127.0.0.1", int(port), token or DEFAULT_TOKEN, account_id or DEFAULT_ACCOUNT_ID,
           serve_workers=serve_workers)

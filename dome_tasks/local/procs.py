@@ -1,9 +1,10 @@
-"""The process table and ports: the only module here that sends signals or opens sockets.
+"""Processes and ports, through psutil: the only module here that sends signals or opens sockets.
 
-Linux ``/proc`` is the source of truth: a pid alone is not an identity (pids are reused after
-a reboot or a wrap-around), so a process is identified by ``(pid, start ticks)`` and its command
-line. Workers run in their own session, so their process group id equals the leader's pid and
-one ``killpg`` reaches wrangler's node, esbuild and both workerd processes.
+Works alike on Linux and macOS: nothing reads ``/proc`` or runs ``ps``, ``ss``, ``lsof`` or
+``fuser``. A pid alone is not an identity (pids are reused), so a process is identified by
+``(pid, creation time)``, as psutil itself does. Workers run in their own session, so their
+process group id is the leader's pid; stopping a worker signals that group (which still holds
+members whose parent died) and every descendant of the leader (which may have left it).
 """
 
 from __future__ import annotations
@@ -13,78 +14,115 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
+from collections.abc import Iterable
+
+import psutil
 
 __all__ = [
-    "ProcInfo",
-    "proc_info",
-    "group_members",
-    "descendants",
-    "kill_group",
-    "port_is_free",
+    "command_line",
+    "created_at",
     "free_port",
+    "group_members",
+    "is_running",
+    "port_is_free",
+    "stop_group",
+    "tree",
 ]
 
-PROC = Path("/proc")
+#: Two creation times closer than this are the same process: psutil reports them in clock
+#: ticks (10 ms) on Linux and in microseconds on macOS; a pid is never reused that fast.
+SAME_START = 0.05
+#: Waiting for processes to exit: first look soon, then less and less often.
+POLL_FIRST, POLL_MAX = 0.005, 0.1
 
 
-class ProcInfo:
-    """What ``/proc/<pid>/stat`` and ``cmdline`` say about one process."""
-
-    __slots__ = ("pid", "ppid", "pgid", "state", "start_ticks", "cmdline")
-
-    def __init__(self, pid: int, ppid: int, pgid: int, state: str, start_ticks: int, cmdline: tuple[str, ...]):
-        self.pid, self.ppid, self.pgid = pid, ppid, pgid
-        self.state, self.start_ticks, self.cmdline = state, start_ticks, cmdline
-
-    @property
-    def zombie(self) -> bool:
-        return self.state in ("Z", "X")
-
-    def __repr__(self) -> str:
-        return f"ProcInfo(pid={self.pid}, pgid={self.pgid}, state={self.state}, cmd={' '.join(self.cmdline)[:80]!r})"
-
-
-def proc_info(pid: int) -> ProcInfo | None:
-    """The process ``pid`` as the kernel sees it now, or None if there is none."""
+def _process(pid: int) -> psutil.Process | None:
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
-        raw_cmd = (PROC / str(pid) / "cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return psutil.Process(pid)
+    except (psutil.NoSuchProcess, ValueError):
         return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    cmdline = tuple(part.decode(errors="replace") for part in raw_cmd.split(b"\0") if part)
-    return ProcInfo(pid, int(fields[1]), int(fields[2]), fields[0], int(fields[19]), cmdline)
 
 
-def _all_processes() -> list[ProcInfo]:
-    infos = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            info = proc_info(int(entry.name))
-            if info is not None:
-                infos.append(info)
-    return infos
+def _alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (a zombie whose parent never reaps it holds no resource)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # includes ZombieProcess
+        return False
+    except psutil.AccessDenied:  # another user's process (macOS): it exists
+        return True
 
 
-def group_members(pgid: int) -> list[ProcInfo]:
+def created_at(pid: int) -> float | None:
+    """The creation time (seconds since the epoch) of the live process ``pid``, else None."""
+    proc = _process(pid)
+    if proc is None or not _alive(proc):
+        return None
+    try:
+        return proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def command_line(pid: int) -> tuple[str, ...] | None:
+    """The argv of ``pid``; None when it cannot be read (gone, a zombie, or not ours to read)."""
+    proc = _process(pid)
+    if proc is None:
+        return None
+    try:
+        return tuple(proc.cmdline())
+    except psutil.Error:
+        return None
+
+
+def is_running(pid: int, created: float, *, marker: str | None = None) -> bool:
+    """True if ``pid`` is still the process created at ``created`` and is not a zombie.
+
+    With ``marker``, a readable command line must also contain it in one of its words. An
+    unreadable or empty one (the moment between fork and exec, or a process macOS will not
+    show) does not count against it: the creation time already tells a reused pid apart.
+    """
+    now = created_at(pid)
+    if now is None or abs(now - created) > SAME_START:
+        return False
+    if marker is None:
+        return True
+    argv = command_line(pid)
+    return not argv or any(marker in word for word in argv)
+
+
+def _processes() -> Iterable[psutil.Process]:
+    return psutil.process_iter()
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
     """Live (non-zombie) processes in process group ``pgid``."""
-    return [p for p in _all_processes() if p.pgid == pgid and not p.zombie]
+    members = []
+    for proc in _processes():
+        try:
+            if os.getpgid(proc.pid) == pgid and _alive(proc):
+                members.append(proc)
+        except OSError:  # gone meanwhile, or not visible to us
+            continue
+    return members
 
 
-def descendants(pid: int) -> list[ProcInfo]:
-    """Live descendants of ``pid`` (children, grandchildren, …), whatever their group."""
-    children: dict[int, list[ProcInfo]] = {}
-    for info in _all_processes():
-        children.setdefault(info.ppid, []).append(info)
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if not child.zombie:
-                found.append(child)
-            todo.append(child.pid)
-    return found
+def tree(pid: int) -> list[psutil.Process]:
+    """``pid`` itself, its live descendants (whatever their group) and the live members of
+    the process group it leads (whatever their parent), each once."""
+    found: dict[int, psutil.Process] = {}
+    leader = _process(pid)
+    if leader is not None and _alive(leader):
+        found[pid] = leader
+        try:
+            for child in leader.children(recursive=True):
+                if _alive(child):
+                    found.setdefault(child.pid, child)
+        except psutil.Error:
+            pass
+    for member in group_members(pid):
+        found.setdefault(member.pid, member)
+    return list(found.values())
 
 
 def _reap(pid: int) -> None:
@@ -95,48 +133,93 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def _signal(pgid: int, procs: Iterable[psutil.Process], sig: int) -> None:
+    """``sig`` to the group ``pgid`` and to each of ``procs`` (checked to still be itself)."""
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
     except PermissionError as exc:  # a reused pgid owned by someone else: never ours to kill
         raise OSError(errno.EPERM, f"not allowed to signal process group {pgid}") from exc
+    for proc in procs:
+        try:
+            proc.send_signal(sig)  # psutil refuses if the pid now names another process
+        except psutil.Error:
+            pass
 
 
-def _wait_group_gone(pgid: int, timeout: float) -> bool:
+def _wait_gone(pgid: int, procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until ``procs`` and the group ``pgid`` are gone; returns what is still alive."""
     deadline = time.monotonic() + timeout
+    pause = POLL_FIRST
     while True:
         _reap(pgid)
-        if not group_members(pgid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+        left = [p for p in procs if _alive(p)]
+        if not left:
+            left = group_members(pgid)  # and nothing forked meanwhile
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, POLL_MAX)
 
 
-def kill_group(pgid: int, timeout: float = 10.0) -> bool:
-    """SIGTERM the group, wait up to ``timeout``, then SIGKILL what is left.
+def stop_group(pgid: int, timeout: float = 10.0) -> bool:
+    """Stop the process tree led by ``pgid``: SIGTERM to the group and the leader's
+    descendants, wait up to ``timeout``, then SIGKILL whatever is left.
 
-    Returns True if the group went away on SIGTERM alone, False if SIGKILL was needed.
+    Returns True if everything exited on SIGTERM, False if SIGKILL was needed.
     """
-    _signal_group(pgid, signal.SIGTERM)
-    if _wait_group_gone(pgid, timeout):
+    targets = tree(pgid)
+    _signal(pgid, targets, signal.SIGTERM)
+    left = _wait_gone(pgid, targets, timeout)
+    if not left:
         return True
-    _signal_group(pgid, signal.SIGKILL)
-    _wait_group_gone(pgid, 5.0)
+    _signal(pgid, left, signal.SIGKILL)
+    _wait_gone(pgid, left, 5.0)
     return False
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """True if nothing listens on ``host:port`` (TIME_WAIT leftovers do not count)."""
+    """True if nothing listens on ``host:port``.
+
+    Binding with ``SO_REUSEADDR`` ignores sockets in TIME_WAIT (a worker stopped a moment
+    ago); on macOS it would also succeed next to a listener on the wildcard address, so a
+    connection attempt must be refused as well.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
             return False
-    return True
+    return not accepts_connections(host, port)
+
+
+def accepts_connections(host: str, port: int) -> bool:
+    """True if something listens on ``host:port`` (a connection attempt, never a bind: a
+    process about to bind that port must not find it taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
+def port_owner(host: str, port: int) -> str | None:
+    """``"pid 123 (python3)"`` for the process listening on ``host:port``, when the system
+    tells (Linux does for our own processes; macOS only to root); else None."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            local = conn.laddr
+            if (
+                conn.status == psutil.CONN_LISTEN
+                and conn.pid
+                and local
+                and local.port == port
+                and local.ip in (host, "0.0.0.0", "::", "::ffff:" + host)
+            ):
+                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return None
 
 
 def free_port(host: str) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dome_tasks.ansi import strip_ansi
+from dome_tasks.wrangler._ansi import strip_ansi
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,13 +20,13 @@ else:  # pragma: no cover
 
 __all__ = [
     "D1Target",
-    "wrangler_env",
+    "d1_targets",
     "dev_argv",
     "migrations_apply_argv",
     "parse_applied_migrations",
-    "d1_targets",
-    "strip_ansi",
     "registry_dir",
+    "strip_ansi",
+    "wrangler_env",
 ]
 
 _MIGRATION_ROW = re.compile(r"^│\s*(\S+\.sql)\s*│")
@@ -54,7 +54,7 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
     runs, never see each other's workers. The ``Request.cf`` download and the npm update check
     are turned off, so ``wrangler dev`` contacts no host.
     """
-    from dome_tasks.wrangler_env import DEAD_REGISTRY, seed_update_check
+    from dome_tasks.wrangler.env import DEAD_REGISTRY, seed_update_check
 
     tmp_dir = state_dir / "tmp"
     seed_update_check(tmp_dir)
@@ -132,5 +132,3 @@ def d1_targets(config: Path) -> list[D1Target]:
             name = db.get("database_name") or db["binding"]
             targets.append(D1Target(db["binding"], name, folder.resolve()))
     return targets
-
-

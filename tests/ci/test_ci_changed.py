@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from ci_helpers import commit, edit, git, invoke
 
-from dome_tasks.changed import changed_services, detect_changes
+from dome_tasks.ci.changed import changed_services, detect_changes
 from dome_tasks.errors import UsageError
-from dome_tasks.manifest import load
+from dome_tasks.manifest.loader import load
 
 
 def changed(repo: Path, since: str) -> list[str]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dome_tasks.ci_events import ZERO_SHA, EventRefused, decide, read_event, remote_environment
+from dome_tasks.ci.events import ZERO_SHA, EventRefused, decide, read_event, remote_environment
 from dome_tasks.errors import DomeError, UsageError
-from dome_tasks.manifest import Manifest, load
+from dome_tasks.manifest.loader import Manifest, load
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample" / "dome.yaml"
 BEFORE = "a" * 40

@@ -1,48 +1,45 @@
-"""Rehearse the deploy workflow: its own `run:` commands, job by job, against the emulator.
+"""Rehearse the deploy workflows: their own steps, job by job, against the Cloudflare emulator.
 
-The steps are read from .github/workflows/deploy.yml and deploy-waves.yml, so the rehearsal
-cannot drift from what GitHub runs. Installs (`pip install`, `npm ci`) are already done here;
-every `invoke` step runs for real, with the real wrangler deploying to the Cloudflare API
-emulator. Expressions (`${{ ... }}`) are filled from a small table; one the table does not
-know fails the test, so a workflow change must be rehearsed too.
+Two repositories: this one (its deploy.yml, in a git copy of the sample workspace) and a fresh
+folder shaped like an adopter's monorepo, with dome-deploy.yml copied in and the caller from
+docs/ci.md, whose `pip install -r requirements-deploy.txt` installs the wheel built from this
+checkout. See tests/ci/workflow_runner.py for how steps run.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from ci_helpers import ROOT, commit, git, run_env, write_event
+from adopter import WHEELHOUSE, Dist, Venv, write_monorepo
+from ci_helpers import GIT_ENV, ROOT, commit, git, run_env, write_event
+from workflow_runner import WorkflowRun
 
-from dome_tasks.emulator import Emulator, RequestRecord
-from dome_tasks.emulator.netguard import guard_env, violations
-from dome_tasks.manifest import load
+from dome_tasks.lifecycle.ledger import Ledger
+from dome_tasks.manifest.loader import load
+from dome_tasks.testing.emulator import Emulator, RequestRecord
+from dome_tasks.testing.emulator.netguard import guard_env, violations
 
-WORKFLOWS = ROOT / ".github" / "workflows"
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
-EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+REUSABLE = ROOT / ".github" / "workflows" / "dome-deploy.yml"
+CALLER_MARK = "<!-- adopter-caller: tests/ci read the next block -->"
+WORKERS = ["silo-dev", "constellation-dev", "dome-api-dev"]
 
 pytestmark = pytest.mark.integration
 
 
-def workflow(name: str) -> dict[str, Any]:
-    return yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
-
-
-def fill(value: str, context: dict[str, str]) -> str:
-    def one(match: re.Match[str]) -> str:
-        assert match.group(1) in context, f"the rehearsal does not know ${{{{ {match.group(1)} }}}}"
-        return context[match.group(1)]
-
-    return EXPRESSION.sub(one, str(value))
+def adopter_caller() -> str:
+    """The caller workflow docs/ci.md tells adopters to add (the YAML block after the mark)."""
+    text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    block = re.search(re.escape(CALLER_MARK) + r"\s*```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, "docs/ci.md lost the adopter's caller block"
+    return block.group(1)
 
 
 class HealthServer:
@@ -56,7 +53,7 @@ class HealthServer:
         hosts = self.hosts
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hosts.append(f"{self.headers.get('Host')}{self.path}")
                 body = b"ok"
                 self.send_response(200)
@@ -74,7 +71,7 @@ class HealthServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> HealthServer:
+    def __enter__(self) -> HealthServer:  # noqa: PYI034
         self.thread.start()
         return self
 
@@ -83,86 +80,55 @@ class HealthServer:
         self.server.server_close()
 
 
-class Rehearsal:
-    """Runs a job's `invoke` steps like a GitHub runner: bash, env, GITHUB_* files."""
+class Stage:
+    """The emulator, the health stand-in and the network guard one rehearsal runs against."""
 
-    def __init__(self, repo: Path, emulator: Emulator, guard: dict[str, str], event: str, payload: dict,
-                 health: HealthServer):
-        self.repo = repo
-        self.work = repo.parent / "runner"
-        self.work.mkdir(exist_ok=True)
-        self.base = run_env(
+    def __init__(self, emulator: Emulator, health: HealthServer, guard_dir: Path) -> None:
+        self.emulator, self.health, self.guard_dir = emulator, health, guard_dir
+        self.guard = guard_env(guard_dir)
+        self.runs = 0
+
+    def run(self, repo: Path, caller: Path, event: str, payload: dict, *, install: bool = False,
+            venv: Venv | None = None, wheels: str = "") -> WorkflowRun:
+        """One run of *caller* for *event*; with *venv*, its Python is the runner's."""
+        self.runs += 1
+        work = repo.parent / "runner" / f"{self.runs}-{event}"
+        work.mkdir(parents=True)
+        base = venv.env(PIP_FIND_LINKS=wheels) if venv is not None else run_env()
+        base.update(
             GITHUB_ACTIONS="true",
             GITHUB_EVENT_NAME=event,
-            GITHUB_EVENT_PATH=str(write_event(self.work / "event.json", payload)),
-            CLOUDFLARE_API_BASE_URL=emulator.url,  # what is added: the emulator, the network guard
-            npm_registry=emulator.env()["npm_registry"],
-            DOME_HEALTH_BASE_URL=health.url,
-            **guard,
+            GITHUB_EVENT_PATH=str(write_event(work / "event.json", payload)),
+            GITHUB_SERVER_URL="https://github.com",
+            CLOUDFLARE_API_BASE_URL=self.emulator.url,  # added: the emulator, the network guard
+            npm_registry=self.emulator.env()["npm_registry"],
+            DOME_HEALTH_BASE_URL=self.health.url,
+            **self.guard,
         )
-        self.secrets = {
-            "secrets.CLOUDFLARE_API_TOKEN": emulator.token,
-            "secrets.CLOUDFLARE_ACCOUNT_ID": emulator.account_id,
-        }
-        self.commands: list[str] = []
-
-    def run_job(self, flow: dict[str, Any], name: str, context: dict[str, str]) -> dict[str, str]:
-        job = flow["jobs"][name]
-        output = self.work / "output"
-        output.write_text("", encoding="utf-8")
-        for step in job["steps"]:
-            run = step.get("run")
-            if run is None or not run.startswith("invoke "):
-                continue  # checkout, setup-python/node and installs: already done here
-            env = dict(self.base, GITHUB_OUTPUT=str(output))
-            env.update({k: str(v) for k, v in (flow.get("env") or {}).items()})
-            env.update({k: fill(v, {**context, **self.secrets}) for k, v in (step.get("env") or {}).items()})
-            self.commands.append(" ".join(f"{k}={env[k]}" for k in sorted(step.get("env") or {})
-                                          if not k.startswith("CLOUDFLARE")) + f" {run}")
-            result = subprocess.run(
-                ["bash", "-c", run], cwd=self.repo, env=env, capture_output=True, text=True,
-                timeout=600, check=False,
-            )
-            assert result.returncode == 0, f"{run}\n{result.stdout}\n{result.stderr}"
-        text = output.read_text(encoding="utf-8")
-        return dict(line.split("=", 1) for line in text.splitlines())
-
-    def deploy_workflow(self) -> dict[str, str]:
-        """plan -> approve -> deploy-waves (wave jobs, one matrix entry per service) -> record."""
-        main = workflow("deploy.yml")
-        plan = self.run_job(main, "plan", {})
-        if plan["deploy"] != "true":
-            return plan
-        needs = {f"needs.plan.outputs.{key}": value for key, value in plan.items()}
-        services = ",".join(json.loads(plan["services"]))
-        self.run_job(main, "approve", {
-            **needs, "join(fromJSON(needs.plan.outputs.services), ',')": services,
-        })
-        called = main["jobs"]["deploy"]["with"]
-        inputs = {
-            "inputs.environment": fill(called["environment"], needs),
-            "inputs.waves": fill(called["waves"], needs),
-        }
-        waves = json.loads(inputs["inputs.waves"])
-        assert fill(called["count"], {"fromJSON(needs.plan.outputs.count)": plan["count"]}) == str(len(waves))
-        inner = workflow("deploy-waves.yml")
-        for number, wave in enumerate(waves, 1):
-            for service in wave:  # GitHub runs these in parallel; any order is valid
-                self.run_job(inner, f"wave-{number}", {**inputs, "matrix.service": service})
-        self.run_job(inner, "record", inputs)
-        return plan
+        base.update(GIT_ENV)
+        secrets = {"CLOUDFLARE_API_TOKEN": self.emulator.token,
+                   "CLOUDFLARE_ACCOUNT_ID": self.emulator.account_id}
+        flow = WorkflowRun(repo, caller, base, secrets, install=install, work=work)
+        flow.run()
+        return flow
 
 
 @pytest.fixture
-def rehearsal_repo(repo: Path, tmp_path: Path) -> Iterator[Path]:
+def stage(tmp_path: Path) -> Iterator[Stage]:
     if not WRANGLER.exists():
         pytest.fail("the pinned wrangler is not installed: run `npm ci`")
-    (repo / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    guard_dir = tmp_path / "netguard"
+    with Emulator() as emulator, HealthServer() as health:
+        yield Stage(emulator, health, guard_dir)
+    assert violations(guard_dir) == [], "wrangler tried to reach a host other than loopback"
+
+
+def with_origin(repo: Path, tmp_path: Path) -> Path:
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "--quiet", "--bare", str(origin))
     git(repo, "remote", "add", "origin", str(origin))
     git(repo, "push", "--quiet", "origin", "main")
-    yield repo
+    return origin
 
 
 def first_writes(records: list[RequestRecord], names: list[str]) -> list[str]:
@@ -175,92 +141,188 @@ def first_writes(records: list[RequestRecord], names: list[str]) -> list[str]:
     return seen
 
 
-def test_the_deploy_workflow_deploys_the_changed_services_in_order(
-    rehearsal_repo: Path, tmp_path: Path
+def push(before: str) -> dict:
+    return {"ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"}}
+
+
+def invoked(flow: WorkflowRun) -> list[str]:
+    """The tasks each job ran, in order."""
+    return [c.split("invoke ", 1)[1].split(" ")[0]
+            for job in flow.jobs.values() for c in job.commands if "invoke " in c]
+
+
+# --- this repository's deploy.yml ------------------------------------------------------------
+
+
+@pytest.fixture
+def this_repo(repo: Path, tmp_path: Path) -> Path:
+    (repo / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    workflows = repo / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for name in ("deploy.yml", "dome-deploy.yml"):
+        shutil.copy2(ROOT / ".github" / "workflows" / name, workflows / name)
+    commit(repo, "workflows")
+    with_origin(repo, tmp_path)
+    return repo
+
+
+def test_the_deploy_workflow_deploys_the_changed_services_in_order(this_repo: Path, stage: Stage) -> None:
+    repo, emulator = this_repo, stage.emulator
+    caller = repo / ".github" / "workflows" / "deploy.yml"
+    # 1. The first push to main: no earlier deploy recorded, so every service, in order.
+    first = stage.run(repo, caller, "push", push("0" * 40))
+    assert first.jobs["deploy"].result == "success", first.jobs["deploy"].log
+    assert json.loads(first.jobs["plan"].steps["plan"]["waves"]) == [["silo"], ["constellation"], ["dome-api"]]
+    assert first_writes(emulator.requests, WORKERS) == WORKERS
+    for name in WORKERS:
+        assert len(emulator.state.worker(name).versions) == 1
+    tag = git(repo, "ls-remote", "origin", "refs/tags/dome-deployed/development")
+    assert tag.split()[0] == git(repo, "rev-parse", "HEAD")
+    database = load(repo / "sample/dome.yaml").resolve("silo", "development").d1_databases[0]
+    applied = emulator.state.d1[database.database_id].rows("SELECT name FROM d1_migrations")
+    assert [row[0] if isinstance(row, (list, tuple)) else row["name"] for row in applied] == [
+        "0001_init.sql", "0002_events.sql",
+    ]
+
+    # 2. A push that changes silo's entry module: silo, then the two services bound to it.
+    before = git(repo, "rev-parse", "HEAD")
+    with (repo / "sample/services/silo/src/index.js").open("a") as main:
+        main.write("\n// silo v2\n")
+    commit(repo, "silo v2")
+    (repo / "sample/services/constellation/src/util.js").write_text("export const x = 1;\n")
+    commit(repo, "constellation helper")
+    start = len(emulator.requests)
+    second = stage.run(repo, caller, "push", push(before))
+    assert json.loads(second.jobs["plan"].outputs["services"]) == ["silo", "constellation", "dome-api"]
+    assert first_writes(emulator.requests[start:], WORKERS) == WORKERS
+
+    # 3. A push that touches only constellation's helper: constellation alone.
+    before = git(repo, "rev-parse", "HEAD")
+    (repo / "sample/services/constellation/src/util.js").write_text("export const x = 2;\n")
+    commit(repo, "constellation helper v2")
+    third = stage.run(repo, caller, "push", push(before))
+    assert json.loads(third.jobs["plan"].outputs["services"]) == ["constellation"]
+    versions = {name: len(emulator.state.worker(name).versions) for name in WORKERS}
+    assert versions == {"silo-dev": 2, "constellation-dev": 3, "dome-api-dev": 2}
+    assert invoked(third) == ["ci-plan", "ci-deploy", "ci-mark-deployed"]
+
+    # 4. A push that changes nothing deployable: the plan says so and nothing else runs.
+    before = git(repo, "rev-parse", "HEAD")
+    (repo / "NOTES.md").write_text("notes\n")
+    commit(repo, "notes")
+    fourth = stage.run(repo, caller, "push", push(before))
+    assert fourth.jobs["plan"].outputs["deploy"] == "false"
+    assert {name: job.result for name, job in fourth.jobs.items()} == {
+        "plan": "success", "deploy": "skipped", "record": "skipped",
+    }
+    assert fourth.deployments == []
+
+
+def test_a_release_rehearses_staging_then_production_without_overlap(this_repo: Path, stage: Stage) -> None:
+    repo, emulator = this_repo, stage.emulator
+    caller = repo / ".github" / "workflows" / "deploy.yml"
+    for action, prerelease, expected in [
+        ("created", True, "staging"),     # a pre-release: staging
+        ("published", True, None),        # the same pre-release's `published`: skipped
+        ("created", False, None),         # a full release's `created`: skipped
+        ("published", False, "production"),  # confirmed by the caller's confirm-protected
+    ]:
+        flow = stage.run(repo, caller, "release", {
+            "action": action, "release": {"tag_name": "v1.0.0", "prerelease": prerelease},
+        })
+        assert (flow.jobs["plan"].outputs["deploy"] == "true") == (expected is not None)
+        if expected:
+            assert flow.jobs["deploy"].result == "success", flow.jobs["deploy"].log
+            assert [d.environment for d in flow.deployments] == [expected]
+    for name in ("silo", "constellation", "dome-api"):
+        assert len(emulator.state.worker(f"{name}-staging").versions) == 1
+        assert len(emulator.state.worker(name).versions) == 1
+
+
+def test_without_confirm_protected_production_is_refused(this_repo: Path, stage: Stage) -> None:
+    repo = this_repo
+    caller = repo / ".github" / "workflows" / "deploy.yml"
+    text = caller.read_text(encoding="utf-8")
+    caller.write_text(text.replace("      confirm-protected: true", "      confirm-protected: false"))
+    flow = stage.run(repo, caller, "release", {
+        "action": "published", "release": {"tag_name": "v1.0.0", "prerelease": False},
+    })
+    assert flow.jobs["deploy"].result == "failure"
+    assert "production is protected" in flow.jobs["deploy"].log
+    assert flow.jobs["record"].result == "skipped"
+    assert flow.jobs["deploy"].artifact == []  # nothing rendered, nothing recorded
+    assert "silo" not in stage.emulator.state.workers
+
+
+# --- an adopter's monorepo -------------------------------------------------------------------
+
+
+@pytest.fixture
+def adopter(tmp_path: Path) -> Path:
+    repo = write_monorepo(tmp_path / "monorepo")
+    workflows = repo / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    shutil.copy2(REUSABLE, workflows / "dome-deploy.yml")  # "copy dome-deploy.yml"
+    (workflows / "deploy.yml").write_text(adopter_caller(), encoding="utf-8")
+    git(repo, "init", "--quiet", "-b", "main")
+    commit(repo, "initial")
+    with_origin(repo, tmp_path)
+    return repo
+
+
+def test_an_adopters_copied_workflow_installs_deploys_reports_and_records(
+    adopter: Path, stage: Stage, dist: Dist, tmp_path: Path
 ) -> None:
-    repo = rehearsal_repo
-    guard_dir = tmp_path / "netguard"
-    with Emulator() as emulator, HealthServer() as health:
-        guard = guard_env(guard_dir)
-        # 1. The first push to main: no earlier deploy recorded, so every service, in waves.
-        first = Rehearsal(repo, emulator, guard, "push", {
-            "ref": "refs/heads/main", "before": "0" * 40, "repository": {"default_branch": "main"},
-        }, health)
-        plan = first.deploy_workflow()
-        assert json.loads(plan["waves"]) == [["silo"], ["constellation"], ["dome-api"]]
-        workers = ["silo-dev", "constellation-dev", "dome-api-dev"]
-        assert first_writes(emulator.requests, workers) == workers
-        for name in workers:
-            assert len(emulator.state.worker(name).versions) == 1
-        tag = git(repo, "ls-remote", "origin", "refs/tags/dome-deployed/development")
-        assert tag.split()[0] == git(repo, "rev-parse", "HEAD")
-        database = load(repo / "sample/dome.yaml").resolve("silo", "development").d1_databases[0]
-        applied = emulator.state.d1[database.database_id].rows("SELECT name FROM d1_migrations")
-        assert [row[0] if isinstance(row, (list, tuple)) else row["name"] for row in applied] == [
-            "0001_init.sql", "0002_events.sql",
-        ]
+    repo, emulator = adopter, stage.emulator
+    caller = repo / ".github" / "workflows" / "deploy.yml"
+    runner = Venv(tmp_path / "runner-python", with_pip=True)  # setup-python: no dome-tasks yet
+    wheels = f"{WHEELHOUSE} {dist.wheel.parent}"
+    sha = git(repo, "rev-parse", "HEAD")
 
-        # 2. A push that changes silo's entry module: silo, then the two services bound to it.
-        before = git(repo, "rev-parse", "HEAD")
-        with (repo / "sample/services/silo/src/index.js").open("a") as main:
-            main.write("\n// silo v2\n")
-        commit(repo, "silo v2")
-        (repo / "sample/services/constellation/src/util.js").write_text("export const x = 1;\n")
-        commit(repo, "constellation helper")
-        start = len(emulator.requests)
-        second = Rehearsal(repo, emulator, guard, "push", {
-            "ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"},
-        }, health)
-        plan = second.deploy_workflow()
-        assert json.loads(plan["waves"]) == [["silo"], ["constellation"], ["dome-api"]]
-        assert first_writes(emulator.requests[start:], workers) == workers
+    flow = stage.run(repo, caller, "push", push("0" * 40), install=True, venv=runner, wheels=wheels)
+    plan, deploy, record = flow.jobs["plan"], flow.jobs["deploy"], flow.jobs["record"]
+    assert (plan.result, deploy.result, record.result) == ("success",) * 3, deploy.log
+    assert "pip install --disable-pip-version-check -r \"$REQUIREMENTS_FILE\"" in plan.commands[0]
+    assert (runner.bin / "just").exists()  # dome-tasks brought just
+    # every service, in dependency order, each version tagged with the commit
+    assert first_writes(emulator.requests, WORKERS) == WORKERS
+    for name in WORKERS:
+        (version,) = emulator.state.worker(name).versions
+        assert version.tag == sha[:12] and version.message == f"{sha} initial"
+    # the run page: one row per service, with its live version and health
+    rows = [line for line in deploy.summary.splitlines() if line.startswith("| ") and "-dev |" in line]
+    assert len(rows) == 3 and all("✅ healthy" in row for row in rows), deploy.summary
+    for name in WORKERS:
+        live = emulator.state.worker(name).versions[-1].id
+        assert any(f"| {name} | `{live}` |" in row for row in rows), deploy.summary
+    # one GitHub deployment of development, with the URL of the last service in deploy order
+    (deployment,) = flow.deployments
+    assert (deployment.environment, deployment.state) == ("development", "success")
+    assert "dome-api-dev" in deployment.url
+    # the artifact: the rendered configs and the records
+    names = {p.name for p in deploy.artifact}
+    assert names == {"development", "ledger.jsonl"}
+    artifact_dir = deploy.artifact[0].parent
+    assert (artifact_dir / "development" / "silo" / "wrangler.toml").is_file()
+    records = Ledger(artifact_dir / "ledger.jsonl").read().records
+    assert {r.service for r in records if r.kind == "deploy" and r.ok} == {"silo", "constellation", "dome-api"}
+    # the tag records the deployed commit
+    assert git(repo, "ls-remote", "origin", "refs/tags/dome-deployed/development").split()[0] == sha
+    assert "ghs_rehearsal_token" not in "".join(job.log for job in flow.jobs.values())
 
-        # 3. A push that touches only constellation's helper: constellation alone.
-        before = git(repo, "rev-parse", "HEAD")
-        (repo / "sample/services/constellation/src/util.js").write_text("export const x = 2;\n")
-        commit(repo, "constellation helper v2")
-        third = Rehearsal(repo, emulator, guard, "push", {
-            "ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"},
-        }, health)
-        plan = third.deploy_workflow()
-        assert json.loads(plan["waves"]) == [["constellation"]]
-        versions = {name: len(emulator.state.worker(name).versions) for name in workers}
-        assert versions == {"silo-dev": 2, "constellation-dev": 3, "dome-api-dev": 2}
-        assert [c.split(" invoke ")[-1].split(" ")[0] for c in third.commands] == [
-            "ci-plan", "ci-deploy", "ci-deploy", "ci-mark-deployed",
-        ]
-
-        # 4. A push that changes nothing deployable: the plan says so and nothing runs.
-        before = git(repo, "rev-parse", "HEAD")
-        (repo / "NOTES.md").write_text("notes\n")
-        commit(repo, "notes")
-        fourth = Rehearsal(repo, emulator, guard, "push", {
-            "ref": "refs/heads/main", "before": before, "repository": {"default_branch": "main"},
-        }, health)
-        assert fourth.deploy_workflow()["deploy"] == "false"
-        assert len(fourth.commands) == 1
-    assert violations(guard_dir) == [], "\n".join(violations(guard_dir)) + "wrangler tried to reach a host other than loopback"
-
-
-def test_a_release_rehearses_staging_then_production_without_overlap(
-    rehearsal_repo: Path, tmp_path: Path
-) -> None:
-    repo = rehearsal_repo
-    with Emulator() as emulator, HealthServer() as health:
-        guard = guard_env(tmp_path / "netguard")
-        for action, prerelease, expected in [
-            ("created", True, "staging"),     # a pre-release: staging
-            ("published", True, None),        # the same pre-release's `published`: skipped
-            ("created", False, None),         # a full release's `created`: skipped
-            ("published", False, "production"),
-        ]:
-            rehearsal = Rehearsal(repo, emulator, guard, "release", {
-                "action": action, "release": {"tag_name": "v1.0.0", "prerelease": prerelease},
-            }, health)
-            plan = rehearsal.deploy_workflow()
-            assert plan["environment"] == (expected or plan["environment"])
-            assert (plan["deploy"] == "true") == (expected is not None)
-        for name in ("silo", "constellation", "dome-api"):
-            assert len(emulator.state.worker(f"{name}-staging").versions) == 1
-            assert len(emulator.state.worker(name).versions) == 1
-    assert violations(tmp_path / "netguard") == [], "wrangler tried to reach a host other than loopback"
+    # A push that breaks constellation: its build fails, dome-api (bound to it) is not deployed,
+    # the job and the GitHub deployment fail, the records still upload, the tag stays.
+    (repo / "services/constellation/src/index.js").write_text("export default {\n")
+    commit(repo, "broken constellation")
+    broken = stage.run(repo, caller, "push", push(sha), install=True, venv=runner, wheels=wheels)
+    assert json.loads(broken.jobs["plan"].outputs["services"]) == ["constellation", "dome-api"]
+    assert broken.jobs["deploy"].result == "failure"
+    assert [d.state for d in broken.deployments] == ["failure"]
+    summary = broken.jobs["deploy"].summary
+    assert "### Deploy to development: 2 of 2 failed" in summary
+    assert "| constellation | constellation-dev | — | — | ❌ deploy failed:" in summary
+    assert "| dome-api | dome-api-dev | — | — | ❌ not deployed |" in summary
+    assert {p.name for p in broken.jobs["deploy"].artifact} >= {"ledger.jsonl"}
+    assert broken.jobs["record"].result == "skipped"
+    assert git(repo, "ls-remote", "origin", "refs/tags/dome-deployed/development").split()[0] == sha
+    assert len(emulator.state.worker("constellation-dev").versions) == 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 from ci_helpers import commit, git, invoke, run_env, write_event
 
-from dome_tasks.ci_events import waves_json
-from dome_tasks.manifest import load
+from dome_tasks.ci.events import waves_json
+from dome_tasks.cli.ci import git_token_env
+from dome_tasks.manifest.loader import load
 
 SAMPLE_WAVES = [["silo"], ["constellation"], ["dome-api"]]
 
@@ -174,3 +176,60 @@ def test_ci_deploy_protected_environment_needs_yes_outside_github(repo: Path) ->
     result = invoke(repo, "ci-deploy", "--env", "production", "--services", "silo", "--no-build")
     assert result.returncode == 1
     assert "production is protected" in result.stderr and "--yes" in result.stderr
+
+
+def test_ci_deploy_under_github_actions_still_needs_an_explicit_confirmation(repo: Path) -> None:
+    """GITHUB_ACTIONS=true confirms nothing: any workflow on any branch could otherwise deploy
+    production with the token. The reusable workflow's confirm-protected sets INVOKE_DOME_YES."""
+    payload = {"action": "published", "release": {"tag_name": "v1", "prerelease": False}}
+    env = github_env(repo, "release", payload)
+    result = invoke(repo, "ci-deploy", "--services", "silo", "--no-build", env=env)
+    assert result.returncode == 1
+    assert "production is protected" in result.stderr and "INVOKE_DOME_YES=1" in result.stderr
+    assert "wrangler" not in result.stdout and not (repo / "sample/.dome/ledger.jsonl").exists()
+
+
+def test_ci_deploy_tags_each_version_with_the_commit(repo: Path) -> None:
+    commit(repo, "Fix the | pipe; and quotes \"here\"")
+    sha = git(repo, "rev-parse", "HEAD")
+    result = invoke(repo, "ci-deploy", "--env", "stg", "--services", "silo", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    deploy = next(line for line in result.stdout.splitlines() if " deploy --config " in line)
+    assert f"--tag {sha[:12]} --message" in deploy
+    assert f"{sha} Fix the | pipe; and quotes" in deploy
+    unlabelled = invoke(repo, "ci-deploy", "--env", "stg", "--services", "silo", "--dry-run", "--no-label")
+    assert "--tag" not in unlabelled.stdout
+
+
+def test_ci_plan_takes_named_services(repo: Path) -> None:
+    result = invoke(repo, "ci-plan", "--env", "stg", "--services", "dome-api,silo")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["services"] == ["silo", "dome-api"] and plan["waves"] == [["silo"], ["dome-api"]]
+    bad = invoke(repo, "ci-plan", "--env", "stg", "--services", "sillo")
+    assert bad.returncode != 0 and "silo" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_git_token_env_authenticates_one_command_without_argv_or_files() -> None:
+    env = git_token_env({"GITHUB_TOKEN": "ghs_secret", "GITHUB_SERVER_URL": "https://github.example/"})
+    assert env["GIT_CONFIG_COUNT"] == "1"
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://github.example/.extraheader"
+    header = env["GIT_CONFIG_VALUE_0"]
+    assert header.startswith("AUTHORIZATION: basic ")
+    assert base64.b64decode(header.split()[-1]).decode() == "x-access-token:ghs_secret"
+    # an earlier GIT_CONFIG_* entry is kept: ours goes after it
+    more = git_token_env({"GITHUB_TOKEN": "t", "GIT_CONFIG_COUNT": "2"})
+    assert more["GIT_CONFIG_COUNT"] == "3" and "GIT_CONFIG_KEY_2" in more
+    assert git_token_env({}) == {}
+
+
+def test_ci_mark_deployed_with_a_token_leaves_no_credentials_behind(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "origin.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    env = run_env(GITHUB_TOKEN="ghs_do_not_print", GITHUB_SERVER_URL="https://github.com")
+    result = invoke(repo, "ci-mark-deployed", "--env", "stg", env=env)
+    assert result.returncode == 0, result.stderr
+    assert git(remote, "rev-parse", "dome-deployed/staging") == git(repo, "rev-parse", "HEAD")
+    assert "ghs_do_not_print" not in result.stdout + result.stderr
+    assert "ghs_do_not_print" not in (repo / ".git" / "config").read_text(encoding="utf-8")

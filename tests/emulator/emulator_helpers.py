@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dome_tasks.emulator import Emulator
-from dome_tasks.retry import Attempt
-from dome_tasks.wrangler_env import hermetic_env
-from dome_tasks.wrangler_output import WranglerOutput, read_output
+from dome_tasks.testing.emulator import Emulator
+from dome_tasks.wrangler.env import hermetic_env
+from dome_tasks.wrangler.output import WranglerOutput, read_output
+from dome_tasks.wrangler.retry import Attempt
 
 REPO = Path(__file__).resolve().parents[2]
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"

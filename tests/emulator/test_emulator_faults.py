@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dome_tasks.retry import RetryPolicy, classify, run_with_retries
+from dome_tasks.wrangler.retry import RetryPolicy, classify, run_with_retries
 
 pytestmark = pytest.mark.integration
 

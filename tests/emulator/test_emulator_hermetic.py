@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from emulator_helpers import WRANGLER, write_project
 
-from dome_tasks.emulator import Emulator
-from dome_tasks.emulator.netguard import guard_env, violations
+from dome_tasks.testing.emulator import Emulator
+from dome_tasks.testing.emulator.netguard import guard_env, violations
 
 pytestmark = pytest.mark.integration
 

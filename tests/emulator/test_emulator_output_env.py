@@ -6,11 +6,11 @@ import json
 import time
 from pathlib import Path
 
-from dome_tasks.wrangler_env import DEAD_REGISTRY, hermetic_env
-from dome_tasks.wrangler_output import (
-    CommandFailed,
+from dome_tasks.wrangler.env import DEAD_REGISTRY, hermetic_env
+from dome_tasks.wrangler.output import (
     DeployRecord,
-    Session,
+    FailedCommandRecord,
+    WranglerSession,
     parse_output,
     read_output,
 )
@@ -66,13 +66,13 @@ NDJSON = (
 
 def test_parse_output_types_every_record():
     out = parse_output(NDJSON)
-    assert out.records[0] == Session("4.86.0", ("deploy", "--env", "staging"))
+    assert out.records[0] == WranglerSession("4.86.0", ("deploy", "--env", "staging"))
     assert out.deploy == DeployRecord(
         "silo-staging", "v-1", None, ("https://silo-staging.x.workers.dev",), "staging"
     )
     assert out.version_upload.version_id == "v-2"
     assert out.version_deploy.deployment_id == "d-1"
-    assert out.failure == CommandFailed("A request ... failed.", 971)
+    assert out.failure == FailedCommandRecord("A request ... failed.", 971)
     assert out.error_code == 971
     assert out.version_id == "v-2"
     assert out.unknown == ({"type": "something-new", "version": 1},)
@@ -80,7 +80,7 @@ def test_parse_output_types_every_record():
 
 def test_non_api_failure_has_no_code():
     out = parse_output('{"type":"command-failed","version":1,"message":"fetch failed"}')
-    assert out.failure == CommandFailed("fetch failed", None) and out.error_code is None
+    assert out.failure == FailedCommandRecord("fetch failed", None) and out.error_code is None
 
 
 def test_read_output_of_a_missing_file_is_empty(tmp_path: Path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dome_tasks.retry import (
+from dome_tasks.wrangler.output import parse_output
+from dome_tasks.wrangler.retry import (
     Attempt,
     RetryPolicy,
     classify,
@@ -13,7 +14,6 @@ from dome_tasks.retry import (
     parse_retry_after,
     run_with_retries,
 )
-from dome_tasks.wrangler_output import parse_output
 
 API = "/accounts/acc1/workers/scripts/silo"
 RED = "\x1b[31m✘ \x1b[41;31m[\x1b[41;97mERROR\x1b[41;31m]\x1b[0m"
@@ -207,3 +207,46 @@ def test_sanitized_debug_log_hides_retry_after():
     )
     [call] = parse_debug_log(sanitized)
     assert (call.status, call.retry_after) == (429, None)
+
+
+MIGRATION = "✘ [ERROR] Migration 0002_more.sql failed with the following errors:\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "retryable"),
+    [
+        ("✘ [ERROR] An unknown error has occurred [code: 10013]", "server_error", True),
+        ("✘ [ERROR] Please wait and consider throttling your request speed [code: 971]",
+         "rate_limited", True),
+        ("✘ [ERROR] other side closed", "network", True),
+        ('✘ [ERROR] near "x": syntax error: SQLITE_ERROR [code: 7500]', "sql", False),
+        ("✘ [ERROR] UNIQUE constraint failed: d1_migrations.name", "sql", False),
+    ],
+)
+def test_migration_failures_are_transient_unless_sql(line, kind, retryable):
+    message = line.removeprefix("✘ [ERROR] ")
+    failure = classify(failed(None, message, stderr=MIGRATION + line + "\n"))
+    assert (failure.kind, failure.retryable) == (kind, retryable)
+
+
+def test_after_the_upload_a_deploy_is_not_repeated():
+    attempt = failed(
+        10013, "A request to the Cloudflare API (/accounts/a/workers/subdomain) failed.",
+        stderr="x [code: 10013]", stdout="Uploaded silo (0.3 sec)\n",
+    )
+    failure = classify(attempt)
+    assert failure.retryable and failure.after_upload
+    logs: list[str] = []
+    result = run_with_retries(lambda: attempt, sleep=lambda s: None, log=logs.append)
+    assert len(result.attempts) == 1
+    assert len(logs) == 1 and logs[0].startswith("not retrying (the upload went through")
+    assert "/accounts/a/workers/subdomain" in logs[0]
+
+
+def test_a_timed_out_attempt_is_not_retried():
+    attempt = Attempt(-15, "", "", timed_out=True)
+    assert not attempt.ok
+    failure = classify(attempt)
+    assert (failure.kind, failure.retryable) == ("timeout", False)
+    result = run_with_retries(lambda: attempt, sleep=lambda s: None, log=lambda m: None)
+    assert len(result.attempts) == 1

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from dome_tasks.emulator import Emulator, serve
-from dome_tasks.emulator.d1 import D1Database, D1Error, split_statements
-from dome_tasks.emulator.faults import FaultSet
-from dome_tasks.emulator.multipart import parse_multipart
+from dome_tasks.testing.emulator import Emulator, serve
+from dome_tasks.testing.emulator.d1 import D1Database, D1Error, split_statements
+from dome_tasks.testing.emulator.faults import FaultSet
+from dome_tasks.testing.emulator.multipart import parse_multipart
 
 
 def call(
@@ -243,7 +243,7 @@ def test_serve_prints_exports_and_stops():
 
 def test_python_m_emulator_runs_in_the_foreground():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dome_tasks.emulator", "--port", "0", "--quiet"],
+        [sys.executable, "-m", "dome_tasks.testing.emulator", "--port", "0", "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -280,8 +280,8 @@ def _get_host(emu: Emulator, host: str, path: str = "/health") -> tuple[int, str
 
 
 def test_render_config_maps_uploaded_bindings_to_local_simulators():
-    from dome_tasks.emulator.serving import render_config
-    from dome_tasks.emulator.state import Module, Version
+    from dome_tasks.testing.emulator.serving import render_config
+    from dome_tasks.testing.emulator.state import Module, Version
 
     bindings = [
         {"name": "GREETING", "type": "plain_text", "text": "hi"},
@@ -350,7 +350,7 @@ def test_workers_dev_requests_without_serving_say_how_to_turn_it_on(emu):
     assert status == 404 and "serve_workers=True" in text
     assert emu.requests == []
     assert [str(r) for r in emu.worker_requests] == ["GET silo.emulator.workers.dev/health -> 404"]
-    from dome_tasks.emulator import ServeError
+    from dome_tasks.testing.emulator import ServeError
 
     with pytest.raises(ServeError):
         emu.worker_url("silo")

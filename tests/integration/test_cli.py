@@ -67,14 +67,35 @@ def test_just_and_invoke_run_the_same_wrangler_commands(workspace, recording_wra
     via_just = just(workspace, "deploy-env", "silo", "staging", record=recording_wrangler)
     assert via_just.returncode == 0, via_just.stderr
     config = str(workspace / "sample/.dome/build/staging/silo/wrangler.toml")
-    assert invoked == [["deploy", "--config", config]]
+    assert invoked == [  # pending D1 migrations first, then the new code
+        ["d1", "migrations", "apply", "silo-db-staging", "--config", config, "--remote"],
+        ["deploy", "--config", config],
+    ]
     assert calls(recording_wrangler) == invoked
+
+
+def test_no_migrate_deploys_the_code_only(workspace, recording_wrangler):
+    result = invoke(workspace, "deploy-env", "silo", "staging", "--no-migrate",
+                    record=recording_wrangler)
+    assert result.returncode == 0, result.stderr
+    config = str(workspace / "sample/.dome/build/staging/silo/wrangler.toml")
+    assert calls(recording_wrangler) == [["deploy", "--config", config]]
+
+
+def test_a_dry_run_deploy_shows_the_migrations_before_the_code(workspace, recording_wrangler):
+    result = invoke(workspace, "deploy-env", "silo", "staging", "--dry-run",
+                    record=recording_wrangler)
+    assert result.returncode == 0, result.stderr
+    migrate = result.stdout.index("d1 migrations apply silo-db-staging")
+    assert migrate < result.stdout.index("deploy --config")
+    assert calls(recording_wrangler) == []
 
 
 def test_deploy_all_to_production_runs_in_dependency_order(workspace, recording_wrangler):
     result = invoke(workspace, "deploy", "--yes", record=recording_wrangler)
     assert result.returncode == 0, result.stderr
-    deployed = [Path(argv[2]).parent.name for argv in calls(recording_wrangler)]
+    deployed = [Path(argv[2]).parent.name for argv in calls(recording_wrangler)
+                if argv[0] == "deploy"]
     assert deployed == ["silo", "constellation", "dome-api"]
 
 
@@ -140,7 +161,7 @@ def test_deploy_words_do_what_the_seed_says(workspace, recording_wrangler, comma
     result = subprocess.run([str(VENV_BIN / command[0]), *command[1:]], cwd=workspace, env=env,
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    deployed = [Path(argv[2]).parent for argv in calls(recording_wrangler)]
+    deployed = [Path(argv[2]).parent for argv in calls(recording_wrangler) if argv[0] == "deploy"]
     assert [path.name for path in deployed] == expected
     assert {path.parent.name for path in deployed} == {"production"}
 
@@ -203,8 +224,29 @@ def test_adopting_repo_gets_a_delegating_block_and_its_recipes_as_tasks(tmp_path
     assert run(str(VENV_BIN / "invoke"), "just.sync").returncode == 0
     text = (tmp_path / "justfile").read_text()
     assert text.startswith("# Build everything\nbuild:\n")
-    assert '[positional-arguments]\ndeploy service="":\n    invoke deploy "$@"\n' in text
+    assert '[positional-arguments]\ndeploy *args:\n    @{{dome_invoke}} dome.deploy "$@"\n' in text
     assert run(str(VENV_BIN / "invoke"), "just.check").returncode == 0
     assert run(str(VENV_BIN / "invoke"), "build").stdout == "built\n"
     listing = run(str(VENV_BIN / "just"), "--list").stdout
-    assert "deploy-env service env" in listing and "build" in listing
+    assert "deploy-env *args" in listing and "build" in listing
+
+
+@pytest.mark.parametrize(("args", "extra_env", "expected"), [
+    (["canary", "silo", "staging", "--percent", "abc", "--dry-run"], {},
+     "--percent 'abc' is not a whole number from 1 to 99"),
+    (["verify", "silo", "staging", "--dry-run"], {"INVOKE_DOME_VERIFY_DEADLINE": "abc"},
+     "INVOKE_DOME_VERIFY_DEADLINE='abc' is not a number of seconds"),
+    (["deploy-env", "silo", "staging", "--dry-run"], {"INVOKE_DOME_LOG_FORMAT": "xml"},
+     "INVOKE_DOME_LOG_FORMAT='xml' is not a log format"),
+])
+def test_bad_settings_and_flags_are_one_message_without_traceback(workspace, recording_wrangler,
+                                                                  args, extra_env, expected):
+    env = run_env(DOME_TEST_RECORD=str(recording_wrangler), **extra_env)
+    result = subprocess.run(
+        [str(VENV_BIN / "invoke"), *args], cwd=workspace, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr and "hint:" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert calls(recording_wrangler) == []

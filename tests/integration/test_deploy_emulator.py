@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dome_tasks.emulator import Emulator
-from dome_tasks.emulator.netguard import Tripwire, guard_env, violations
-from dome_tasks.manifest import load
+from dome_tasks.manifest.loader import load
+from dome_tasks.testing.emulator import Emulator
+from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
 from tests.conftest import ROOT, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ def test_deploy_env_uploads_exactly_the_rendered_bindings(project, emulator, tri
         ["DB", "BUCKET", "EVENTS", *dict(expected.vars)]
     )
 
-    second = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging")
+    second = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--force")
     assert second.returncode == 0, second.stdout + second.stderr
     assert deploy_requests(emulator) == [("PUT", "silo-staging"), ("POST", "silo-staging")]
     assert len(emulator.state.worker("silo-staging").versions) == 2

@@ -20,12 +20,17 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
-from dome_tasks import lifecycle
 from dome_tasks.cli import lifecycle as cli
-from dome_tasks.ledger import Ledger
-from dome_tasks.lifecycle import LifecycleError, Session
-from dome_tasks.metrics import compute
-from dome_tasks.wrangler_exec import WranglerFailed
+from dome_tasks.lifecycle.deploy import DeployOptions, deploy
+from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord
+from dome_tasks.lifecycle.metrics import compute
+from dome_tasks.lifecycle.session import LifecycleError, Session
+from dome_tasks.lifecycle.traffic import canary, promote, rollback, status
+from dome_tasks.plan.rollout import NEW, OLD
+from dome_tasks.plan.target import ResolvedRequest, resolve
+from dome_tasks.settings import Settings, load_manifest
+from dome_tasks.tools import discover_tools
+from dome_tasks.wrangler.exec import WranglerFailed
 from tests.conftest import ROOT, VENV_BIN
 
 pytestmark = pytest.mark.integration
@@ -52,7 +57,7 @@ def health(cloudflare_emulator) -> Iterator[str]:
     state = cloudflare_emulator.state
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             host = self.headers.get("Host", "").split(":")[0]
             worker = host.removesuffix(f".{state.subdomain}.workers.dev")
             try:
@@ -91,10 +96,23 @@ def ctx(ws: Path, cloudflare_emulator, health: str, monkeypatch) -> Context:
     return Context(config)
 
 
-def session(c: Context) -> Session:
-    s = Session.open(c)
+def session(c: Context, *, dry_run: bool = False, **flags) -> Session:
+    settings = Settings.read(c, **flags)
+    s = Session.open(c, settings, load_manifest(settings).root, dry_run=dry_run)
     s.policy = type(s.policy)(deadline_s=1.5, initial_delay_s=0.1, request_timeout_s=1)
     return s
+
+
+def request(c: Context, services: list[str], environment: str) -> ResolvedRequest:
+    manifest = load_manifest(Settings.read(c))
+    return resolve(manifest, services, environment, wrangler=discover_tools(manifest.root, dry_run=False).wrangler)
+
+
+def deploy_verified(s: Session, services: list[str], environment: str, c: Context) -> list[LedgerRecord]:
+    """What ``deploy-env`` does below the task layer (without building)."""
+    target = request(c, services, environment)
+    options = DeployOptions(build=False, force=True)  # every call deploys (no no-op skip)
+    return deploy(s, target, options, discover_tools(target.root, dry_run=False))
 
 
 def make_red(ws: Path, service: str = "silo") -> None:
@@ -114,7 +132,7 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
     state = cloudflare_emulator.state
     ledger = Ledger(ws / "ledger.jsonl")
 
-    (green,) = lifecycle.deploy_verified(session(ctx), ["silo"], "production", build=False)
+    (green,) = deploy_verified(session(ctx), ["silo"], "production", ctx)
     assert green.kind == "deploy" and green.outcome == "success" and green.verified is True
     assert green.actor == "integration-test" and green.worker == "silo"
     assert state.traffic("silo") == {green.version_id: 100}
@@ -127,7 +145,7 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
     make_red(ws)
     with pytest.raises(LifecycleError, match="rolled back to"):
         # production is protected: rollback-on-failure is on by default
-        lifecycle.deploy_verified(session(ctx), ["silo"], "production", build=False)
+        deploy_verified(session(ctx), ["silo"], "production", ctx)
 
     records = ledger.read().records
     assert [(r.kind, r.outcome) for r in records] == [
@@ -158,7 +176,7 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
 def test_red_deploy_without_rollback_on_failure_fails_and_says_how(ctx, ws, cloudflare_emulator):
     make_red(ws)
     with pytest.raises(LifecycleError, match="failed verification") as info:
-        lifecycle.deploy_verified(session(ctx), ["silo"], "staging", build=False)  # not protected
+        deploy_verified(session(ctx), ["silo"], "staging", ctx)  # not protected
     assert "invoke rollback silo staging" in str(info.value)
     (record,) = Ledger(ws / "ledger.jsonl").read().records
     assert (record.kind, record.outcome) == ("deploy", "unhealthy")
@@ -166,7 +184,7 @@ def test_red_deploy_without_rollback_on_failure_fails_and_says_how(ctx, ws, clou
 
 def test_canary_promote_and_abort(ctx, ws, cloudflare_emulator, capsys):
     state = cloudflare_emulator.state
-    (base,) = lifecycle.deploy_verified(session(ctx), ["silo"], "staging", build=False)
+    (base,) = deploy_verified(session(ctx), ["silo"], "staging", ctx)
     v1 = base.version_id
 
     cli.canary(ctx, "silo", "staging", percent=10, message="try v2")
@@ -215,6 +233,7 @@ def test_secret_put_never_leaks_the_value(ws, cloudflare_emulator, tmp_path):
         return subprocess.run(
             [str(VENV_BIN / "invoke"), "-c", "lifecycle_tasks", "secret-put", "SILO_API_KEY", "silo",
              "staging", *extra], cwd=ws, env=env, input=SECRET + "\n", capture_output=True, text=True,
+            check=False,
             timeout=120,
         )
 
@@ -252,13 +271,13 @@ def test_each_troubleshooting_class_prints_its_remedy(ctx, ws, cloudflare_emulat
     faults = cloudflare_emulator.faults
 
     # resource not found: status of a worker that was never deployed (404, code 10007)
-    error, err = _failing(ctx, capsys, lambda s: lifecycle.status(s, "silo", "staging"))
+    error, err = _failing(ctx, capsys, lambda s: status(s, request(ctx, ["silo"], "staging").targets[0]))
     assert error.diagnosis.case.key == "resource-not-found" and error.exit_code == 1
     assert "deployment guide 9.1.2" in err and "Verify that the resource exists" in err
 
     # authentication: the API answers 10000
     faults.add(method="GET", path=r"/deployments$", status=403, code=10000, times=1)
-    error, err = _failing(ctx, capsys, lambda s: lifecycle.status(s, "silo", "staging"))
+    error, err = _failing(ctx, capsys, lambda s: status(s, request(ctx, ["silo"], "staging").targets[0]))
     assert error.diagnosis.case.key == "authentication"
     assert "Authentication error [code: 10000]" in err and "Run `wrangler login`" in err
 
@@ -267,14 +286,19 @@ def test_each_troubleshooting_class_prints_its_remedy(ctx, ws, cloudflare_emulat
                message="Could not resolve service binding 'SILO': worker silo-staging not found",
                times=1)
     error, err = _failing(ctx, capsys,
-                          lambda s: lifecycle.deploy_verified(s, ["constellation"], "staging", build=False))
+                          lambda s: deploy_verified(s, ["constellation"], "staging", ctx))
     assert error.diagnosis.case.key == "service-binding" and "9.1.4" in err
     assert "Verify that the service exists and is deployed" in err
 
-    # invalid configuration: the entry point is missing (wrangler fails before any request)
-    (ws / "sample/services/silo/src/index.js").unlink()
-    error, err = _failing(ctx, capsys,
-                          lambda s: lifecycle.deploy_verified(s, ["silo"], "staging", build=False))
+    # invalid configuration: the entry point is missing (wrangler fails before any request);
+    # removed after the manifest is loaded, since loading it checks that main exists
+    def deploy_without_main(s):
+        resolved = request(ctx, ["silo"], "staging")
+        (ws / "sample/services/silo/src/index.js").unlink()
+        options = DeployOptions(build=False, force=True)
+        return deploy(s, resolved, options, discover_tools(resolved.root, dry_run=False))
+
+    error, err = _failing(ctx, capsys, deploy_without_main)
     assert error.diagnosis.case.key == "configuration" and "9.1.3" in err
     assert "entry-point" in err  # wrangler's own message stays, the remedy comes under it
     records = Ledger(ws / "ledger.jsonl").read().records
@@ -291,9 +315,48 @@ def test_boundary_keeps_wranglers_exit_code(ctx):
 
 
 def test_json_log_events(ctx, ws, capsys):
-    lifecycle.deploy_verified(Session.open(ctx, log_format="json"), ["silo"], "staging", build=False)
+    deploy_verified(session(ctx, log_format="json"), ["silo"], "staging", ctx)
     events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     by_name = {e["event"]: e for e in events}
     assert by_name["deploy"]["outcome"] == "success" and by_name["deploy"]["duration_ms"] > 0
     assert by_name["deploy"]["service"] == "silo" and by_name["deploy"]["environment"] == "staging"
     assert by_name["verify"]["outcome"] == "success"
+
+
+def test_dry_runs_show_exactly_the_steps_the_real_runs_execute(ctx, ws, cloudflare_emulator):
+    """For each operation: the steps a dry run prints are the steps the real run then executes."""
+    target = request(ctx, ["silo"], "staging").targets[0]
+    ledger = Ledger(ws / "ledger.jsonl")
+
+    def both(operation) -> tuple[list[str], list[str]]:
+        dry, real = session(ctx, dry_run=True), session(ctx)
+        operation(dry)
+        operation(real)
+        assert dry.executed and not ledger.read().problems
+        return [s.description for s in dry.executed], [s.description for s in real.executed]
+
+    dry, real = both(lambda s: deploy_verified(s, ["silo"], "staging", ctx))
+    assert dry == real == ["render silo-staging -> " + str(target.path), "deploy silo-staging (staging)",
+                           "verify silo-staging", "record deploy of silo-staging"]
+    v1 = ledger.read().records[-1].version_id
+
+    dry, real = both(lambda s: canary(s, target, 10))
+    v2 = ledger.read().records[-1].version_id
+    assert dry == [line.replace(v2[:8], NEW).replace(v1[:8], OLD) for line in real]
+    assert real[1] == f"canary silo-staging: 10% to {v2[:8]}, 90% to {v1[:8]}"
+
+    dry, real = both(lambda s: promote(s, target))
+    assert dry == real == [f"promote silo-staging: 100% to {v2[:8]}", "verify silo-staging",
+                           "record promote of silo-staging"]
+
+    dry, real = both(lambda s: rollback(s, target))
+    assert dry == real == [f"roll silo-staging back to {v1[:8]}", "verify silo-staging",
+                           "record rollback of silo-staging"]
+    assert cloudflare_emulator.state.traffic("silo-staging") == {v1: 100}
+
+
+def test_resources_lists_the_accounts_d1_r2_and_vectorize(ctx, ws, capsys):
+    cli.resources(ctx, "stg")
+    lines = argv_log(ws)
+    assert [line.split(" --")[0] for line in lines] == ["d1 list", "r2 bucket list", "vectorize list"]
+    assert "list d1 resources (staging)" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from dome_tasks.justargs import recipe
+from dome_tasks.just.args import recipe
 
 #: recipe name -> just parameter list
 SIGNATURES = {

@@ -1,4 +1,4 @@
-"""The justfile bridge: a 37-recipe monorepo justfile as invoke tasks."""
+"""The justfile bridge: a 37-recipe monorepo justfile as invoke tasks, beside native tasks."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from invoke import Collection, Program
 from invoke.exceptions import Exit
 
-from dome_tasks.justargs import recipe
-from dome_tasks.justfile_bridge import CALL_CHAIN_ENV, RecipeTask, recipes_collection
-from dome_tasks.justfile_dump import JUST_BIN_ENV, load_justfile
+from dome_tasks.just.args import recipe
+from dome_tasks.just.bridge import CALL_CHAIN_ENV, RecipeTask, recipes_collection
+from dome_tasks.just.dump import JUST_BIN_ENV, load_justfile
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "monorepo.just"
 
@@ -48,7 +48,8 @@ def test_exposes_every_public_recipe(ns: Collection) -> None:
     assert len(public) >= 30
     assert public <= set(ns.tasks)
     assert "secret-helper" not in ns.tasks and "_underscore-helper" not in ns.tasks
-    assert not isinstance(ns["deploy"], RecipeTask)  # native wins
+    assert isinstance(ns["deploy"], RecipeTask)  # the user's recipe keeps its name
+    assert not isinstance(ns["dome.deploy"], RecipeTask)  # the native task moves aside
     assert isinstance(ns["deploy-env"], RecipeTask)
     assert ns.task_names["build"] == ["b"]
 
@@ -65,7 +66,8 @@ def test_same_params_defaults_and_doc(ns: Collection) -> None:
 def test_list_marks_recipes(ns: Collection, capsys: pytest.CaptureFixture[str]) -> None:
     run(ns, "--list")
     out = capsys.readouterr().out
-    assert "deploy           [SERVICE] — Native deploy." in out
+    assert "deploy           (just; dome's: dome.deploy) [SERVICE] — Deploy SERVICE" in out
+    assert "dome.deploy      [SERVICE] — Native deploy." in out
     assert "(just) SERVICE ENV — Deploy SERVICE to ENV" in out
 
 
@@ -86,7 +88,8 @@ def test_list_marks_recipes(ns: Collection, capsys: pytest.CaptureFixture[str]) 
         (["with-token", "abc"], "token=abc\n"),
         (["b"], "npm ci\nbuild all\n"),
         (["build-pkg", "api", "test", "x"], "build api\ntest [x]\n"),
-        (["deploy", "silo", "dev", "web"], "wrangler dev web --port 8787\n"),
+        (["deploy", "silo", "dev", "web"], "deploy [silo]\nwrangler dev web --port 8787\n"),
+        (["dome.deploy", "silo", "dev", "web"], "native deploy [silo]\nwrangler dev web --port 8787\n"),
     ],
 )
 def test_runs_through_just(
@@ -95,7 +98,7 @@ def test_runs_through_just(
     code, err = run(ns, *words)
     out = capfd.readouterr().out
     assert code == 0, err
-    assert out.replace("native deploy [silo]\n", "") == expected
+    assert out == expected
 
 
 def test_just_checks_patterns(ns: Collection, capfd: pytest.CaptureFixture[str]) -> None:
@@ -139,12 +142,12 @@ def test_rejected_justfile_names_file(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_stock_invoke_binary(tmp_path: Path) -> None:
     (tmp_path / "tasks.py").write_text(
-        "from dome_tasks.justfile_bridge import recipes_collection\n"
+        "from dome_tasks.just.bridge import recipes_collection\n"
         f"ns = recipes_collection({str(FIXTURE)!r})\n"
     )
     invoke = Path(sys.executable).parent / "invoke"
     proc = subprocess.run(
-        [str(invoke), "deploy", "silo", "deploy"], cwd=tmp_path, capture_output=True, text=True
+        [str(invoke), "deploy", "silo", "deploy"], check=False, cwd=tmp_path, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "deploy [silo]\ndeploy []\n"

@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 
 from dome_tasks.local import LocalEnv, LocalService, PortRange
-from dome_tasks.manifest import load
-from dome_tasks.render import render_config, write_config
+from dome_tasks.manifest.loader import load
+from dome_tasks.render.config import render_config, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"

@@ -1,0 +1,1 @@
+"""Adopting an existing Workers monorepo: import its wrangler configs, provision, diff."""

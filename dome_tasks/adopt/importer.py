@@ -1,0 +1,118 @@
+"""``invoke import``: read every wrangler config, compute the intents, write dome.yaml, prove it.
+
+The proof renders each (service, environment) of the new manifest through dome's own loader and
+renderer, in memory, and compares the result with the intent by meaning
+(:mod:`dome_tasks.adopt.compare`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dome_tasks.adopt import compare, intent, read, write
+from dome_tasks.errors import DomeError
+
+__all__ = ["ImportReport", "Proof", "import_monorepo", "prove"]
+
+
+@dataclass
+class Proof:
+    """How the rendered configs of a manifest compare with the intents."""
+
+    total: int
+    differences: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    load_error: str | None = None
+
+    @property
+    def matching(self) -> int:
+        return 0 if self.load_error else self.total - len(self.differences)
+
+    @property
+    def ok(self) -> bool:
+        return self.load_error is None and not self.differences
+
+    def summary(self) -> str:
+        if self.load_error:
+            return f"0 of {self.total} configs checked: the manifest does not load"
+        return f"{self.matching} of {self.total} configs match the intent"
+
+
+@dataclass
+class ImportReport:
+    adoption: intent.Adoption
+    text: str
+    path: Path
+    proof: Proof
+    written: bool
+
+
+def prove(adoption: intent.Adoption, text: str, manifest_path: Path) -> Proof:
+    """Load ``text`` as the manifest at ``manifest_path``, render every intent's (service,
+    environment) in memory and compare each with its intent."""
+    from dome_tasks.manifest.loader import loads
+    from dome_tasks.render.config import check_toml, config_path, render_config
+
+    proof = Proof(total=len(adoption.intents))
+    try:
+        manifest = loads(text, manifest_path)
+    except DomeError as error:
+        proof.load_error = str(error)
+        return proof
+    root = manifest.root
+    for (service, env), wanted in adoption.intents.items():
+        source = adoption.service(service)
+        out = config_path(root, env, service)
+        try:
+            config = manifest.resolve(service, env)
+            rendered = render_config(config, manifest_path=manifest.path, out_path=out,
+                                     templates_dir=manifest.templates_dir)
+            parsed = check_toml(rendered, where=str(out))
+        except DomeError as error:
+            proof.differences[service, env] = [f"cannot render: {error}"]
+            continue
+        found = compare.differences(compare.normalize(wanted, source.file.folder),
+                                    compare.normalize(parsed, out.parent))
+        if found:
+            proof.differences[service, env] = [str(d) for d in found]
+    return proof
+
+
+def _smallest_proven(adoption: intent.Adoption, output: Path) -> tuple[str, Proof]:
+    """The manifest that leaves resource names to dome's naming convention if this dome-tasks
+    renders it as intended, else the one that writes every environment's names out."""
+    best: tuple[str, Proof] | None = None
+    for mode in (write.CONVENTION, write.EXPLICIT):
+        text = write.manifest_text(adoption, mode)
+        proof = prove(adoption, text, output)
+        if proof.ok:
+            return text, proof
+        if best is None or proof.matching > best[1].matching:
+            best = (text, proof)
+    assert best is not None
+    return best
+
+
+def import_monorepo(root: Path, output: Path, *, force: bool = False,
+                    dry_run: bool = False) -> ImportReport:
+    """Import the wrangler configs under ``root`` into ``output`` (dome.yaml).
+
+    Refuses to replace an existing file without ``force`` before reading anything; writes
+    atomically (unless ``dry_run``), also when the proof finds differences: the report says
+    which, so that the user can review them.
+    """
+    root = Path(root).resolve()
+    output = Path(output)
+    if not output.is_absolute():
+        output = root / output
+    if output.exists() and not force and not dry_run:
+        raise read.AdoptError(
+            f"{output} already exists; nothing was written",
+            hint="pass --force to replace it (or --output to write elsewhere)",
+        )
+    files = [read.read(path) for path in read.find_configs(root)]
+    adoption = intent.compute(files, root)
+    text, proof = _smallest_proven(adoption, output)
+    if not dry_run:
+        write.write_manifest(output, text, force=force)
+    return ImportReport(adoption, text, output, proof, written=not dry_run)

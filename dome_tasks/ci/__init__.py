@@ -1,0 +1,1 @@
+"""CI: events -> environment and services, change detection."""

@@ -1,0 +1,171 @@
+"""Adoption tasks: import (wrangler configs -> dome.yaml), provision ENV, diff SERVICE ENV.
+
+Thin: parse the words, call :mod:`dome_tasks.adopt`, print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from invoke.exceptions import Exit
+
+from dome_tasks.cli.common import Settings, boundary, is_dry, load_manifest, recipe, task
+
+if TYPE_CHECKING:
+    from dome_tasks.adopt.importer import ImportReport
+    from dome_tasks.adopt.provision import ProvisionReport
+
+ENV = "development|staging|production (aliases: dev, stg, prod)"
+
+
+def _print_import(report: ImportReport, *, show_text: bool) -> None:
+    adoption = report.adoption
+    root = adoption.root
+    print(f"read {len(adoption.services)} wrangler config(s):")
+    for source in adoption.services:
+        print(f"  {source.name:<24} {source.file.path.relative_to(root).as_posix()}")
+    envs = ", ".join(
+        f"{e.name} (suffix '{e.suffix}'" + (f", aliases {', '.join(e.aliases)})" if e.aliases else ")")
+        for e in adoption.environments
+    )
+    print(f"environments: {envs}")
+    if adoption.guesses:
+        print(f"{len(adoption.guesses)} GUESS(ES) to review (also written as comments):")
+        for guess in adoption.guesses:
+            print(f"  GUESS {guess}")
+    if show_text:
+        print()
+        print(report.text, end="")
+    if report.written:
+        print(f"wrote {report.path}")
+    proof = report.proof
+    if proof.load_error:
+        print("the new manifest does not load with this dome-tasks:")
+        print("  " + proof.load_error.replace("\n", "\n  "))
+    for (service, env), found in proof.differences.items():
+        print(f"  {service} in {env} differs from the intent:")
+        for line in found:
+            print(f"    {line}")
+    print(proof.summary())
+
+
+@task(
+    name="import",
+    help={
+        "output": "where to write the manifest (default: dome.manifest, i.e. dome.yaml)",
+        "root": "the monorepo to read (default: the output's folder)",
+        "force": "replace an existing manifest",
+        "dry_run": "print the manifest and the guesses; write nothing",
+    },
+)
+@boundary
+def import_(c, output="", root="", force=False, dry_run=False):
+    """Write dome.yaml from the monorepo's wrangler configs (and check it renders the same).
+
+    Example: invoke import --dry-run
+    """
+    from dome_tasks.adopt.importer import import_monorepo
+
+    target = Path(output) if output else Settings.from_context(c).manifest
+    base = Path(root) if root else (target.parent if target.is_absolute() else Path.cwd())
+    dry = is_dry(c, dry_run)
+    report = import_monorepo(base, target, force=force, dry_run=dry)
+    _print_import(report, show_text=dry)
+    if not report.proof.ok:
+        raise Exit("import: the manifest does not yet express every config's intent (see above)"
+                   + ("" if dry else "; it was written so that you can fix it"), code=1)
+
+
+def _print_provision(report: ProvisionReport, dry: bool) -> None:
+    from dome_tasks.adopt.resources import KINDS
+
+    created = {id(n) for n in report.created}
+    for decision in report.decisions:
+        need = decision.need
+        if decision.action == "problem":
+            state = "PROBLEM"
+        elif id(need) in created:
+            state = "created"
+        elif decision.action == "create":
+            state = "would create" if dry else "create"
+        else:
+            state = "exists"
+        ident = decision.id or ""
+        print(f"  {state:<12} {KINDS[need.kind]:<16} {need.label:<32} {ident:<36} "
+              f"{', '.join(need.users)}")
+        if decision.problem:
+            print(f"      {decision.problem}")
+    if report.lock_path:
+        print(f"ids recorded in {report.lock_path}")
+
+
+@recipe(
+    help={
+        "env": ENV,
+        "dry_run": "read what exists (list commands only) and print the create commands",
+        "vectorize_preset": "create Vectorize indexes with this embedding model preset when "
+                            "there is no index to copy dimensions and metric from",
+        "vectorize_dimensions": "…or with these dimensions (with --vectorize-metric)",
+        "vectorize_metric": "cosine, euclidean or dot-product",
+    },
+)
+@boundary
+def provision(c, env, *, dry_run=False, vectorize_preset="", vectorize_dimensions=0,
+              vectorize_metric=""):
+    """Create the D1 databases, KV namespaces, R2 buckets, queues and Vectorize indexes ENV lacks.
+
+    Example: invoke provision staging --dry-run
+    """
+    from dome_tasks.adopt.provision import VectorizeShape
+    from dome_tasks.adopt.provision import provision as run
+
+    manifest = load_manifest(c)
+    dry = is_dry(c, dry_run)
+    shape = VectorizeShape(vectorize_preset or None, int(vectorize_dimensions) or None,
+                           vectorize_metric or None)
+    report = run(c, manifest, env, dry_run=dry, vectorize=shape)
+    _print_provision(report, dry)
+    if report.problems:
+        raise Exit(f"provision: {len(report.problems)} problem(s) above; nothing was created",
+                   code=1)
+    counts = {a: sum(1 for d in report.decisions if d.action == a) for a in ("exists", "create")}
+    made = len(report.created)
+    if dry:
+        print(f"{report.environment}: {counts['create']} to create, {counts['exists']} exist "
+              "(dry run: nothing was created)")
+    else:
+        print(f"{report.environment}: created {made}, {len(report.decisions) - made} already "
+              "existed")
+
+
+@recipe(
+    help={
+        "service": "a service from the manifest",
+        "env": ENV,
+        "against": "compare with this hand-kept wrangler config instead of what is live",
+        "against_env": "the config's [env.NAME] block to use (default: the one for ENV)",
+    },
+)
+@boundary
+def diff(c, service, env, *, against="", against_env=""):
+    """Show what deploying SERVICE to ENV would change (exit 1 when it would change something).
+
+    Example: invoke diff silo staging
+    """
+    from dome_tasks.adopt.diff import diff_service
+
+    manifest = load_manifest(c)
+    result = diff_service(manifest, service, env, against=against or None,
+                          against_env=against_env or None)
+    if result.secrets:
+        print(f"# secrets (not compared): {', '.join(result.secrets)}")
+    if result.equal:
+        print(f"{result.worker}: no changes ({result.against} matches the rendered config)")
+        return
+    for line in result.lines:
+        print(line)
+    raise Exit(code=1)
+
+
+TASKS = [import_, provision, diff]

@@ -1,0 +1,50 @@
+"""Operations that change no traffic: set a secret, tail the logs, list the account's resources."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from dome_tasks.errors import UsageError
+from dome_tasks.plan.rollout import resources_steps, secret_put_step, tail_step
+from dome_tasks.plan.steps import Plan
+from dome_tasks.wrangler.exec import WranglerFailed
+
+if TYPE_CHECKING:
+    from dome_tasks.lifecycle.session import Session
+    from dome_tasks.plan.target import ResolvedRequest, Target
+
+__all__ = ["resources", "secret_put", "tail"]
+
+
+def secret_put(session: Session, target: Target, name: str, value: str) -> None:
+    """``wrangler secret put NAME``, the value on stdin and registered for redaction."""
+    if not value:
+        raise UsageError(
+            "refusing to set an empty secret", hint="pipe the value on stdin or type it"
+        )
+    session.redactor.add(value)
+    plan = Plan((secret_put_step(target, name, value),))
+    session.prepare(target)
+    session.execute(plan)
+    if not session.dry_run:
+        session.say(f"secret {name} set on {target.worker}")
+
+
+def tail(session: Session, target: Target) -> None:
+    """``wrangler tail --format pretty`` until interrupted."""
+    session.prepare(target)
+    session.execute(Plan((tail_step(target),)))
+
+
+def resources(session: Session, request: ResolvedRequest) -> list[str]:
+    """List D1, R2 and Vectorize resources of the environment's account; returns failed kinds."""
+    steps = resources_steps(request.wrangler, request.environment, cwd=request.root)
+    failed: list[str] = []
+    for step in steps:
+        try:
+            session.execute(Plan((step,)))
+        except WranglerFailed as error:
+            failed.append(step.action.argv[1])  # type: ignore[union-attr]
+            print(f"  ({error.message})", file=sys.stderr)
+    return failed

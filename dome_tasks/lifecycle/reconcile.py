@@ -1,0 +1,285 @@
+"""Reconciliation: record what Cloudflare serves, not what a command claimed.
+
+After every deploy, rollback, canary step or failure, the lifecycle reads the worker's live
+deployment straight from the API (``GET …/workers/scripts/<name>/deployments``, newest first:
+milliseconds, no Node start) and records *that*:
+
+* a deploy is recorded ``success`` only with the version id that is live;
+* a command that failed *after* its new version went live (e.g. a 5xx on the workers.dev
+  subdomain call that follows the upload) is recorded as live, ``success`` with a warning, and
+  is never re-run as a whole deploy;
+* a command that "succeeded" while nothing changed (wrangler exits 0 on Ctrl-C mid-upload) is
+  a ``failure``.
+
+:func:`reconcile` is the pure decision; :func:`read_live` the reader; :class:`Reconciler` ties
+them to one account; :func:`failed_after_going_live` and :meth:`Reconciler.probe` tell the
+retry path (``WranglerExec.landed_probe``) not to repeat a deploy that already went live.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from dome_tasks.lifecycle.cloudflare import ApiFailure, CloudflareApi, path_segment
+
+if TYPE_CHECKING:
+    from dome_tasks.plan.steps import Command
+    from dome_tasks.wrangler.retry import Attempt
+
+__all__ = [
+    "TRAFFIC_EVENTS",
+    "LiveDeployment",
+    "Reconciled",
+    "Reconciler",
+    "expected_after",
+    "failed_after_going_live",
+    "read_live",
+    "reconcile",
+]
+
+#: Steps (and the records they write) that change what serves a worker: read back after them.
+TRAFFIC_EVENTS = frozenset({"deploy", "rollback", "canary", "promote", "abort"})
+_NOT_FOUND = (10007, 10090)  # the worker does not exist (yet)
+# Calls `wrangler deploy` makes only after the new version serves 100% of the traffic.
+_AFTER_GOING_LIVE = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"/workers/subdomain$",
+        r"/workers/scripts/[^/]+/subdomain$",
+        r"/workers/scripts/[^/]+/script-settings$",
+        r"/workers/scripts/[^/]+/schedules$",
+        r"/workers/domains(/records)?$",
+        r"/workers/routes$",
+        r"/zones/[^/]+/workers/routes",
+        r"/queues/[^/]+/consumers",
+    )
+)
+
+
+@dataclass(frozen=True)
+class LiveDeployment:
+    """What serves a worker: the newest deployment's id and its split (largest share first).
+    ``id`` None with no traffic: the worker has no deployment (or does not exist)."""
+
+    id: str | None
+    traffic: tuple[tuple[str, float], ...] = ()
+    created_on: str | None = None
+
+    @classmethod
+    def from_api(cls, deployment: Mapping[str, Any] | None) -> LiveDeployment:
+        if not deployment:
+            return cls(None)
+        split = [(str(v["version_id"]), float(v.get("percentage", 0)))
+                 for v in deployment.get("versions") or []]
+        split.sort(key=lambda item: -item[1])
+        return cls(deployment.get("id"), tuple(split), deployment.get("created_on"))
+
+    @property
+    def version_id(self) -> str | None:
+        """The version with the largest share (the only one, outside a canary)."""
+        return self.traffic[0][0] if self.traffic else None
+
+    @property
+    def split(self) -> dict[str, float]:
+        return dict(self.traffic)
+
+    def describe(self) -> str:
+        if not self.traffic:
+            return "nothing (no deployment)"
+        return ", ".join(f"{v}@{p:g}%" for v, p in self.traffic)
+
+
+def read_live(api: CloudflareApi, worker: str) -> LiveDeployment:
+    """The live deployment of ``worker`` (no deployment if the worker does not exist).
+
+    Raises :class:`~dome_tasks.lifecycle.cloudflare.ApiFailure` when the API cannot tell."""
+    try:
+        result = api.call("GET", f"/workers/scripts/{path_segment(worker)}/deployments")
+    except ApiFailure as error:
+        if error.status == 404 and error.code in _NOT_FOUND:
+            return LiveDeployment(None)
+        raise
+    deployments = (result or {}).get("deployments") or []
+    return LiveDeployment.from_api(deployments[0] if deployments else None)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What to record: ``outcome`` and ``version_id`` (what serves; None for failures), whether
+    the action changed what serves (``went_live``), and a warning when reality and the
+    command's own report disagree."""
+
+    outcome: str  # success | failure
+    version_id: str | None
+    live: LiveDeployment | None
+    went_live: bool | None  # None: cannot tell (the live deployment could not be read)
+    warning: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "success"
+
+    def extra(self) -> dict[str, Any]:
+        """Ledger ``extra`` fields: the warning and, when it differs, what serves."""
+        extra: dict[str, Any] = {}
+        if self.warning:
+            extra["warning"] = self.warning
+        if self.live is not None and self.live.version_id != self.version_id:
+            extra["live"] = self.live.describe()
+        return extra
+
+
+def _matches(live: LiveDeployment, expected: Mapping[str, float]) -> bool:
+    split = live.split
+    return set(split) == set(expected) and all(abs(split[v] - p) < 0.01 for v, p in expected.items())
+
+
+def reconcile(
+    expected_version: str | Mapping[str, float] | None,
+    live_deployment: LiveDeployment | None,
+    *,
+    before: LiveDeployment | None = None,
+    command_ok: bool = True,
+) -> Reconciled:
+    """Decide what to record after an action (pure).
+
+    ``expected_version``: the version the action meant to put at 100% (a split such as
+    ``{new: 10, old: 90}`` for a canary step; None when the command did not say, e.g. wrangler
+    wrote no version id). ``live_deployment``: what serves now (None: could not be read).
+    ``before``: what served before the action (None: unknown). ``command_ok``: wrangler's exit.
+    """
+    expected: dict[str, float] | None
+    if expected_version is None:
+        expected = None
+    elif isinstance(expected_version, str):
+        expected = {expected_version: 100.0}
+    else:
+        expected = {v: float(p) for v, p in expected_version.items()}
+    meant = ", ".join(f"{v}@{p:g}%" for v, p in expected.items()) if expected else None
+    live = live_deployment
+    if live is None:  # nothing to check against: wrangler's exit code decides
+        if command_ok:
+            top = max(expected, key=expected.__getitem__) if expected else None
+            return Reconciled("success", top, None, None,
+                              "could not read what serves: recorded what wrangler reported")
+        return Reconciled("failure", None, None, None,
+                          "could not read what serves: whether anything changed is unknown")
+    changed = None if before is None else live.id != before.id
+    if expected is not None and _matches(live, expected):
+        if command_ok:
+            return Reconciled("success", live.version_id, live, changed if changed is not None else True)
+        return Reconciled("success", live.version_id, live, True,
+                          f"wrangler failed after {meant} went live: recorded as live "
+                          "(not repeated)")
+    if expected is None and changed:
+        why = "wrangler reported no version id" if command_ok else "wrangler failed after it went live"
+        return Reconciled("success", live.version_id, live, True,
+                          f"{why}: recorded the version now serving ({live.describe()})")
+    if expected is not None and changed:
+        return Reconciled("failure", None, live, True,
+                          f"expected {meant}, but {live.describe()} serves (another deploy at "
+                          "the same time?)")
+    if command_ok:
+        what = f"{meant} is not live" if meant else "nothing new went live"
+        return Reconciled("failure", None, live, changed,
+                          f"wrangler exited 0 but {what}; {live.describe()} serves")
+    if changed is None:
+        return Reconciled("failure", None, live, None,
+                          f"{live.describe()} serves; whether the failed command changed it is unknown")
+    return Reconciled("failure", None, live, False)
+
+
+def expected_after(
+    kind: str, fields: Mapping[str, Any], *, placeholders: frozenset[str] = frozenset()
+) -> str | dict[str, float] | None:
+    """What a ``kind`` record's *fields* say should serve after the change (pure): the version
+    at 100%, a canary's split, or None when it is not known yet (a placeholder)."""
+
+    def known(value: Any) -> str | None:
+        return value if isinstance(value, str) and value and value not in placeholders else None
+
+    if kind == "canary":
+        new, old, percent = known(fields.get("version_id")), known(fields.get("from_version")), (
+            fields.get("percent"))
+        if new and old and isinstance(percent, (int, float)):
+            return {new: float(percent), old: 100.0 - float(percent)}
+        return None
+    if kind in ("rollback", "abort"):
+        return known(fields.get("to_version"))
+    return known(fields.get("version_id"))
+
+
+def _is_deploy(argv: Sequence[str]) -> bool:
+    """``wrangler deploy …`` (the subcommand right after the binary, as dome builds argv)."""
+    words = list(argv)
+    for index, word in enumerate(words[:-1]):
+        if word.rsplit("/", 1)[-1] in ("wrangler", "wrangler.js", "wrangler.cmd"):
+            return words[index + 1] == "deploy"
+    return False
+
+
+def failed_after_going_live(argv: Sequence[str], attempt: Attempt) -> bool:
+    """Whether a failed ``wrangler deploy`` failed on a call it makes only after the new
+    version went live (workers.dev subdomain, routes, triggers, script settings): then the
+    deploy must not be repeated as a whole. Pure: reads the failure's API path."""
+    from dome_tasks.wrangler.retry import classify
+
+    if attempt.ok or not _is_deploy(argv):
+        return False
+    failure = classify(attempt)
+    path = failure.path if failure is not None else None
+    return bool(path) and any(pattern.search(path) for pattern in _AFTER_GOING_LIVE)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """:func:`read_live` and :func:`reconcile` for one account (``api`` None: no API access,
+    every read is unknown and wrangler's own report is recorded, with a warning)."""
+
+    api: CloudflareApi | None
+
+    def live(self, worker: str) -> LiveDeployment | None:
+        """What serves ``worker`` now; None when it cannot be read."""
+        if self.api is None:
+            return None
+        try:
+            return read_live(self.api, worker)
+        except ApiFailure:
+            return None
+
+    def after(
+        self,
+        worker: str,
+        expected: str | Mapping[str, float] | None,
+        before: LiveDeployment | None,
+        *,
+        command_ok: bool,
+    ) -> Reconciled:
+        """Read what serves ``worker`` now and reconcile it with what was meant (without API
+        access, wrangler's exit code decides, silently: there is nothing to warn about)."""
+        found = reconcile(expected, self.live(worker), before=before, command_ok=command_ok)
+        return found if self.api is not None else replace(found, warning=None)
+
+    def probe(self, command: Command) -> Callable[[Attempt], bool] | None:
+        """For ``WranglerExec.landed_probe``: before a ``deploy`` command runs, note what serves;
+        the returned check tells, after a failed attempt, whether the deploy went live anyway
+        (by the failed call's path, or because the live deployment changed)."""
+        from dome_tasks.wrangler.exec import config_worker_name
+
+        if not _is_deploy(command.argv):
+            return None
+        worker = config_worker_name(command.argv)
+        before = self.live(worker) if worker else None
+
+        def went_live(attempt: Attempt) -> bool:
+            if failed_after_going_live(command.argv, attempt):
+                return True
+            if worker is None or before is None:
+                return False
+            now = self.live(worker)
+            return now is not None and now.id != before.id
+
+        return went_live

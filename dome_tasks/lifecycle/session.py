@@ -1,0 +1,553 @@
+"""The run context of one lifecycle task, and its act phase.
+
+A :class:`Session` is built once per task from the validated settings. It does the two things
+operations may not do themselves: *observe* (quiet, read-only wrangler calls and ledger reads)
+and *act* (:meth:`Session.execute` runs a decided :class:`~dome_tasks.plan.steps.Plan` through
+the one :class:`~dome_tasks.runner.Runner`). While a plan runs, :class:`Facts` collects what its
+steps learn (the version wrangler uploaded, the URLs it reports, the verification), fills the
+plan's placeholders from them, and :meth:`Session.record` writes the ledger: the one seam for
+locks, shared history and reconciliation.
+
+* **History**: ``Session.ledger`` is the shared :class:`~dome_tasks.lifecycle.history.History`
+  (Cloudflare KV, cached in the local ledger); a rehearsal swaps in the emulator's.
+* **Locks**: :meth:`Session.locked` holds the (environment, service) deploy lock, or the
+  environment's migration lock, around an operation's observe and act phases.
+* **Reconciliation**: right after a step that changes what serves (deploy, rollback, canary,
+  promote, abort) the session reads the live deployment from the API and records *that*; a
+  failed command whose change went live anyway is recorded as live, with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from dome_tasks.errors import CommandFailed, DomeError, Interrupted
+from dome_tasks.events import EventLog, Redactor
+from dome_tasks.lifecycle.ledger import GitFacts, Ledger, LedgerRecord, actor, git_facts
+from dome_tasks.lifecycle.reconcile import (
+    TRAFFIC_EVENTS,
+    Reconciled,
+    Reconciler,
+    expected_after,
+)
+from dome_tasks.lifecycle.verify import (
+    VerifyError,
+    VerifyPolicy,
+    VerifyResult,
+    health_target,
+    verify,
+)
+from dome_tasks.plan.rollout import LIVE, NEW, OLD
+from dome_tasks.plan.steps import Command, Plan, Step, Verify, WriteFile, WriteRecord
+from dome_tasks.wrangler.exec import WranglerExec, WranglerFailed
+
+if TYPE_CHECKING:
+    from invoke import Context
+
+    from dome_tasks.lifecycle.history import History
+    from dome_tasks.lifecycle.lock import Locks
+    from dome_tasks.manifest.loader import Manifest
+    from dome_tasks.plan.target import Target
+    from dome_tasks.progress import Board
+    from dome_tasks.runner import Runner, StepResult
+    from dome_tasks.settings import Settings
+
+__all__ = ["Facts", "LifecycleError", "Session", "parse_status", "subdomain_in"]
+
+#: Steps that emit no event of their own through the generic span (render and record are
+#: bookkeeping; verification emits a richer one itself).
+_UNLOGGED = frozenset({"render", "record", "verify"})
+_PLACEHOLDERS = frozenset({NEW, OLD, LIVE})  # left unfilled: the record leaves the field out
+
+
+class LifecycleError(DomeError):
+    """A lifecycle operation cannot proceed (no canary to promote, nothing to roll back to …)."""
+
+    exit_code = 1
+
+
+@dataclass
+class Facts:
+    """What a plan's steps learned while they ran."""
+
+    started: float = field(default_factory=time.monotonic)
+    new_version: str | None = None  # the version wrangler deployed or uploaded
+    live_version: str | None = None  # the version serving most traffic, after a status read
+    targets: tuple[str, ...] = ()  # URLs wrangler's deploy reported
+    verification: VerifyResult | None = None
+    error: BaseException | None = None
+    records: list[LedgerRecord] = field(default_factory=list)
+    reconciled: Reconciled | None = None  # what the API said serves after the change
+    landed: CommandFailed | None = None  # wrangler failed, but its change went live anyway
+    digest: str | None = None  # of the inputs, summed up after the build (the deploy record's)
+
+    @property
+    def healthy(self) -> bool:
+        """No verification ran, or it passed."""
+        return self.verification is None or self.verification.ok
+
+    def learn(self, result: StepResult) -> None:
+        output = result.value
+        version = getattr(output, "version_id", None)
+        if version:
+            self.new_version = version
+        deploy = getattr(output, "deploy", None)
+        if deploy is not None and deploy.targets:
+            self.targets = tuple(deploy.targets)
+        if result.step.event == "digest" and isinstance(result.value, str):
+            self.digest = result.value
+        if result.step.event == "status" and result.stdout:
+            live = parse_status(result.stdout)
+            self.live_version = max(live, key=lambda item: item[1])[0] if live else None
+
+    def bind(self, text: str, *, short: bool = False) -> str:
+        """*text* with the placeholders this plan has learned filled in."""
+        for placeholder, value in ((NEW, self.new_version), (LIVE, self.live_version)):
+            if value and placeholder in text:
+                text = text.replace(placeholder, value[:8] if short else value)
+        return text
+
+
+def parse_status(stdout: str) -> list[tuple[str, float]]:
+    """``[(version_id, percent), …]`` from ``wrangler deployments status --json``."""
+    text = stdout.strip()
+    try:
+        data = json.loads(text[text.index("{") :]) if "{" in text else {}
+    except ValueError as error:
+        raise LifecycleError(
+            f"cannot read `wrangler deployments status --json`: {error}"
+        ) from error
+    return [(v["version_id"], float(v.get("percentage", 0))) for v in data.get("versions") or []]
+
+
+def subdomain_in(urls: Sequence[str], worker: str) -> str | None:
+    """The workers.dev subdomain in ``https://<worker>.<subdomain>.workers.dev`` URLs."""
+    for url in urls:
+        host = url.split("://", 1)[-1].split("/", 1)[0]
+        if host.startswith(worker + ".") and host.endswith(".workers.dev"):
+            return host[len(worker) + 1 : -len(".workers.dev")] or None
+    return None
+
+
+def _in_background(func: Callable[..., Any], *args: Any) -> Future[Any]:
+    """Run ``func(*args)`` on a daemon thread; its result (or exception) arrives in the future."""
+    future: Future[Any] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(func(*args))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=work, name="dome-git-facts", daemon=True).start()
+    return future
+
+
+@dataclass
+class Session:
+    """What one lifecycle task needs; build it once with :meth:`open`."""
+
+    c: Context
+    root: Path
+    ledger: Ledger | History
+    log: EventLog
+    redactor: Redactor
+    policy: VerifyPolicy = field(default_factory=VerifyPolicy)
+    subdomain: str | None = None
+    base_url: str | None = None
+    dry_run: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    base_env: Mapping[str, str] | None = None
+    executed: list[Step] = field(default_factory=list)  # every plan step run (or shown), bound
+    manifest: Manifest | None = None  # its environments' accounts: the history and live reads
+    locks: Locks | None = None  # one deploy per (environment, service); None: no locking
+    command_timeout: float | None = None  # seconds one wrangler run may take
+    board: Board | None = None  # the progress display of a multi-service run
+    captured: bool = False  # commands' own output goes to ``out`` too (one lane of a wave)
+    _git: GitFacts | Future[GitFacts] | None = None
+    _reconcilers: dict[str, Reconciler] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        c: Context,
+        settings: Settings,
+        root: Path,
+        *,
+        dry_run: bool = False,
+        log_stream: TextIO | None = None,
+        manifest: Manifest | None = None,
+    ) -> Session:
+        """The session of one task, from its settings and manifest (each read once by the task;
+        without *manifest* it is loaded from the settings)."""
+        from dome_tasks.lifecycle.history import History
+        from dome_tasks.lifecycle.lock import Locks
+        from dome_tasks.settings import load_manifest
+
+        manifest = manifest or load_manifest(settings)
+        redactor = Redactor.from_environ()
+        path = settings.ledger_path(root)
+        shared = settings.shared_history and not dry_run
+        return cls(
+            c=c,
+            root=root,
+            ledger=History.for_manifest(manifest, path) if shared else Ledger(path),
+            log=EventLog(log_stream, settings.log_format, redactor=redactor),
+            redactor=redactor,
+            policy=VerifyPolicy(deadline_s=settings.verify_deadline),
+            subdomain=settings.workers_subdomain,
+            base_url=settings.health_base_url,
+            dry_run=dry_run,
+            manifest=manifest,
+            locks=None
+            if dry_run
+            else Locks(
+                Path(root) / ".dome" / "locks",
+                wait=not settings.no_wait,
+                timeout=settings.lock_timeout,
+            ),
+            command_timeout=settings.command_timeout,
+            # Ledger records need the git facts: read them while wrangler runs, not after it.
+            _git=None if dry_run else _in_background(git_facts, root),
+        )
+
+    @property
+    def git(self) -> GitFacts:
+        if self._git is None:
+            self._git = git_facts(self.root)
+        elif isinstance(self._git, Future):
+            self._git = self._git.result()
+        return self._git
+
+    def say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def use_emulator(self, environ: Mapping[str, str]) -> None:
+        """Point wrangler, the live reads and the history at a throwaway emulator (a rehearsal):
+        nothing is written to the real history, and no lock is needed."""
+        from dome_tasks.lifecycle.history import History
+
+        self.base_env = environ
+        self._reconcilers.clear()
+        self.locks = None
+        if self.manifest is not None:
+            self.ledger = History.for_rehearsal(self.manifest, environ)
+
+    @contextlib.contextmanager
+    def locked(self, environment: str, service: str | None = None) -> Iterator[None]:
+        """Hold the deploy lock of (environment, service), or with no service the environment's
+        migration lock, for the ``with`` block (re-entrant; nothing in dry runs)."""
+        from dome_tasks.lifecycle.lock import deploy_scope, migration_scope
+
+        if self.locks is None or self.dry_run:
+            yield
+            return
+        scope = deploy_scope(environment, service) if service else migration_scope(environment)
+        with self.locks.hold(scope, what=f"{environment}/{service or 'migrations'}"):
+            yield
+
+    def reconciler(self, environment: str) -> Reconciler:
+        """Reads what serves in *environment*'s account, straight from the API (no API access:
+        wrangler's own report is taken)."""
+        from dome_tasks.lifecycle.cloudflare import CloudflareApi
+
+        if environment not in self._reconcilers:
+            env = self.manifest.environments.get(environment) if self.manifest else None
+            environ = os.environ if self.base_env is None else self.base_env
+            api = CloudflareApi.from_environ(environ, account_id=env.account_id if env else None)
+            self._reconcilers[environment] = Reconciler(api)
+        return self._reconcilers[environment]
+    def lane(self, out: TextIO) -> Session:
+        """This session printing everything (step lines, commands' output, text log lines) to
+        *out*: one service's block of a concurrent wave. Ledger, events and board are shared."""
+        if out is self.out:
+            return self
+        return dataclasses.replace(self, out=out, log=self.log.routed(out), captured=True)
+
+    # --- observe ------------------------------------------------------------------------------
+
+    def prepare(self, target: Target) -> None:
+        """Write the target's rendered config (wrangler reads it), quietly; not in dry runs."""
+        if not self.dry_run:
+            step = Step(
+                "render",
+                f"render {target.worker}",
+                WriteFile(target.path, target.text),
+                target.service,
+                target.environment,
+            )
+            self._runner(Facts(), quiet=True).run_step(step)
+
+    def observe(self, step: Step) -> StepResult:
+        """Run one read-only step quietly (its event is still logged); never in dry runs."""
+        return self._run_step(self._runner(Facts(), quiet=True), step)
+
+    # --- act ----------------------------------------------------------------------------------
+
+    def execute(self, plan: Plan) -> Facts:
+        """Run the plan's steps in order (a dry run prints them). After a step that changes what
+        serves, what serves is read back (reconciled). When a command fails, the plan's
+        ``on_failure`` steps record it (as ``interrupted`` after Ctrl-C/SIGTERM), then the failure
+        propagates; unless the change went live anyway: then the plan goes on, records it as live
+        with a warning, and the failure is left in ``facts.landed`` for the caller."""
+        facts = Facts()
+        watch = self._watch(plan)
+        runner = self._runner(facts, probe=watch.probe if watch else None)
+        for step in plan.steps:
+            step = self._bound(step, facts)
+            self.executed.append(step)
+            try:
+                result = self._run_step(runner, step)
+            except (CommandFailed, Interrupted) as error:
+                if watch and step.event in TRAFFIC_EVENTS and isinstance(error, WranglerFailed):
+                    found = watch.after(facts, command_ok=False)
+                    if found.ok:
+                        facts.landed = error
+                        self.say(f"warning: {watch.worker}: {found.warning}")
+                        continue
+                self._failed(plan, facts, runner, error)
+                raise
+            facts.learn(result)
+            if watch and step.event in TRAFFIC_EVENTS:
+                found = watch.after(facts, command_ok=True)
+                if not found.ok:
+                    error = LifecycleError(
+                        f"{watch.worker}: {found.warning}",
+                        hint=f"`invoke status {step.service} {step.environment}` shows what serves",
+                    )
+                    self._failed(plan, facts, runner, error)
+                    raise error
+        return facts
+
+    def _failed(self, plan: Plan, facts: Facts, runner: Runner, error: BaseException) -> None:
+        """Record a failed plan with its ``on_failure`` steps (``interrupted`` after a signal)."""
+        facts.error = error
+        if self.dry_run:
+            return
+        for step in plan.on_failure:
+            step = self._bound(step, facts, strict=False)
+            if isinstance(error, Interrupted) and isinstance(step.action, WriteRecord):
+                action = dataclasses.replace(step.action, outcome="interrupted")
+                step = dataclasses.replace(step, action=action)
+            runner.run_step(step)
+
+    def _watch(self, plan: Plan) -> _Watch | None:
+        """What to read back after the plan's traffic change: the worker its record names."""
+        if self.dry_run:
+            return None
+        for step in plan.steps:
+            action = step.action
+            if isinstance(action, WriteRecord) and action.kind in TRAFFIC_EVENTS:
+                worker = str(action.fields["worker"])
+                reconciler = self.reconciler(step.environment or "")
+                return _Watch(self, step, worker, reconciler, reconciler.live(worker))
+        return None
+
+    def record(
+        self, kind: str, outcome: str, *, service: str, environment: str, worker: str, **fields: Any
+    ) -> LedgerRecord | None:
+        """Append one ledger record (not in dry runs), with git facts and the actor."""
+        if self.dry_run:
+            return None
+        git = self.git
+        fields.setdefault("commit", git.commit)
+        fields.setdefault("commit_time", git.commit_time)
+        fields.setdefault("dirty", git.dirty)
+        record = LedgerRecord(
+            kind=kind,
+            service=service,
+            environment=environment,
+            outcome=outcome,
+            worker=worker,
+            actor=actor(),
+            **fields,
+        )
+        if self.redactor:  # the values, never the keys: a short secret cannot break a record
+            record = LedgerRecord.from_dict(self.redactor.data(json.loads(record.to_json())))
+        return self.ledger.append(record)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _runner(
+        self,
+        facts: Facts,
+        *,
+        quiet: bool = False,
+        probe: Callable[[Command], Callable[[Any], bool] | None] | None = None,
+    ) -> Runner:
+        from dome_tasks.runner import Runner
+
+        timeout = {} if self.command_timeout is None else {"command_timeout": self.command_timeout}
+
+        return Runner(
+            self.c,
+            dry_run=self.dry_run,
+            out=io.StringIO() if quiet else self.out,  # quiet: the lines are dropped
+            stdout=self.out if self.captured else None,
+            stderr=self.out if self.captured else None,
+            on_step=None if quiet or self.board is None else self.board.step,
+            command_runner=WranglerExec(
+                self.root / ".dome" / "wrangler",
+                self.base_env,
+                self.redactor,
+                landed_probe=probe,
+                **timeout,
+            ),
+            handlers={
+                Verify: lambda step: self._verify(step, facts),
+                WriteRecord: lambda step: self._write_record(step, facts),
+            },
+        )
+
+    def _run_step(self, runner: Runner, step: Step) -> StepResult:
+        if self.dry_run or step.event in _UNLOGGED:
+            return runner.run_step(step)
+        with self.log.span(step.event, service=step.service, environment=step.environment) as span:
+            result = runner.run_step(step)
+            version = getattr(result.value, "version_id", None)
+            if version:
+                span.fields["version_id"] = version
+        return result
+
+    def _bound(self, step: Step, facts: Facts, *, strict: bool = True) -> Step:
+        """The step with the placeholders its plan has learned filled in."""
+        action = step.action
+        if isinstance(action, Command):
+            argv = tuple(facts.bind(arg) for arg in action.argv)
+            unknown = [arg for arg in argv if NEW in arg or LIVE in arg]
+            if unknown and strict and not self.dry_run:
+                raise LifecycleError(
+                    f"{step.description}: the version is unknown ({unknown[0]}): "
+                    "the step before it reported no version id"
+                )
+            action = dataclasses.replace(action, argv=argv)
+        elif isinstance(action, WriteRecord):
+            values = {
+                k: facts.bind(v) if isinstance(v, str) else v for k, v in action.fields.items()
+            }
+            action = dataclasses.replace(action, fields=values)
+        return dataclasses.replace(
+            step, description=facts.bind(step.description, short=True), action=action
+        )
+
+    def _verify(self, step: Step, facts: Facts) -> VerifyResult | None:
+        check: Verify = step.action  # type: ignore[assignment]
+        config = check.config
+        subdomain = (
+            check.subdomain or subdomain_in(facts.targets, config.name) or check.learned_subdomain
+        )
+        try:
+            where = health_target(config, subdomain=subdomain, base_url=self.base_url)
+        except VerifyError:
+            if check.required:
+                raise
+            self.log.emit(
+                "verify",
+                service=config.service,
+                environment=config.environment,
+                outcome="skipped",
+                reason="no health URL (set health_url or --subdomain)",
+            )
+            return None
+        with self.log.span(
+            "verify", service=config.service, environment=config.environment, url=where.public_url
+        ) as span:
+            result = verify(
+                config,
+                subdomain=subdomain,
+                base_url=self.base_url,
+                policy=self.policy,
+                smoke=check.smoke,
+            )
+            span.outcome = "success" if result.ok else "unhealthy"
+            span.fields["checks"] = result.summary()
+        self.say(
+            f"verify {config.name}: {'healthy' if result.ok else 'UNHEALTHY'}: {result.summary()}"
+        )
+        facts.verification = result
+        return result
+
+    def _write_record(self, step: Step, facts: Facts) -> LedgerRecord | None:
+        entry: WriteRecord = step.action  # type: ignore[assignment]
+        values = {
+            k: v for k, v in entry.fields.items() if not (isinstance(v, str) and v in _PLACEHOLDERS)
+        }
+        worker = values.pop("worker")
+        extra = dict(values.pop("extra", None) or {})
+        outcome = entry.outcome or ("success" if facts.healthy else "unhealthy")
+        if facts.verification is not None:
+            values.setdefault("verified", facts.verification.ok)
+            if outcome == "unhealthy":
+                values.setdefault("reason", facts.verification.summary())
+        if facts.targets:
+            extra.setdefault("targets", list(facts.targets))
+        if facts.reconciled is not None:
+            extra.update(facts.reconciled.extra())
+            live = facts.reconciled.version_id
+            if outcome != "failure" and live and entry.kind in ("deploy", "rollback"):
+                values["version_id"] = live  # what serves, not what wrangler said
+                if entry.kind == "rollback":
+                    values["to_version"] = live
+        if facts.digest:
+            extra["digest"] = facts.digest
+        if outcome == "failure" and facts.error is not None:
+            first = _first_line(str(facts.error))
+            if values.get("reason"):
+                extra.setdefault("error", first)
+            else:
+                values["reason"] = first
+        values.setdefault("duration_ms", round((time.monotonic() - facts.started) * 1000))
+        record = self.record(
+            entry.kind,
+            outcome,
+            service=step.service or "",
+            environment=step.environment or "",
+            worker=worker,
+            extra=extra,
+            **values,
+        )
+        if record is not None:
+            facts.records.append(record)
+        return record
+
+
+@dataclass
+class _Watch:
+    """The traffic change a plan makes, to read back from the API after it."""
+
+    session: Session
+    record: Step  # the plan's record step: what it meant to serve
+    worker: str
+    reconciler: Reconciler
+    before: Any  # LiveDeployment | None: what served before the plan
+
+    def after(self, facts: Facts, *, command_ok: bool) -> Reconciled:
+        """Read what serves now; remember it in *facts* (and the version, for ``<live>``)."""
+        bound = self.session._bound(self.record, facts, strict=False)
+        action: WriteRecord = bound.action  # type: ignore[assignment]
+        expected = expected_after(action.kind, action.fields, placeholders=_PLACEHOLDERS)
+        found = self.reconciler.after(self.worker, expected, self.before, command_ok=command_ok)
+        facts.reconciled = found
+        if found.ok and found.live is not None and found.version_id:
+            facts.live_version = found.version_id
+        return found
+
+    def probe(self, command: Command) -> Callable[[Any], bool] | None:
+        """For the retry path: did a failed ``wrangler deploy`` go live anyway?"""
+        return self.reconciler.probe(command) if self.reconciler.api is not None else None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""

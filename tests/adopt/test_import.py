@@ -1,0 +1,122 @@
+"""`invoke import` as a user runs it: it writes dome.yaml, lists its guesses, proves that every
+rendered config equals the intent, and never replaces a manifest without --force."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dome_tasks.adopt.compare import differences, normalize
+from dome_tasks.adopt.intent import compute
+from dome_tasks.adopt.read import find_configs, read
+from dome_tasks.manifest.loader import load
+from tests.adopt.adopt_helpers import invoke, needs_wrangler_keys
+from tests.conftest import ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+pytestmark = pytest.mark.integration
+
+
+def rendered_equals_intent(project: Path) -> int:
+    """Render every config with `invoke render` (on disk) and compare each with the intent
+    computed again from the wrangler configs; returns how many were compared."""
+    done = invoke(project, "render")
+    assert done.returncode == 0, done.stdout + done.stderr
+    adoption = compute([read(p) for p in find_configs(project)], project)
+    for (service, env), intent in adoption.intents.items():
+        path = project / ".dome" / "build" / env / service / "wrangler.toml"
+        rendered = tomllib.loads(path.read_text(encoding="utf-8"))
+        found = differences(normalize(intent, adoption.service(service).file.folder),
+                            normalize(rendered, path.parent))
+        assert found == [], f"{service} in {env}: " + "; ".join(map(str, found))
+    return len(adoption.intents)
+
+
+def test_import_writes_a_manifest_whose_configs_match_the_intent(redeclared: Path) -> None:
+    done = invoke(redeclared, "import")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "read 2 wrangler config(s):" in out
+    assert "GUESS services/api/wrangler.jsonc [env.dev]: service binding SILO: the legacy" in out
+    assert out.rstrip().endswith("6 of 6 configs match the intent")
+    text = (redeclared / "dome.yaml").read_text(encoding="utf-8")
+    assert "  # GUESS services/silo/wrangler.toml [env.staging]: vars LOG_LEVEL taken" in text
+    manifest = load(redeclared / "dome.yaml")
+    assert manifest.resolve("api", "dev").services[0].worker == "silo-dev"
+    assert rendered_equals_intent(redeclared) == 6
+
+
+def test_an_existing_manifest_needs_force(redeclared: Path) -> None:
+    (redeclared / "dome.yaml").write_text("# mine\n", encoding="utf-8")
+    refused = invoke(redeclared, "import")
+    assert refused.returncode != 0
+    assert "dome.yaml already exists; nothing was written" in refused.stderr
+    assert "--force" in refused.stderr and "Traceback" not in refused.stderr
+    assert (redeclared / "dome.yaml").read_text() == "# mine\n"
+    forced = invoke(redeclared, "import", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (redeclared / "dome.yaml").read_text().startswith("# dome.yaml: written by")
+
+
+def test_dry_run_prints_the_manifest_and_writes_nothing(redeclared: Path) -> None:
+    done = invoke(redeclared, "import", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "\nservices:\n" in done.stdout and "database_name: silo-db" in done.stdout
+    assert not (redeclared / "dome.yaml").exists()
+
+
+def test_a_config_dome_cannot_express_fails_the_proof_loudly(redeclared: Path) -> None:
+    config = redeclared / "services" / "api" / "wrangler.jsonc"
+    config.write_text(config.read_text().replace(
+        '"services": [{ "binding": "SILO", "service": "silo" },],',
+        '"services": [{ "binding": "SILO", "service": "silo" }, '
+        '{ "binding": "AUTH", "service": "auth-worker" }],'), encoding="utf-8")
+    done = invoke(redeclared, "import")
+    assert done.returncode == 1
+    assert "'auth-worker' is not an imported worker" in done.stdout
+    assert "unknown service 'auth-worker'" in done.stdout
+    assert "0 of 6 configs checked: the manifest does not load" in done.stdout
+    assert "it was written so that you can fix it" in done.stderr
+    assert (redeclared / "dome.yaml").is_file()
+
+
+@needs_wrangler_keys
+def test_the_corpus_imports_with_every_config_matching(corpus: Path) -> None:
+    done = invoke(corpus, "import")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "read 5 wrangler config(s):" in done.stdout
+    assert done.stdout.rstrip().endswith("15 of 15 configs match the intent")
+    assert "not-ours" not in done.stdout  # node_modules is never imported
+    assert rendered_equals_intent(corpus) == 15
+
+
+@needs_wrangler_keys
+def test_the_imported_staging_configs_pass_wranglers_own_dry_run(corpus: Path) -> None:
+    assert invoke(corpus, "import").returncode == 0
+    assert invoke(corpus, "render", "", "staging").returncode == 0
+    wrangler = str(ROOT / "node_modules" / ".bin" / "wrangler")
+    for service in ("silo", "constellation", "dome-api", "web", "cron"):
+        config = corpus / ".dome" / "build" / "staging" / service / "wrangler.toml"
+        done = subprocess.run(
+            [wrangler, "deploy", "--dry-run", "--outdir", str(corpus / ".dome" / "dry" / service),
+             "--config", str(config)],
+            cwd=corpus, capture_output=True, text=True, timeout=120, check=False,
+            env={**_quiet_env(), "CI": "1"},
+        )
+        assert done.returncode == 0, f"{service}: {done.stdout}{done.stderr}"
+        assert "WARNING" not in done.stderr.upper().replace("WARNINGS", ""), done.stderr
+
+
+def _quiet_env() -> dict[str, str]:
+    import os
+
+    from dome_tasks.wrangler.env import hermetic_env
+
+    return hermetic_env(os.environ, state_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "dome-dry")

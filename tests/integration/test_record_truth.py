@@ -1,0 +1,313 @@
+"""The record tells the truth (issue 11): what the ledger says equals what Cloudflare serves, on
+every machine, under faults and concurrency. The REAL wrangler against the API emulator.
+
+* a failure after the upload is recorded as the version that went live, never re-run;
+* two deploys (or migrations) at once run one after the other, the second naming the first;
+* a deploy made on one machine ("CI") shows in the history of another ("a laptop");
+* a rehearsal never writes the real history;
+* a crash inside verification is an unhealthy result: production still rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from invoke import Config, Context
+
+from dome_tasks.lifecycle.deploy import DeployOptions, deploy
+from dome_tasks.lifecycle.history import History
+from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord
+from dome_tasks.lifecycle.lock import Locks, deploy_scope, migration_scope
+from dome_tasks.lifecycle.session import LifecycleError, Session
+from dome_tasks.manifest.loader import load
+from dome_tasks.plan.target import resolve
+from dome_tasks.settings import Settings, load_manifest
+from dome_tasks.testing.emulator import Emulator
+from dome_tasks.tools import discover_tools
+from dome_tasks.wrangler.exec import WranglerFailed
+from tests.conftest import ROOT, VENV_BIN, run_env
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"  # the sample manifest's account
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(account_id=ACCOUNT) as emu:
+        yield emu
+
+
+@pytest.fixture
+def project(workspace: Path) -> Path:
+    """The sample workspace with the pinned wrangler linked where dome-tasks looks first."""
+    (workspace / "node_modules").symlink_to(ROOT / "node_modules")
+    return workspace
+
+
+@pytest.fixture
+def health(emulator: Emulator) -> Iterator[str]:
+    """Answers 200 for ``<worker>.emulator.workers.dev`` when the worker is deployed."""
+    state = emulator.state
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            host = self.headers.get("Host", "").split(":")[0]
+            worker = host.removesuffix(f".{state.subdomain}.workers.dev")
+            with state.lock:
+                status = 200 if worker in state.workers and state.traffic(worker) else 404
+                broken = status == 200 and state.worker(worker).current_version().vars.get(
+                    "DOME_TEST_HEALTH") == "garbage"
+            if broken:  # not HTTP at all: http.client raises BadStatusLine
+                self.wfile.write(b"garbage\r\n\r\n")
+                self.close_connection = True
+                return
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def ctx(project: Path, emulator: Emulator, health: str, monkeypatch) -> Context:
+    for key, value in emulator.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DOME_ACTOR", "integration-test")
+    return Context(Config(overrides={"dome": {
+        "manifest": str(project / "sample" / "dome.yaml"),
+        "health_base_url": health,
+        "workers_subdomain": "emulator",
+    }}))
+
+
+def session(c: Context) -> Session:
+    settings = Settings.read(c)
+    manifest = load_manifest(settings)
+    s = Session.open(c, settings, manifest.root, manifest=manifest)
+    s.policy = type(s.policy)(deadline_s=2, initial_delay_s=0.1, request_timeout_s=1)
+    return s
+
+
+def deploy_verified(s: Session, services: list[str], environment: str) -> list[LedgerRecord]:
+    """What ``deploy-env --no-build`` does below the task layer (without its migrations)."""
+    assert s.manifest is not None
+    tools = discover_tools(s.manifest.root, dry_run=False)
+    request = resolve(s.manifest, services, environment, wrangler=tools.wrangler)
+    return deploy(s, request, DeployOptions(build=False, force=True), tools)  # every call deploys
+
+
+def ledger_of(project: Path) -> Ledger:
+    return Ledger(project / "sample" / ".dome" / "ledger.jsonl")
+
+
+def uploads(emulator: Emulator, worker: str) -> int:
+    return len(emulator.requests_matching("POST", f"/scripts/{worker}/versions$")) + len(
+        emulator.requests_matching("PUT", f"/scripts/{worker}$"))
+
+
+# --- reconciliation under faults ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", r"/workers/subdomain$"), ("POST", r"/workers/scripts/silo-staging/subdomain$")],
+    ids=["account-subdomain", "script-subdomain"],
+)
+def test_a_failure_after_the_upload_records_the_live_version_and_is_not_repeated(
+        ctx, project, emulator, method, path, capsys) -> None:
+    state = emulator.state
+    (first,) = deploy_verified(session(ctx), ["silo"], "staging")
+    deployments = len(state.worker("silo-staging").deployments)
+    uploads_before = uploads(emulator, "silo-staging")
+    emulator.faults.add(path=path, method=method, status=500, times=None)
+
+    with pytest.raises(WranglerFailed):  # wrangler's failure still fails the run …
+        deploy_verified(session(ctx), ["silo"], "staging")
+    record = ledger_of(project).read().records[-1]
+
+    live = state.worker("silo-staging").current_version().id
+    assert live != first.version_id  # … but the new version went live despite the failure …
+    assert (record.outcome, record.version_id) == ("success", live)  # … and the record says so
+    assert "wrangler failed after it went live" in record.extra["warning"]
+    assert record.verified is True  # it was verified like any deploy
+    assert len(state.worker("silo-staging").deployments) == deployments + 1  # exactly one
+    assert uploads(emulator, "silo-staging") == uploads_before + 1  # never re-run as a whole
+    assert "warning: silo-staging: wrangler failed after it went live" in capsys.readouterr().out
+    assert [r.version_id for r in ledger_of(project).read().records] == [first.version_id, live]
+
+
+def test_a_failure_before_the_upload_is_a_failure_with_what_still_serves(ctx, project, emulator):
+    (first,) = deploy_verified(session(ctx), ["silo"], "staging")
+    emulator.faults.add(path=r"/scripts/silo-staging/versions$", method="POST", status=400,
+                        code=10021, message="bad upload", times=None)
+    with pytest.raises(WranglerFailed):
+        deploy_verified(session(ctx), ["silo"], "staging")
+    last = ledger_of(project).read().records[-1]
+    assert (last.outcome, last.version_id) == ("failure", None)
+    assert last.extra["live"] == f"{first.version_id}@100%"
+    assert emulator.state.worker("silo-staging").current_version().id == first.version_id
+
+
+def test_a_crash_inside_verification_still_rolls_production_back(ctx, project, emulator) -> None:
+    (green,) = deploy_verified(session(ctx), ["silo"], "production")
+    manifest = project / "sample" / "dome.yaml"
+    anchor = "      SERVICE_NAME: silo\n"
+    # the new version's health endpoint answers with something that is not HTTP: the client
+    # raises (http.client.BadStatusLine), which used to escape verification with a traceback
+    manifest.write_text(manifest.read_text().replace(
+        anchor, anchor + "      DOME_TEST_HEALTH: garbage\n", 1))
+    with pytest.raises(LifecycleError, match="rolled back to"):
+        deploy_verified(session(ctx), ["silo"], "production")
+    deploy, back = ledger_of(project).read().records[-2:]
+    assert (deploy.kind, deploy.outcome, deploy.verified) == ("deploy", "unhealthy", False)
+    assert "BadStatusLine" in deploy.reason
+    assert (back.kind, back.outcome, back.automatic) == ("rollback", "success", True)
+    assert back.to_version == back.version_id == green.version_id
+    assert emulator.state.worker("silo").current_version().id == green.version_id
+
+
+# --- the CLI: locks, shared history, rehearsals ------------------------------------------------
+
+
+def start(project: Path, emulator: Emulator, *args: str, name: str, **env: str) -> subprocess.Popen:
+    """Start an invoke task in the background; its output goes to files named after ``name``."""
+    out = open(project / f"{name}.out", "w")  # noqa: SIM115 - closed by the process's end
+    err = open(project / f"{name}.err", "w")  # noqa: SIM115
+    return subprocess.Popen(
+        [str(VENV_BIN / "invoke"), *args], cwd=project, stdout=out, stderr=err,
+        stdin=subprocess.DEVNULL, env=run_env(**emulator.env(), DOME_ACTOR=name, **env),
+    )
+
+
+def output(project: Path, name: str) -> str:
+    return (project / f"{name}.out").read_text() + (project / f"{name}.err").read_text()
+
+
+def wait_for(predicate, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def invoke(project: Path, emulator: Emulator | None, *args: str, **env: str
+           ) -> subprocess.CompletedProcess:
+    base = run_env(**(emulator.env() if emulator else {}), **env)
+    return subprocess.run([str(VENV_BIN / "invoke"), *args], cwd=project, env=base, check=False,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def test_two_deploys_at_once_run_one_after_the_other(project, emulator) -> None:
+    locks = Locks(project / "sample" / ".dome" / "locks")
+    deploy = ("deploy-env", "silo", "staging", "--no-build", "--no-verify")
+    with locks.hold(deploy_scope("staging", "silo")):  # hold it so that both runs must queue
+        runs = [start(project, emulator, *deploy, name=name) for name in ("one", "two")]
+        for name in ("one", "two"):
+            wait_for(lambda n=name: f"waiting for pid {os.getpid()}" in output(project, n),
+                     f"{name} to wait for the lock")
+        assert emulator.requests_matching(path="/workers/") == []  # nothing deployed meanwhile
+    assert [run.wait(timeout=300) for run in runs] == [0, 0], output(project, "one") + output(
+        project, "two")
+    # the two wrangler runs did not interleave: start, end, start, end
+    marks = [("start" if r.method == "GET" else "end")
+             for r in emulator.requests
+             if (r.method == "GET" and r.path.endswith("/workers/services/silo-staging"))
+             or (r.method == "POST" and r.path.endswith("/scripts/silo-staging/subdomain"))]
+    assert marks == ["start", "end", "start", "end"]
+    records = [r for r in ledger_of(project).read().records if r.kind == "deploy"]
+    assert [r.outcome for r in records] == ["success", "success"]
+    assert records[-1].version_id == emulator.state.worker("silo-staging").current_version().id
+    assert records[0].version_id != records[1].version_id
+
+
+def test_no_wait_refuses_naming_the_holder_and_runs_no_wrangler(project, emulator) -> None:
+    locks = Locks(project / "sample" / ".dome" / "locks")
+    with locks.hold(deploy_scope("staging", "silo")):
+        result = invoke(project, emulator, "deploy-env", "silo", "staging", "--no-build",
+                        "--no-verify", "--no-wait")
+    assert result.returncode == 1
+    assert f"error: staging/silo is locked by pid {os.getpid()} (`" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert emulator.requests_matching(path="/workers/") == []
+
+
+def test_two_migrations_at_once_apply_each_migration_once(project, emulator) -> None:
+    locks = Locks(project / "sample" / ".dome" / "locks")
+    with locks.hold(migration_scope("staging")):
+        runs = [start(project, emulator, "db-migrate-staging", name=name) for name in ("m1", "m2")]
+        for name in ("m1", "m2"):
+            wait_for(lambda n=name: "lock staging/migrations: waiting for" in output(project, n),
+                     f"{name} to wait for the migration lock")
+    assert [run.wait(timeout=300) for run in runs] == [0, 0], output(project, "m1") + output(
+        project, "m2")
+    database = emulator.state.d1["00000000-0000-4000-8000-0000000000a1"]  # silo-db-staging
+    applied = [row["name"] for row in database.rows("SELECT name FROM d1_migrations ORDER BY id")]
+    assert applied == ["0001_init.sql", "0002_events.sql"]  # once each, not twice
+    assert "UNIQUE constraint failed" not in output(project, "m1") + output(project, "m2")
+
+
+def test_a_deploy_made_by_ci_shows_on_a_laptop(tmp_path, workspace, emulator) -> None:
+    ci = workspace
+    (ci / "node_modules").symlink_to(ROOT / "node_modules")
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    for name in ("sample", "tasks"):
+        subprocess.run(["cp", "-r", str(ci / name), str(laptop / name)], check=True)
+    (laptop / "node_modules").symlink_to(ROOT / "node_modules")
+
+    deployed = invoke(ci, emulator, "deploy-env", "silo", "staging", "--no-build", "--no-verify",
+                      DOME_ACTOR="github:ci-bot")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    live = emulator.state.worker("silo-staging").current_version().id
+
+    shown = invoke(laptop, emulator, "history", "silo", "staging", "--json")
+    assert shown.returncode == 0, shown.stderr
+    migrated, record = json.loads(shown.stdout)  # deploy-env applied silo's migrations first
+    assert (migrated["kind"], migrated["outcome"]) == ("migrate", "success")
+    assert (record["kind"], record["actor"], record["version_id"], record["outcome"]) == (
+        "deploy", "github:ci-bot", live, "success")
+    metrics = invoke(laptop, emulator, "metrics", "--json", "--env", "staging")
+    assert metrics.returncode == 0, metrics.stderr
+    assert '"deployments": 1' in metrics.stdout
+    # the laptop's own ledger now caches CI's record (history works offline next time)
+    assert [r.actor for r in ledger_of(laptop).read().records] == ["github:ci-bot"] * 2
+
+
+def test_a_rehearsal_never_writes_the_real_history(project, emulator) -> None:
+    rehearsed = invoke(project, emulator, "deploy-env", "silo", "staging", "--rehearse",
+                       "--no-build")
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
+    assert "Cloudflare would now hold" in rehearsed.stdout
+    assert not (project / "sample" / ".dome" / "ledger.jsonl").exists()
+    assert emulator.state.kv == {} and emulator.state.workers == {}  # the "real" account
+    history = History.for_manifest(load(project / "sample" / "dome.yaml"),
+                                   project / "sample" / ".dome" / "ledger.jsonl", emulator.env())
+    assert history.read().records == ()
+
+
+def test_a_space_in_the_base_url_is_one_clear_error(project, emulator) -> None:
+    result = invoke(project, emulator, "verify", "silo", "staging", "--base-url",
+                    "http://127.0.0.1:8788/a b")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        "error: --base-url: 'http://127.0.0.1:8788/a b' contains a space at position 24")
+    assert "Traceback" not in result.stderr
+    assert emulator.requests == []

@@ -1,0 +1,90 @@
+"""`namespace()`: paths relative to the tasks module; the generated block's view of it."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from invoke import Collection
+
+from dome_tasks.collection import namespace, native_tasks
+from dome_tasks.just.block import BlockSpec, Entry, invoke_definition, render_block
+from dome_tasks.just.dump import find_just
+
+
+def load_module(path: Path, name: str) -> object:
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+@pytest.mark.parametrize("layout", ["tasks/__init__.py", "tasks.py", "tasks/dome.py"])
+def test_paths_are_relative_to_the_tasks_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    module = tmp_path / layout
+    if layout != "tasks.py":
+        (tmp_path / "tasks").mkdir()
+        (tmp_path / "tasks" / "__init__.py").touch()
+    module.write_text("from dome_tasks.collection import namespace\nns = namespace()\n")
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")
+    ns = load_module(module, "tasks_under_test").ns
+    assert ns.configuration()["dome"]["manifest"] == str(tmp_path / "dome.yaml")
+
+
+def test_root_and_absolute_paths_win(tmp_path: Path) -> None:
+    ns = namespace(manifest="x/dome.yaml", root=tmp_path)
+    assert ns.configuration()["dome"]["manifest"] == str(tmp_path / "x" / "dome.yaml")
+    ns = namespace(manifest=tmp_path / "abs.yaml", root="/elsewhere")
+    assert ns.configuration()["dome"]["manifest"] == str(tmp_path / "abs.yaml")
+
+
+def test_without_a_justfile_every_task_has_both_names() -> None:
+    ns = namespace(manifest="dome.yaml", prefix="cf")
+    names = set(native_tasks().tasks)
+    assert names <= set(ns.tasks)
+    assert set(ns.collections["cf"].tasks) == names
+    assert ns["deploy-env"] is ns["cf.deploy-env"]
+    with pytest.raises(ValueError, match="use lower-case letters"):
+        namespace(prefix="Dome!")
+
+
+def test_invoke_definition_points_at_the_tasks_folder(tmp_path: Path) -> None:
+    entry = Entry("hello", "dome.hello", "[OPTIONS] — Say hello.", "dome")
+    for root, expected in ((".", f"[--search-root][{tmp_path}]"),
+                           ("tools", f"[--search-root][{tmp_path}/tools]")):
+        path = tmp_path / "justfile"
+        path.write_text(render_block([entry], search_root=root))
+        done = subprocess.run(
+            [find_just(), "--justfile", str(path), "hello", "a b", "--flag"],
+            capture_output=True, text=True, check=True,
+            env={"PATH": "/usr/bin:/bin", "DOME_INVOKE": "printf [%s]"},
+        )
+        assert done.stdout == f"{expected}[dome.hello][a b][--flag]"
+    assert "justfile_directory() / 'tools'" in "\n".join(invoke_definition("tools"))
+
+
+def test_the_block_groups_and_documents_each_recipe() -> None:
+    text = render_block([Entry("dome-deploy", "dome.deploy", "[SERVICE] — Deploy.", "dome"),
+                         Entry("ci-plan", "dome.ci-plan", "", "dome-ci")], define_invoke=False)
+    assert "dome_invoke :=" not in text
+    assert (
+        "# [SERVICE] — Deploy.\n[group('dome')]\n[positional-arguments]\ndome-deploy *args:\n"
+        '    @{{dome_invoke}} dome.deploy "$@"\n\n'
+        "[group('dome-ci')]\n[positional-arguments]\nci-plan *args:\n"
+        '    @{{dome_invoke}} dome.ci-plan "$@"\n'
+    ) in text
+
+
+def test_block_spec_lists_tasks_by_name() -> None:
+    assert BlockSpec(Collection()).names() == ()
+    assert BlockSpec(native_tasks()).names() == tuple(sorted(native_tasks().tasks))

@@ -1,0 +1,130 @@
+"""The local environment as a user types it: real invoke, real wrangler dev / workerd, on a
+copy of the sample workspace (three services in three dependency waves)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT, VENV_BIN, run_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def local_workspace(workspace: Path) -> Path:
+    (workspace / "node_modules").symlink_to(ROOT / "node_modules")
+    manifest = workspace / "sample" / "dome.yaml"
+    manifest.write_text(manifest.read_text().replace('ports: "8787-8799"', 'ports: "28900-28919"'))
+    yield workspace
+    invoke(workspace, "stop")
+    assert wrangler_processes(workspace) == []
+
+
+def invoke(workspace: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "invoke"), *args],
+        cwd=workspace,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=240,
+        check=False,
+    )
+
+
+def wrangler_processes(workspace: Path) -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["status"] != psutil.STATUS_ZOMBIE
+        and str(workspace) in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def rows(table: str) -> list[tuple[str, str, str]]:
+    """(service, state, health) of each row of the status table."""
+    return [
+        tuple(line.split()[i] for i in (0, 1, 3))
+        for line in table.splitlines()
+        if line.split()[1:2] in (["running"], ["stopped"], ["stale"])
+    ]
+
+
+def test_dry_run_shows_the_waves_and_starts_nothing(local_workspace):
+    result = invoke(local_workspace, "deploy-env", "all", "local", "--dry-run", "--jobs", "3")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "→ migrate and start under wrangler dev, wave by wave, up to 3 at a time: "
+        "[silo-local] → [constellation-local] → [dome-api-local]\n"
+    ) in result.stdout
+    assert not (local_workspace / "sample/.dome/local/run").exists()
+    assert wrangler_processes(local_workspace) == []
+
+
+def test_deploy_all_status_redeploy_stop(local_workspace):
+    up = invoke(local_workspace, "deploy-env", "all", "local")
+    assert up.returncode == 0, up.stdout + up.stderr
+    out = up.stdout
+    # each service's lines together, wave by wave, on ports in dependency order
+    assert (
+        out.index("  [wave 1/3] silo: ready at http://127.0.0.1:28900 in ")
+        < out.index("  [wave 2/3] constellation: ready at http://127.0.0.1:28901 in ")
+        < out.index("  [wave 3/3] dome-api: ready at http://127.0.0.1:28902 in ")
+    )
+    assert "s\n    silo-db: applied 0001_init.sql, 0002_events.sql\n  [wave 2/3]" in out
+    assert rows(out) == [
+        ("silo", "running", "ok"),
+        ("constellation", "running", "ok"),
+        ("dome-api", "running", "ok"),
+    ]
+
+    status = invoke(local_workspace, "status", "local")
+    assert status.returncode == 0, status.stderr
+    assert sorted(rows(status.stdout)) == [
+        ("constellation", "running", "ok"),
+        ("dome-api", "running", "ok"),
+        ("silo", "running", "ok"),
+    ]
+
+    again = invoke(local_workspace, "deploy-env", "silo", "local")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "applied" not in again.stdout  # migrations unchanged: not applied again
+    assert rows(again.stdout) == [("silo", "running", "ok")]
+
+    stopped = invoke(local_workspace, "stop")
+    assert (stopped.returncode, stopped.stdout.strip()) == (
+        0,
+        "stopped: silo, dome-api, constellation",
+    )
+    assert wrangler_processes(local_workspace) == []
+    after = invoke(local_workspace, "status", "local")
+    assert sorted(rows(after.stdout)) == [
+        ("constellation", "stopped", "-"),
+        ("dome-api", "stopped", "-"),
+        ("silo", "stopped", "-"),
+    ]
+
+
+def test_a_broken_service_stops_the_waves_after_it(local_workspace):
+    source = local_workspace / "sample/services/constellation/src/index.js"
+    source.write_text("export default { fetch() { return new Response('x') \n")  # a syntax error
+    result = invoke(local_workspace, "deploy-env", "all", "local")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "constellation: wrangler dev exited with code 1" in result.stderr
+    assert "Unexpected end of file" in result.stderr  # the log's last lines
+    assert "not started (an earlier wave failed): dome-api" in result.stderr
+    assert "  [wave 2/3] constellation: FAILED after" in result.stdout
+    assert "  [wave 3/3] dome-api: not started (an earlier wave failed)" in result.stdout
+    # the wave before stays up, ready for `deploy-env constellation local` once it is fixed
+    status = invoke(local_workspace, "status", "local")
+    assert sorted(rows(status.stdout)) == [
+        ("constellation", "stopped", "-"),
+        ("dome-api", "stopped", "-"),
+        ("silo", "running", "ok"),
+    ]
