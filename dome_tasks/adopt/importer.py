@@ -64,7 +64,7 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path) -> Proof:
         source = adoption.service(service)
         out = config_path(root, env, service)
         try:
-            config = manifest.resolve(service, env)
+            config = manifest.declared(service, env)
             rendered = render_config(config, manifest_path=manifest.path, out_path=out,
                                      templates_dir=manifest.templates_dir)
             parsed = check_toml(rendered, where=str(out))

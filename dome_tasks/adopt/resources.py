@@ -10,15 +10,12 @@ by that name, and its id recorded in ``.dome/resources.json`` (:class:`ResourceL
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dome_tasks.adopt.intent import KV_NAME_KEY
+from dome_tasks.manifest.resource_ids import LOCK_PATH, ResourceLock
 
 if TYPE_CHECKING:
     from dome_tasks.manifest.loader import Manifest
@@ -39,7 +36,6 @@ __all__ = [
 #: Resource kinds, in the order they are created, with a label for people.
 KINDS = {"d1": "D1 database", "kv": "KV namespace", "r2": "R2 bucket", "queue": "queue",
          "vectorize": "Vectorize index"}
-LOCK_PATH = Path(".dome") / "resources.json"
 
 
 @dataclass(frozen=True)
@@ -113,7 +109,7 @@ def needs(manifest: Manifest, environment: str) -> list[Need]:
     env = manifest.environment(environment).name
     found: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     for service in manifest.deploy_order():
-        config = manifest.resolve(service, env)
+        config = manifest.declared(service, env)
         for kind, name, resource_id, user in _worker_needs(config):
             key = (kind, name or f"id:{resource_id}", config.account_id)
             entry = found.setdefault(key, {"kind": kind, "name": name, "id": None,
@@ -161,46 +157,6 @@ def decide(need: Need, inventory: Inventory) -> Decision:
 # --------------------------------------------------------------------------- the lock file
 
 
-@dataclass
-class ResourceLock:
-    """Ids looked up by name, per account: ``.dome/resources.json`` (a cache; safe to delete)."""
-
-    path: Path
-    accounts: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, root: Path) -> ResourceLock:
-        path = Path(root) / LOCK_PATH
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return cls(path)
-        accounts = data.get("accounts") if isinstance(data, dict) else None
-        return cls(path, accounts if isinstance(accounts, dict) else {})
-
-    def id_of(self, account: str | None, kind: str, name: str) -> str | None:
-        return self.accounts.get(account or "default", {}).get(kind, {}).get(name)
-
-    def record(self, account: str | None, kind: str, name: str, resource_id: str) -> None:
-        self.accounts.setdefault(account or "default", {}).setdefault(kind, {})[name] = resource_id
-
-    def save(self) -> None:
-        """Write atomically (never through a symlink planted in .dome/)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"version": 1, "accounts": self.accounts}, indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".resources.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-
-
 def lock_ids(lock: ResourceLock, decisions: Iterable[Decision]) -> None:
     for decision in decisions:
         need = decision.need
@@ -219,19 +175,6 @@ def with_ids(config: WorkerConfig, lock: ResourceLock) -> WorkerConfig:
     """``config`` with the D1 and KV ids it leaves to a lookup by name filled in from ``lock``
     (what ``invoke provision`` recorded). wrangler needs them: without an id it creates a new
     KV namespace on deploy, and ``d1 migrations apply`` refuses a database without one."""
-    from dataclasses import replace
+    from dome_tasks.manifest.bindings import with_ids as fill
 
-    d1 = tuple(
-        replace(d, database_id=lock.id_of(config.account_id, "d1", d.database_name))
-        if not d.database_id and d.database_name
-        and lock.id_of(config.account_id, "d1", d.database_name) else d
-        for d in config.d1_databases
-    )
-    kv = []
-    for namespace in config.kv_namespaces:
-        title = _kv_title(namespace)
-        found = lock.id_of(config.account_id, "kv", title) if title else None
-        kv.append(replace(namespace, id=found) if found and not namespace.id else namespace)
-    if d1 == config.d1_databases and tuple(kv) == config.kv_namespaces:
-        return config
-    return replace(config, d1_databases=d1, kv_namespaces=tuple(kv))
+    return fill(config, lock.ids_for(config.account_id))

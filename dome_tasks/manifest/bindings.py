@@ -312,7 +312,7 @@ def with_ids(
         objects = getattr(config, kind.attr)
         updated = tuple(
             dataclasses.replace(obj, **{id_fields[0]: ids[kind.attr, name]})
-            if getattr(obj, id_fields[0]) is None
+            if not getattr(obj, id_fields[0])
             and (name := getattr(obj, name_fields[0])) is not None
             and (kind.attr, name) in ids
             else obj

@@ -21,7 +21,9 @@ from dome_tasks.manifest import naming, schema
 from dome_tasks.manifest._problems import KeyPath, Problems
 from dome_tasks.manifest.files import outside
 from dome_tasks.manifest.graph import CycleError, Graph
+from dome_tasks.manifest.bindings import with_ids
 from dome_tasks.manifest.model import Environment, WorkerConfig
+from dome_tasks.manifest.resource_ids import ResourceLock
 from dome_tasks.manifest.resolve import Resolver
 from dome_tasks.manifest.wrangler_schema import WranglerSchema, load_schema
 
@@ -54,6 +56,9 @@ class Manifest:
     _workers: Mapping[tuple[str, str], WorkerConfig] = field(default_factory=dict, repr=False)
     _graph: Graph = field(default_factory=lambda: Graph((), {}), repr=False)
     _names: Mapping[str, str] = field(default_factory=dict, repr=False)  # name/alias -> name
+    # remote configs with the ids provision recorded filled in (read once, on first use)
+    _filled: dict[tuple[str, str], WorkerConfig] = field(default_factory=dict, repr=False)
+    _lock: list[ResourceLock] = field(default_factory=list, repr=False)
 
     def environment(self, name_or_alias: str) -> Environment:
         """The environment called (or aliased) ``name_or_alias``; else :class:`UsageError`."""
@@ -83,8 +88,26 @@ class Manifest:
 
     def resolve(self, service: str, environment: str) -> WorkerConfig:
         """The fully merged configuration of ``service`` in ``environment`` (name or alias)."""
-        name = self.service(service).name
-        return self._workers[name, self.environment(environment).name]
+        key = (self.service(service).name, self.environment(environment).name)
+        found = self._filled.get(key)
+        if found is None:
+            found = self._workers[key]
+            if not self.environments[key[1]].is_local:
+                found = with_ids(found, self.resource_lock.ids_for(found.account_id))
+            self._filled[key] = found
+        return found
+
+    def declared(self, service: str, environment: str) -> WorkerConfig:
+        """Like :meth:`resolve`, but only what dome.yaml says: no ids filled in from
+        ``.dome/resources.json`` (what provision and the importer compare)."""
+        return self._workers[self.service(service).name, self.environment(environment).name]
+
+    @property
+    def resource_lock(self) -> ResourceLock:
+        """The ids ``invoke provision`` found by name (``.dome/resources.json``), read once."""
+        if not self._lock:
+            self._lock.append(ResourceLock.load(self.root))
+        return self._lock[0]
 
     def dependencies(self, service: str) -> tuple[str, ...]:
         """Services ``service`` needs deployed first (bindings and ``depends_on``)."""

@@ -41,8 +41,15 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     assert str(path) in str(caught.value) and "invalid TOML" in str(caught.value)
 
 
-def test_find_configs_skips_node_modules_and_reads_every_format() -> None:
-    root = FIXTURES / "monorepo"
+def test_find_configs_skips_node_modules_and_reads_every_format(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "monorepo"
+    shutil.copytree(FIXTURES / "monorepo", root)
+    # a dependency's own config (node_modules is never committed, so it is made here)
+    dependency = root / "node_modules/some-dep/wrangler.toml"
+    dependency.parent.mkdir(parents=True)
+    dependency.write_text('name = "some-dep"\nmain = "index.js"\n', encoding="utf-8")
     found = [p.relative_to(root).as_posix() for p in find_configs(root)]
     assert found == [
         "apps/web/wrangler.json",
@@ -51,7 +58,6 @@ def test_find_configs_skips_node_modules_and_reads_every_format() -> None:
         "services/silo/wrangler.toml",
         "workers/cron/wrangler.toml",
     ]
-    assert (root / "node_modules/some-dep/wrangler.toml").is_file()  # present, never imported
 
 
 def test_wranglers_precedence_json_over_jsonc_over_toml(tmp_path: Path) -> None:

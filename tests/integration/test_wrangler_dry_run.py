@@ -261,6 +261,7 @@ def test_each_service_runs_the_wrangler_its_workspace_pins(tmp_path: Path) -> No
 
     from dome_tasks.cli.doctor import run_checks
     from dome_tasks.plan.deploy import deploy_plan
+    from dome_tasks.plan.target import resolve
     from dome_tasks.tools import Tools
 
     if not OLDEST.exists():
@@ -276,8 +277,8 @@ def test_each_service_runs_the_wrangler_its_workspace_pins(tmp_path: Path) -> No
     assert manifest.resolve("silo", "staging").wrangler == own
     assert manifest.resolve("dome-api", "staging").wrangler is None
     tools = Tools(wrangler=str(workspace / "node_modules/.bin/wrangler"))
-    deploys = [s.action.argv for s in deploy_plan(manifest, ["silo", "dome-api"], "staging", tools)
-               if s.event == "deploy"]
+    request = resolve(manifest, ["silo", "dome-api"], "staging", wrangler=tools.wrangler)
+    deploys = [s.action.argv for s in deploy_plan(request, tools) if s.event == "deploy"]
     assert [argv[0] for argv in deploys] == [own[0], tools.wrangler]
 
     checks = [c for c in run_checks(workspace / "dome.yaml") if c.name == "wrangler"]
