@@ -25,12 +25,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from timing import BIN, ENV, ROOT, compile_sources
+
 from dome_tasks.local.wrangler import dev_argv, migrations_apply_argv, wrangler_env
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SERVICES = ("silo", "constellation", "dome-api")
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def free_port() -> int:
@@ -115,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
+    compile_sources()
     cold, redeploy, bare, bare_one, redeploy_silo, bare_silo = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import BIN, ENV, ROOT
+from timing import BIN, ENV, ROOT, compile_sources
 
 from dome_tasks.runner import default_jobs
 from dome_tasks.testing.emulator import Emulator
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=30)
     parser.add_argument("--waves", type=int, default=4)
     args = parser.parse_args()
+    compile_sources()
     serial, parallel, noop, forced = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
