@@ -70,7 +70,7 @@ def deploy_request(
                      jobs=flags.jobs or None)
         return
     from dome_tasks.lifecycle.deploy import DeployOptions, deploy
-    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
 
     if not flags.dry_run and not flags.rehearse:
         confirm_protected(request.environment, request.services, settings, flags.yes)
@@ -84,7 +84,10 @@ def deploy_request(
                                 jobs=flags.jobs or default_jobs(), force=flags.force)
         with watched(session, board):
             if flags.migrate:  # the schema first: the new code may need it
-                migrate(session, decide_migrate(request), waves=request.waves, jobs=options.jobs)
+                applied = {} if flags.force else observe_applied(session, request)
+                plans = decide_migrate(request, applied, say=session.say)
+                if plans:
+                    migrate(session, plans, waves=request.waves, jobs=options.jobs)
             deploy(session, request, options, tools)
 
 
@@ -216,7 +219,7 @@ def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *,
                     json: bool = False) -> None:
     """Apply the request's remote D1 migrations (confirmed, recorded), wave by wave; says when
     there are none."""
-    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
     from dome_tasks.runner import default_jobs
 
     plans = decide_migrate(request)

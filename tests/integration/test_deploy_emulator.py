@@ -114,6 +114,35 @@ def test_db_migrate_staging_applies_once(project, emulator, tripwire):
     assert len(database.rows("SELECT name FROM d1_migrations")) == 2
 
 
+def test_a_deploy_applies_pending_migrations_and_skips_them_when_none_are(project, emulator, tripwire):
+    """Before a deploy the migrations table is read from the API: nothing pending, no wrangler."""
+    def applied() -> list[str]:
+        database = emulator.state.d1["00000000-0000-4000-8000-0000000000a1"]
+        return [row["name"] for row in database.rows("SELECT name FROM d1_migrations ORDER BY id")]
+
+    first = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--no-build")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "apply D1 migrations of silo-db-staging" in first.stdout
+    assert applied() == ["0001_init.sql", "0002_events.sql"]
+
+    again = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--no-build")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skip migrations of silo-db-staging (silo): none pending, 2 applied" in again.stdout
+    assert "apply D1 migrations" not in again.stdout
+
+    new = project / "sample/services/silo/migrations/0003_tags.sql"
+    new.write_text("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT);\n", encoding="utf-8")
+    third = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--no-build")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "apply D1 migrations of silo-db-staging" in third.stdout
+    assert applied() == ["0001_init.sql", "0002_events.sql", "0003_tags.sql"]
+
+    forced = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--no-build",
+                    "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "No migrations to apply" in forced.stdout  # --force: wrangler asked all the same
+
+
 UPLOAD = r"/accounts/[^/]+/workers/scripts/silo-staging$"
 
 
