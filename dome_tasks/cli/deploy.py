@@ -84,8 +84,7 @@ def deploy_request(
                                 jobs=flags.jobs or default_jobs(), force=flags.force)
         with watched(session, board):
             if flags.migrate:  # the schema first: the new code may need it
-                applied = {} if flags.force else observe_applied(session, request)
-                plans = decide_migrate(request, applied, say=session.say)
+                plans = decide_migrate(request, observe_applied(session, request), say=session.say)
                 if plans:
                     migrate(session, plans, waves=request.waves, jobs=options.jobs)
             deploy(session, request, options, tools)

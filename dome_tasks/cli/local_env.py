@@ -52,8 +52,10 @@ def local_plan(
         rendered = render(manifest, service, "local")
         steps.append(render_step(rendered))
         config = rendered.config
+        # health_path: null skips the health check: up once the worker answers at all
         targets[service] = local.LocalService(
-            service, config.name, rendered.path, config.health_path or "/"
+            service, config.name, rendered.path, config.health_path or "/",
+            ready_on_any_status=config.health_path is None,
         )
     jobs = jobs or default_jobs()
     waves = manifest.waves(services)

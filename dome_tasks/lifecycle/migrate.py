@@ -4,7 +4,8 @@ one dependency wave migrate side by side.
 
 Before a deploy, :func:`observe_applied` reads each database's migrations table straight from
 the API (milliseconds, no wrangler start); a database whose every migration file is listed
-there has nothing pending and gets no plan (``--force`` runs wrangler anyway).
+there has nothing pending and gets no plan: the same read wrangler makes, so ``--force``
+(which redeploys unchanged code) does not change it; ``db-migrate-*`` always runs wrangler.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def decide_migrate(
             if names is not None and not pending(target.config.service_dir, db, names):
                 if say is not None:
                     say(f"skip migrations of {db.database_name} ({target.service}): none "
-                        f"pending, {len(names)} applied; --force runs them anyway")
+                        f"pending, {len(names)} applied")
                 continue
             databases.append(db.database_name)
         if not databases:

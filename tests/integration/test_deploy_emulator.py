@@ -140,7 +140,9 @@ def test_a_deploy_applies_pending_migrations_and_skips_them_when_none_are(projec
     forced = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--no-build",
                     "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert "No migrations to apply" in forced.stdout  # --force: wrangler asked all the same
+    # --force redeploys the unchanged code; the migrations table still says nothing is pending
+    assert "skip migrations of silo-db-staging (silo): none pending, 3 applied" in forced.stdout
+    assert deploy_requests(emulator)[-1] == ("POST", "silo-staging")
 
 
 UPLOAD = r"/accounts/[^/]+/workers/scripts/silo-staging$"
