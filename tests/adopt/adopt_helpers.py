@@ -1,4 +1,4 @@
-"""Helpers for the adoption tests: the fixture corpus, the CLI, the capability probe."""
+"""Helpers for the adoption tests: the fixture corpus and the CLI."""
 
 from __future__ import annotations
 
@@ -6,40 +6,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from dome_tasks.testing.emulator import Emulator
 from tests.conftest import ROOT, VENV_BIN, run_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT = "0123456789abcdef0123456789abcdef"  # every fixture config's account_id
 TASKS = 'from dome_tasks.collection import namespace\nns = namespace(manifest="dome.yaml")\n'
-
-
-def manifest_takes_wrangler_keys() -> bool:
-    """Whether this dome-tasks' manifest accepts every wrangler key (``triggers``…) and
-    resource names without ids; the full corpus needs both."""
-    from dome_tasks.errors import DomeError
-    from dome_tasks.manifest.loader import loads
-
-    text = (
-        "version: 1\nenvironments: {production: {suffix: ''}}\n"
-        "services:\n  w:\n    path: .\n    main: x.js\n    compatibility_date: '2025-01-01'\n"
-        "    triggers: {crons: ['* * * * *']}\n"
-        "    d1_databases: {DB: {database_name: w-db}}\n"
-    )
-    try:
-        loads(text, "/nonexistent-dome-probe/dome.yaml")
-    except DomeError as error:
-        return "unknown key" not in str(error) and "database_id" not in str(error)
-    return True
-
-
-needs_wrangler_keys = pytest.mark.skipif(
-    not manifest_takes_wrangler_keys(),
-    reason="this dome-tasks' manifest refuses wrangler keys (triggers, assets…) or resource "
-    "names without ids; the full corpus needs both (branch 'manifest')",
-)
 
 
 def copy_fixture(name: str, target: Path) -> Path:

@@ -18,7 +18,7 @@ import pytest
 from dome_tasks.lifecycle.history import NAMESPACE_TITLE as HISTORY_NAMESPACE
 from dome_tasks.manifest.loader import load
 from dome_tasks.testing.emulator import Emulator
-from tests.adopt.adopt_helpers import copy_fixture, invoke, needs_wrangler_keys
+from tests.adopt.adopt_helpers import copy_fixture, invoke
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_the_readme_names_the_steps_in_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "fixture", ["redeclared", pytest.param("monorepo", marks=needs_wrangler_keys)])
+    "fixture", ["redeclared", "monorepo"])
 def test_a_new_user_follows_the_readme_to_a_first_staging_deploy(
     fixture: str, tmp_path: Path, emulator: Emulator, guard: dict[str, str],
 ) -> None:

@@ -13,7 +13,7 @@ import yaml
 from dome_tasks.adopt.diff import config_view
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
-from tests.adopt.adopt_helpers import ACCOUNT, copy_fixture, invoke, needs_wrangler_keys
+from tests.adopt.adopt_helpers import ACCOUNT, copy_fixture, invoke
 from tests.adopt.test_provision import STAGING_DB, STAGING_KV
 from tests.conftest import VENV_BIN, run_env
 
@@ -146,7 +146,6 @@ def fresh(tmp_path: Path) -> Iterator[tuple[Emulator, dict[str, str]]]:
     assert violations(tmp_path / "netguard") == [] and tripwire.hits == []
 
 
-@needs_wrangler_keys
 def test_routes_and_crons_are_read_back_from_the_account(corpus, fresh) -> None:
     emulator, guard = fresh
     emulator.state.add_d1("silo-db-staging", STAGING_DB)

@@ -13,7 +13,7 @@ from dome_tasks.adopt.compare import differences, normalize
 from dome_tasks.adopt.intent import compute
 from dome_tasks.adopt.read import find_configs, read
 from dome_tasks.manifest.loader import load
-from tests.adopt.adopt_helpers import invoke, needs_wrangler_keys
+from tests.adopt.adopt_helpers import invoke
 from tests.conftest import ROOT
 
 if sys.version_info >= (3, 11):
@@ -87,7 +87,6 @@ def test_a_config_dome_cannot_express_fails_the_proof_loudly(redeclared: Path) -
     assert (redeclared / "dome.yaml").is_file()
 
 
-@needs_wrangler_keys
 def test_the_corpus_imports_with_every_config_matching(corpus: Path) -> None:
     done = invoke(corpus, "import")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -97,7 +96,6 @@ def test_the_corpus_imports_with_every_config_matching(corpus: Path) -> None:
     assert rendered_equals_intent(corpus) == 15
 
 
-@needs_wrangler_keys
 def test_the_imported_staging_configs_pass_wranglers_own_dry_run(corpus: Path) -> None:
     assert invoke(corpus, "import").returncode == 0
     assert invoke(corpus, "render", "", "staging").returncode == 0

@@ -11,7 +11,7 @@ import pytest
 
 from dome_tasks.adopt.resources import Inventory, Need, decide
 from dome_tasks.testing.emulator import Emulator
-from tests.adopt.adopt_helpers import invoke, needs_wrangler_keys
+from tests.adopt.adopt_helpers import invoke
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,6 @@ def test_decisions_by_name_and_by_id() -> None:
     assert decide(upper, inventory).action == "exists"  # ids compare in any case
 
 
-@needs_wrangler_keys
 def test_the_corpus_development_resources_are_created_by_name(corpus, emulator, guard) -> None:
     assert invoke(corpus, "import").returncode == 0
     emulator.state.add_vectorize("constellation-index", 768, "cosine")
