@@ -50,12 +50,13 @@ class Tools:
 def service_wrangler(service_dir: Path, root: Path) -> str | None:
     """A ``node_modules/.bin/wrangler`` of the service's own workspace: in its folder or a
     folder above it, below ``root`` (the repository's own is :func:`find_wrangler`'s)."""
-    folder, root = Path(service_dir).resolve(), Path(root).resolve()
-    while folder != root and root in folder.parents:
-        candidate = folder / "node_modules" / ".bin" / "wrangler"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-        folder = folder.parent
+    folder, top = os.path.realpath(service_dir), os.path.realpath(root)
+    inside = top.rstrip(os.sep) + os.sep
+    while folder != top and folder.startswith(inside):
+        candidate = os.path.join(folder, "node_modules", ".bin", "wrangler")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+        folder = os.path.dirname(folder)
     return None
 
 

@@ -48,12 +48,17 @@ def outside(root: Path, base: Path, value: str) -> str | None:
 
 def contained(root: Path, base: Path, value: str) -> Path | None:
     """``base / value`` with symlinks resolved, if it stays inside ``root``; else None."""
-    target = (base / value).resolve()
-    try:
-        target.relative_to(root.resolve())
-    except ValueError:
+    target = os.path.realpath(os.path.join(base, value))
+    real_root = _real(os.fspath(root))
+    if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
         return None
-    return target
+    return Path(target)
+
+
+@functools.lru_cache(maxsize=64)
+def _real(folder: str) -> str:
+    """The repository folder with symlinks resolved (asked for every path of every service)."""
+    return os.path.realpath(folder)
 
 
 def check(resolver: Resolver, workers: Mapping[tuple[str, str], WorkerConfig]) -> None:

@@ -315,18 +315,20 @@ def _check_schema(doc: dict[str, Any], root: Path, where: str) -> None:
 
 def _refuse_symlinks(root: Path, path: Path) -> None:
     """Refuse to write ``path`` through a symlink anywhere below ``root`` (``.dome`` pointing
-    elsewhere would make dome write outside the repository)."""
-    try:
-        parts = Path(path).relative_to(root).parts
-    except ValueError:
+    elsewhere would make dome write outside the repository). Plain strings and ``os.path``:
+    this runs for every config written, and ``Path`` objects cost more than the checks."""
+    base, target = os.fspath(root).rstrip(os.sep) or os.sep, os.fspath(path)
+    if os.path.commonpath((base, target)) != base:
         raise RenderError(
             f"refusing to write {path}: it is outside {root}",
             hint="rendered configs live under the manifest's .dome/build folder",
-        ) from None
-    current = Path(root)
-    for part in parts:
-        current = current / part
-        if current.is_symlink():
+        )
+    current = base
+    for part in target[len(base):].split(os.sep):
+        if not part:
+            continue
+        current = os.path.join(current, part)
+        if os.path.islink(current):
             raise RenderError(
                 f"refusing to write {path}: {current} is a symlink (to {os.readlink(current)})",
                 hint=f"remove {current}; dome creates the folders it writes to itself",
