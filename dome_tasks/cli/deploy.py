@@ -25,6 +25,7 @@ from dome_tasks.tools import discover_tools
 if TYPE_CHECKING:
     from invoke import Context
 
+    from dome_tasks.lifecycle.migrate import Applied
     from dome_tasks.lifecycle.session import Session
     from dome_tasks.manifest.model import Environment
     from dome_tasks.plan.target import ResolvedRequest
@@ -70,7 +71,7 @@ def deploy_request(
                      jobs=flags.jobs or None)
         return
     from dome_tasks.lifecycle.deploy import DeployOptions, deploy
-    from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
 
     if not flags.dry_run and not flags.rehearse:
         confirm_protected(request.environment, request.services, settings, flags.yes)
@@ -84,10 +85,28 @@ def deploy_request(
                                 jobs=flags.jobs or default_jobs(), force=flags.force)
         with watched(session, board):
             if flags.migrate:  # the schema first: the new code may need it
-                plans = decide_migrate(request, observe_applied(session, request), say=session.say)
+                applied = _observe_beside_history(session, request)
+                plans = decide_migrate(request, applied, say=session.say)
                 if plans:
                     migrate(session, plans, waves=request.waves, jobs=options.jobs)
             deploy(session, request, options, tools)
+
+
+def _observe_beside_history(session: Session, request: ResolvedRequest) -> Applied:
+    """The migrations tables (:func:`observe_applied`), read while the environment's history is
+    read in another thread: the deploy then finds the history already read (two waits on the
+    API become one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dome_tasks.lifecycle.migrate import observe_applied
+
+    if session.dry_run:
+        return {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        history = pool.submit(session.ledger.records, None, request.environment.name)
+        applied = observe_applied(session, request)
+        history.result()
+    return applied
 
 
 def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
@@ -218,7 +237,7 @@ def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *,
                     json: bool = False) -> None:
     """Apply the request's remote D1 migrations (confirmed, recorded), wave by wave; says when
     there are none."""
-    from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
     from dome_tasks.runner import default_jobs
 
     plans = decide_migrate(request)

@@ -263,16 +263,22 @@ class Reconciler:
         found = reconcile(expected, self.live(worker), before=before, command_ok=command_ok)
         return found if self.api is not None else replace(found, warning=None)
 
-    def probe(self, command: Command) -> Callable[[Attempt], bool] | None:
-        """For ``WranglerExec.landed_probe``: before a ``deploy`` command runs, note what serves;
-        the returned check tells, after a failed attempt, whether the deploy went live anyway
-        (by the failed call's path, or because the live deployment changed)."""
+    def probe(
+        self, command: Command, known: Mapping[str, LiveDeployment | None] | None = None
+    ) -> Callable[[Attempt], bool] | None:
+        """For ``WranglerExec.landed_probe``: before a ``deploy`` command runs, note what serves
+        (*known* holds what was read already, by worker); the returned check tells, after a
+        failed attempt, whether the deploy went live anyway (by the failed call's path, or
+        because the live deployment changed)."""
         from dome_tasks.wrangler.exec import config_worker_name
 
         if not _is_deploy(command.argv):
             return None
         worker = config_worker_name(command.argv)
-        before = self.live(worker) if worker else None
+        if worker and known is not None and worker in known:
+            before = known[worker]
+        else:
+            before = self.live(worker) if worker else None
 
         def went_live(attempt: Attempt) -> bool:
             if failed_after_going_live(command.argv, attempt):

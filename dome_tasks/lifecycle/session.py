@@ -546,7 +546,9 @@ class _Watch:
 
     def probe(self, command: Command) -> Callable[[Any], bool] | None:
         """For the retry path: did a failed ``wrangler deploy`` go live anyway?"""
-        return self.reconciler.probe(command) if self.reconciler.api is not None else None
+        if self.reconciler.api is None:
+            return None
+        return self.reconciler.probe(command, known={self.worker: self.before})
 
 
 def _first_line(text: str) -> str:
