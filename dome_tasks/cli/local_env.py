@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 from dome_tasks.cli.common import boundary, is_dry, load_manifest, recipe
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from invoke import Context
 
     from dome_tasks.local import LocalEnv, LocalService, Outcome
     from dome_tasks.manifest.loader import Manifest
     from dome_tasks.plan.steps import Step
+    from dome_tasks.plan.target import ResolvedRequest, Target
 
 
 def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
@@ -37,10 +40,16 @@ def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
 
 
 def local_plan(
-    manifest: Manifest, services: list[str], env: LocalEnv, *, jobs: int | None = None
+    manifest: Manifest,
+    services: list[str],
+    env: LocalEnv,
+    *,
+    jobs: int | None = None,
+    rendered: Mapping[str, Target] | None = None,
 ) -> list[Step]:
     """Render each service's local config, then start them by dependency wave (each service:
-    its D1 migrations, then wrangler dev), up to ``jobs`` at a time."""
+    its D1 migrations, then wrangler dev), up to ``jobs`` at a time. *rendered*: the targets
+    the task resolved already (not rendered again)."""
     from dome_tasks import local
     from dome_tasks.plan.deploy import render, render_step
     from dome_tasks.plan.steps import Call, Step
@@ -49,12 +58,12 @@ def local_plan(
     steps: list[Step] = []
     targets: dict[str, LocalService] = {}
     for service in services:
-        rendered = render(manifest, service, "local")
-        steps.append(render_step(rendered))
-        config = rendered.config
+        target = (rendered or {}).get(service) or render(manifest, service, "local")
+        steps.append(render_step(target))
+        config = target.config
         # health_path: null skips the health check: up once the worker answers at all
         targets[service] = local.LocalService(
-            service, config.name, rendered.path, config.health_path or "/",
+            service, config.name, target.path, config.health_path or "/",
             ready_on_any_status=config.health_path is None,
         )
     jobs = jobs or default_jobs()
@@ -90,16 +99,18 @@ def _print_outcome(waves: int, outcome: Outcome) -> None:
     print("  " + text.replace("\n", "\n  "), flush=True)
 
 
-def deploy_local(
-    c: Context, manifest: Manifest, services: list[str], *, dry_run: bool, jobs: int | None = None
-) -> None:
+def deploy_local(c: Context, request: ResolvedRequest, *, dry_run: bool, jobs: int | None = None
+                 ) -> None:
     """``deploy-env SERVICE local``: render, migrate, (re)start wave by wave, wait for health,
     print the table. ``jobs``: services of one wave started at once (default: the cores)."""
     from dome_tasks import local
     from dome_tasks.runner import Runner
 
+    manifest, services = request.manifest, request.services
     env = local_env(manifest, dry_run=dry_run)
-    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env, jobs=jobs))
+    rendered = {target.service: target for target in request.targets}
+    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env, jobs=jobs,
+                                              rendered=rendered))
     if not dry_run:
         print(local.format_status(local.status(env, services)))
 
