@@ -99,3 +99,27 @@ def test_the_emulator_serves_each_uploaded_kind_from_the_table() -> None:
     assert config["r2_buckets"] == [{"binding": "BUCKET", "bucket_name": "objects"}]
     assert config["queues"] == {"producers": [{"binding": "JOBS", "queue": "jobs"}]}
     assert config["services"] == [{"binding": "OTHER", "service": "other", "entrypoint": "Api"}]
+
+
+def test_resolve_fills_the_ids_provision_recorded_and_declared_keeps_the_manifests(load_yaml):
+    """Ids left to a lookup by name come from .dome/resources.json for remote environments."""
+    from dome_tasks.manifest.resource_ids import ResourceLock
+
+    lock = ResourceLock.load(Path.cwd())
+    lock.record(None, "kv", "silo-cache-staging", "0123456789abcdef0123456789abcd03")
+    lock.record(None, "d1", "silo-db-staging", "00000000-0000-4000-8000-000000000003")
+    lock.save()
+    m = load_yaml(
+        """\
+        silo:
+          d1_databases: {DB: {database_name: silo-db}}
+          kv_namespaces: {CACHE: {title: silo-cache}}
+        """
+    )
+    staging = m.resolve("silo", "staging")
+    assert [k.id for k in staging.kv_namespaces] == ["0123456789abcdef0123456789abcd03"]
+    assert [d.database_id for d in staging.d1_databases] == ["00000000-0000-4000-8000-000000000003"]
+    assert m.resolve("silo", "stg") is staging  # read once, whatever the environment is called
+    assert [k.id for k in m.declared("silo", "staging").kv_namespaces] == [None]
+    assert [k.id for k in m.resolve("silo", "development").kv_namespaces] == [None]  # not recorded
+    assert [k.id for k in m.resolve("silo", "local").kv_namespaces] == [None]  # local state
