@@ -311,6 +311,8 @@ class Session:
             try:
                 result = self._run_step(runner, step)
             except (CommandFailed, Interrupted) as error:
+                if watch and step.event in TRAFFIC_EVENTS and isinstance(error, Interrupted):
+                    self._read_back_interrupted(watch, facts)
                 if watch and step.event in TRAFFIC_EVENTS and isinstance(error, WranglerFailed):
                     found = watch.after(facts, command_ok=False)
                     if found.ok:
@@ -330,6 +332,18 @@ class Session:
                     self._failed(plan, facts, runner, error)
                     raise error
         return facts
+
+    def _read_back_interrupted(self, watch: _Watch, facts: Facts) -> None:
+        """Ctrl-C or SIGTERM stopped wrangler mid-change: read what serves, so that the
+        ``interrupted`` record names the version that went live before the signal (if one
+        did); a change that did not land leaves the record without a version."""
+        found = watch.after(facts, command_ok=False)
+        if not found.ok:
+            facts.reconciled = None
+            return
+        if found.version_id:
+            self.say(f"warning: {watch.worker}: {found.version_id} went live before the "
+                     "interrupt (recorded as interrupted: not verified)")
 
     def _failed(self, plan: Plan, facts: Facts, runner: Runner, error: BaseException) -> None:
         """Record a failed plan with its ``on_failure`` steps (``interrupted`` after a signal)."""

@@ -123,6 +123,37 @@ def test_a_signal_mid_upload_stops_everything_and_is_recorded(project, tripwire,
     assert "version_id" not in records[0]
 
 
+def test_a_signal_after_the_new_version_went_live_records_that_version(project, tripwire) -> None:
+    """wrangler is stopped on a call it makes only once the new version serves: the record
+    says interrupted, and names the version the API serves (read back after the signal)."""
+    with Emulator(account_id=ACCOUNT) as emulator:
+        slow = emulator.faults.add(method="GET", path=r"/workers/subdomain$", delay=120)
+        run = subprocess.Popen(
+            [str(VENV_BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify"],
+            cwd=project, env=env_for(project, emulator, tripwire), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while slow.hits == 0 and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert slow.hits == 1, "wrangler never got past the upload"
+            os.killpg(run.pid, signal.SIGINT)
+            stdout, stderr = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        emulator.faults.release()
+        live = emulator.state.worker("silo-staging").current_version().id
+
+    assert run.returncode == 130, stdout + stderr
+    assert f"{live} went live before the interrupt" in stdout + stderr
+    deploys = [r for r in ledger(project) if r["kind"] == "deploy"]
+    assert [(r["service"], r["outcome"], r.get("version_id")) for r in deploys] == [
+        ("silo", "interrupted", live)]
+
+
 def test_a_one_letter_token_leaves_output_intact_and_the_record_written(project, tripwire) -> None:
     with Emulator(account_id=ACCOUNT, token="t") as emulator:
         result = invoke(project, env_for(project, emulator, tripwire),
