@@ -148,6 +148,7 @@ class ProcessRecord:
     log: str
     started_at: float  # time.time() when it was launched
     ready_at: float | None = None  # time.time() when its health path first answered
+    health_any_status: bool = False  # health_path: null: any HTTP answer counts as healthy
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

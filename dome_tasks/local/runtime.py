@@ -279,6 +279,7 @@ def _spawn(env: LocalEnv, service: LocalService, port: int, inspector_port: int)
         inspector_port=inspector_port,
         url=f"http://{env.host}:{port}",
         health_path=service.health_path,
+        health_any_status=service.ready_on_any_status,
         config=str(service.config),
         log=str(log_path),
         started_at=time.time(),
@@ -454,7 +455,7 @@ def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[Service
                     record.pid,
                     record.port,
                     record.url,
-                    _healthy(record.url + record.health_path),
+                    _healthy(record.url + record.health_path, any_status=record.health_any_status),
                     now - record.started_at,
                 )
             )

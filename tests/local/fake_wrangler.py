@@ -8,6 +8,7 @@ apply` plays wrangler's answers. Each worker config may hold a `[fake]` table:
     wait_for = ["a", "b"]      # dev: serve only once these services' dev processes have started
     delay = "0.5"              # dev: seconds before serving
     ignore_term = true         # dev: ignore SIGTERM (the stop must escalate to SIGKILL)
+    status = 404               # dev: answer every request with this status (default 200)
 
 Every call is appended to <state>/fake-calls.jsonl (and `["serving"]` just before `dev` binds
 its port); `dev` marks <state>/fake-started/<name>.
@@ -64,7 +65,7 @@ with open(state / "fake-calls.jsonl", "a") as calls:
     calls.write(json.dumps({{"argv": ["serving"], "name": name, "time": time.time()}}) + "\n")
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(name.encode())
+        self.send_response(int(fake.get("status", 200))); self.end_headers(); self.wfile.write(name.encode())
     def log_message(self, *a):
         pass
 server = http.server.HTTPServer(("127.0.0.1", port), Health)

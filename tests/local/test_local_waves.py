@@ -40,6 +40,17 @@ def test_services_of_one_wave_start_side_by_side(env, tmp_path):
     ]
 
 
+def test_a_service_without_a_health_check_is_up_and_healthy_once_it_answers_at_all(env, tmp_path):
+    """``health_path: null``: a worker answering 404 on / is up, and `status` says healthy."""
+    import dataclasses
+
+    plain = dataclasses.replace(fake_service(tmp_path, "plain", status=404), health_path="/",
+                                ready_on_any_status=True)
+    (outcome,) = start_wave(env, [plain], jobs=1)
+    assert outcome.error is None and outcome.record is not None
+    assert [(s.service, s.state, s.healthy) for s in status(env)] == [("plain", "running", True)]
+
+
 def test_jobs_1_boots_one_at_a_time(env, tmp_path):
     services = [fake_service(tmp_path, name, delay="0.2") for name in ("a", "b", "c")]
     start_wave(env, services, jobs=1)
