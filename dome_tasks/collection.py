@@ -75,9 +75,9 @@ def tasks_root(frame: FrameType | None) -> Path:
 def _with_justfile(native: Collection, justfile: Path, prefix: str, base: Path) -> Collection:
     from dome_tasks.errors import JustError
     from dome_tasks.just.block import BlockSpec
-    from dome_tasks.just.bridge import coexisting, parity_tasks
+    from dome_tasks.just.bridge import coexisting
     from dome_tasks.just.dump import cached_dump_json, parse_dump
-    from dome_tasks.just.parity import replaced_recipes
+    from dome_tasks.just.parity import parity_tasks, replaced_recipes
 
     spec = BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
     if not justfile.is_file():

@@ -7,8 +7,6 @@ What every environment shares sits at the service level; what differs goes under
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from dome_tasks._atomic import write_atomic
 from dome_tasks.adopt.intent import PRODUCTION, Adoption, Guess
 from dome_tasks.adopt.read import AdoptError
 
@@ -366,19 +365,5 @@ def write_manifest(path: Path, text: str, *, force: bool = False) -> None:
             f"{path} already exists; nothing was written",
             hint="pass --force to replace it (or --output to write elsewhere)",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, text)
 

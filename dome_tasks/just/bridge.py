@@ -48,34 +48,14 @@ from dome_tasks.just.delegation import Delegation, delegations
 from dome_tasks.just.dump import JustError, Justfile, Recipe, find_just, load_justfile
 
 __all__ = [
-    "BLOCK_BEGIN",
-    "BLOCK_END",
     "CALL_CHAIN_ENV",
     "Delegation",
     "RecipeTask",
-    "check_parity",
     "coexisting",
     "delegations",
-    "parity_tasks",
     "recipe_task",
     "recipes_collection",
-    "task_params",
-    "write_delegating_block",
 ]
-
-#: Re-exported names of the generated block's modules, imported only when asked for: a
-#: namespace without the parity tasks never loads them.
-_LAZY = {"BLOCK_BEGIN": "block", "BLOCK_END": "block", "task_params": "block",
-         "check_parity": "parity", "parity_tasks": "parity", "write_delegating_block": "parity"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"dome_tasks.just.{module}"), name)
 
 CALL_CHAIN_ENV = "DOME_TASKS_CALL_CHAIN"
 CHAIN_SEP = " › "

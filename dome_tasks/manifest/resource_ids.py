@@ -9,10 +9,10 @@ diff) binds the resource provision made instead of letting wrangler create anoth
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dome_tasks._atomic import write_atomic
 
 __all__ = ["LOCK_PATH", "ResourceLock"]
 
@@ -57,16 +57,5 @@ class ResourceLock:
 
     def save(self) -> None:
         """Write atomically (never through a symlink planted in .dome/)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": 1, "accounts": self.accounts}, indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".resources.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomic(self.path, text + "\n")

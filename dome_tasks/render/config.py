@@ -17,11 +17,11 @@ import functools
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dome_tasks._atomic import write_atomic
 from dome_tasks.errors import RenderError
 from dome_tasks.render._toml import toml_comment, toml_key, toml_table, toml_value
 
@@ -353,21 +353,7 @@ def write_config(text: str, path: Path, *, root: Path | None = None) -> bool:
     except FileNotFoundError:
         pass
     check_toml(text, where=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, data)
     return True
 
 

@@ -15,7 +15,7 @@ import pytest
 from dome_tasks.manifest.loader import load
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.conftest import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 
@@ -26,20 +26,6 @@ ACCOUNT = "0123456789abcdef0123456789abcdef"  # the sample manifest's account
 def emulator():
     with Emulator(account_id=ACCOUNT) as emu:
         yield emu
-
-
-@pytest.fixture
-def project(workspace: Path) -> Path:
-    """The sample workspace with the pinned wrangler linked where dome-tasks looks first."""
-    (workspace / "node_modules").symlink_to(ROOT / "node_modules")
-    return workspace
-
-
-@pytest.fixture
-def tripwire():
-    wire = Tripwire()
-    yield wire
-    wire.close()
 
 
 def invoke(project: Path, emulator: Emulator, tripwire: Tripwire, *args: str) -> subprocess.CompletedProcess:

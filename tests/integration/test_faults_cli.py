@@ -11,19 +11,13 @@ import pytest
 
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.conftest import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 STAGING_DB = "00000000-0000-4000-8000-0000000000a1"
 QUERY = r"/d1/database/[^/]+/query$"
-
-
-@pytest.fixture
-def project(workspace: Path) -> Path:
-    (workspace / "node_modules").symlink_to(ROOT / "node_modules")
-    return workspace
 
 
 @pytest.fixture

@@ -22,25 +22,12 @@ import pytest
 from dome_tasks.events import MASK
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.conftest import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"  # the sample manifest's account
 UPLOAD = r"/workers/scripts/silo-staging$"
-
-
-@pytest.fixture
-def project(workspace: Path) -> Path:
-    (workspace / "node_modules").symlink_to(ROOT / "node_modules")
-    return workspace
-
-
-@pytest.fixture
-def tripwire():
-    wire = Tripwire()
-    yield wire
-    wire.close()
 
 
 def env_for(project: Path, emulator: Emulator, tripwire: Tripwire) -> dict[str, str]:

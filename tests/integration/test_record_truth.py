@@ -47,13 +47,6 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def project(workspace: Path) -> Path:
-    """The sample workspace with the pinned wrangler linked where dome-tasks looks first."""
-    (workspace / "node_modules").symlink_to(ROOT / "node_modules")
-    return workspace
-
-
-@pytest.fixture
 def health(emulator: Emulator) -> Iterator[str]:
     """Answers 200 for ``<worker>.emulator.workers.dev`` when the worker is deployed."""
     state = emulator.state
