@@ -8,12 +8,16 @@ from __future__ import annotations
 import difflib
 import signal
 from collections.abc import Iterable
+from typing import Any
 
 
 class DomeError(Exception):
     """Base class: a user-facing error with an optional location and remedy."""
 
     exit_code = 2
+    #: The ledger records written for the failed step's plan before this error propagated
+    #: (``Session.execute`` sets them: what the record now says, e.g. a version that went live).
+    recorded: tuple[Any, ...] = ()
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
         super().__init__(message)

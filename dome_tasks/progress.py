@@ -36,8 +36,9 @@ STATES = {
     "rollback": "rolling back",
     "record": "recording",
 }
-_FAILED = ("failed", "unhealthy", "rolled back")
+_FAILED = ("failed", "interrupted", "unhealthy", "rolled back")
 _STYLE = {"deployed": "green", "skipped": "cyan", "migrated": "green", "failed": "red",
+          "interrupted": "red",
           "unhealthy": "red", "rolled back": "yellow", "not run": "dim"}
 
 
@@ -47,7 +48,8 @@ class Outcome:
 
     service: str
     environment: str
-    result: str  # deployed | skipped | migrated | failed | unhealthy | rolled back | not run
+    result: str  # deployed | skipped | migrated | failed | interrupted | unhealthy | rolled back
+    #              | not run
     worker: str | None = None
     version: str | None = None
     url: str | None = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dome_tasks.errors import DomeError
+from dome_tasks.errors import DomeError, Interrupted
 from dome_tasks.lifecycle.common import checks_health, learned_subdomain, record_step, verify_step
 from dome_tasks.lifecycle.session import LifecycleError, Session
 from dome_tasks.lifecycle.skip import (
@@ -300,7 +300,10 @@ def _deploy_locked(
     try:
         facts = session.execute(plan)
     except DomeError as error:
-        board.done(Outcome(target.service, where, "failed", target.worker,
+        # what the record now says serves (a version that went live before a Ctrl-C), if any
+        live = next((r.version_id for r in error.recorded if r.kind == "deploy"), None)
+        result = "interrupted" if isinstance(error, Interrupted) else "failed"
+        board.done(Outcome(target.service, where, result, target.worker, live,
                            note=_first_line(str(error))))
         raise
     written = list(facts.records)

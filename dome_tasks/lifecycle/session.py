@@ -354,8 +354,11 @@ class Session:
             step = self._bound(step, facts, strict=False)
             if isinstance(error, Interrupted) and isinstance(step.action, WriteRecord):
                 action = dataclasses.replace(step.action, outcome="interrupted")
-                step = dataclasses.replace(step, action=action)
+                label = step.description.replace("(failure)", "(interrupted)")
+                step = dataclasses.replace(step, action=action, description=label)
             runner.run_step(step)
+        if isinstance(error, DomeError):
+            error.recorded = tuple(facts.records)
 
     def _watch(self, plan: Plan) -> _Watch | None:
         """What to read back after the plan's traffic change: the worker its record names."""

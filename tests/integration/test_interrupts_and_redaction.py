@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -136,6 +137,7 @@ def test_a_signal_after_the_new_version_went_live_records_that_version(project, 
 
     assert run.returncode == 130, stdout + stderr
     assert f"{live} went live before the interrupt" in stdout + stderr
+    assert re.search(rf"silo\s+staging\s+interrupted\s+{live[:8]}", stdout), stdout  # summary
     deploys = [r for r in ledger(project) if r["kind"] == "deploy"]
     assert [(r["service"], r["outcome"], r.get("version_id")) for r in deploys] == [
         ("silo", "interrupted", live)]
