@@ -48,12 +48,13 @@ def serve(
                 f"Deployed workers are served: curl -H 'Host: {sample}' {emulator.origin}/",
                 file=out,
             )
-        print("Press Ctrl-C to stop.", file=out, flush=True)
         previous = None
         if threading.current_thread() is threading.main_thread():
             # SIGTERM stops like Ctrl-C, so served workers' process groups are stopped too.
             previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            # Printed inside the try: a signal sent as soon as this line is read must stop cleanly.
+            print("Press Ctrl-C to stop.", file=out, flush=True)
             (stop or threading.Event()).wait()
         except KeyboardInterrupt:
             pass
