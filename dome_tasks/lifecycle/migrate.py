@@ -114,7 +114,7 @@ def decide_migrate(
             fields = {"extra": {"database": database}}
             plans.append(
                 Plan(
-                    (migrate_step(target, database), record_step(target, "migrate", **fields)),
+                    (migrate_step(target, database), record_step(target, "migrate", "success", **fields)),
                     on_failure=(record_step(target, "migrate", "failure", **fields),),
                 )
             )

@@ -74,7 +74,7 @@ def test_dry_run_prints_the_whole_plan_and_runs_nothing(tmp_path, capsys):
     assert arrows(out) == [  # pending D1 migrations first, then the new code
         f"render silo-staging -> {SAMPLE}/.dome/build/staging/silo/wrangler.toml",
         "apply D1 migrations of silo-db-staging (staging)",
-        "record migrate of silo-staging",
+        "record migrate of silo-staging (success)",
         f"render silo-staging -> {SAMPLE}/.dome/build/staging/silo/wrangler.toml",
         "deploy silo-staging (staging)",
         "verify silo-staging",
@@ -82,6 +82,7 @@ def test_dry_run_prints_the_whole_plan_and_runs_nothing(tmp_path, capsys):
     ]
     assert "GET the health URL wrangler reports must answer 200" in out
     assert "ledger: deploy success/unhealthy (version_id=<new-version>)" in out
+    assert "ledger: migrate success (extra={'database': 'silo-db-staging'})" in out
     assert not (tmp_path / "ledger.jsonl").exists()
 
 
