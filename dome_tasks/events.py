@@ -78,9 +78,15 @@ class Redactor:
         return redactor
 
     def add_credentials(self, environ: Mapping[str, str]) -> None:
-        """Register the credential variables' values found in ``environ`` (API tokens, keys)."""
+        """Register the credentials found under ``environ``: the variables' values (API tokens,
+        keys) and the token ``wrangler login`` stored."""
+        from dome_tasks.cloudflare.credentials import stored_login
+
         for name in CREDENTIAL_VARIABLES:
             self.add(environ.get(name), explicit=False)
+        login = stored_login(environ)  # wrangler login's OAuth token: dome sends it too
+        if login is not None:
+            self.add(login.token, explicit=False)
 
     def add(self, secret: str | None, *, explicit: bool = True) -> None:
         """Register a value (and its stripped form: wrangler strips one trailing newline).

@@ -20,16 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.adopt.cfapi import ApiCallError, CloudflareApi
 from dome_tasks.adopt.compare import resolve_environment
 from dome_tasks.adopt.read import AdoptError, read
 from dome_tasks.adopt.resources import ResourceLock
 from dome_tasks.adopt.sources import PRODUCTION, dome_env_name
+from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi
 
 __all__ = ["DiffResult", "Lookup", "View", "config_view", "diff_service", "live_view", "unified"]
 
 #: Cloudflare's codes for "this worker does not exist".
 NOT_FOUND = (10007, 10090)
+TIMEOUT_S = 30.0
+CREDENTIALS_HINT = ("set CLOUDFLARE_API_TOKEN (a token that may read Workers scripts, routes, "
+                    "D1 and KV), or run `wrangler login`")
 #: Binding types that never reach a view (their values cannot be read back).
 UNCOMPARED = ("secret_text", "secret_key", "inherit")
 
@@ -201,7 +204,7 @@ def live_view(api: CloudflareApi, account: str, worker: str) -> View | None:
     base = f"/accounts/{account}/workers/scripts/{worker}"
     try:
         settings = api.get(f"{base}/settings") or {}
-    except ApiCallError as error:
+    except ApiFailure as error:
         if error.code in NOT_FOUND or error.status == 404:
             return None
         raise
@@ -330,10 +333,20 @@ def diff_service(manifest: Any, service: str, environment: str, *, against: str 
         old = config_view(hand_kept, label, lookup)
         new = config_view(rendered, f"rendered: {rel}", lookup)
         return DiffResult(unified(old, new, label), worker, label)
-    api = api or CloudflareApi.from_environ()
-    account = _account(api, env.account_id, rendered.get("account_id"))
-    live = live_view(api, account, worker)
-    new = config_view(rendered, f"rendered: {rel}", api_lookup(api, account))
+    if api is None:
+        from dome_tasks.cloudflare.credentials import wrangler_near
+
+        api = CloudflareApi.from_environ(os.environ, need_account=False, timeout=TIMEOUT_S,
+                                         wrangler=wrangler_near(manifest.root))
+        if api is None:
+            raise AdoptError("no Cloudflare credentials to read what is deployed",
+                             hint=CREDENTIALS_HINT)
+    try:
+        account = _account(api, env.account_id, rendered.get("account_id"))
+        live = live_view(api, account, worker)
+        new = config_view(rendered, f"rendered: {rel}", api_lookup(api, account))
+    except ApiFailure as error:  # exit 2, as diff(1) on trouble: 1 means "it differs"
+        raise AdoptError(error.message, hint=error.hint or CREDENTIALS_HINT) from None
     absent = f"live: {worker} (not deployed)"
     return DiffResult(unified(live, new, absent), worker, live.label if live else absent,
                       live.secrets if live is not None else ())

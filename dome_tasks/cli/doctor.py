@@ -34,12 +34,22 @@ def _version(argv: list[str], cwd: Path | None = None) -> str:
     return text[-1] if done.returncode == 0 and text else f"failed (exit {done.returncode})"
 
 
-def wrangler_login_present(home: Path) -> bool:
-    """Does a ``wrangler login`` OAuth token exist in wrangler's config folder?"""
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    folders = [Path(xdg) / ".wrangler"] if xdg else []
-    folders += [home / ".config" / ".wrangler", home / ".wrangler"]
-    return any((folder / "config" / "default.toml").is_file() for folder in folders)
+def credentials_check() -> Check:
+    """Which credentials remote work would use, as wrangler would find them (nothing is run)."""
+    from dome_tasks.cloudflare.credentials import find_credentials, stored_login
+
+    found = find_credentials(os.environ)
+    login = stored_login(os.environ)
+    if found is not None and found.source != "wrangler login":
+        detail = f"{found.source} is set" + (" (with CLOUDFLARE_EMAIL)" if found.email else "")
+    elif login is not None and login.fresh():
+        detail = f"wrangler login ({login.path}), valid until {login.expires:%Y-%m-%d %H:%M} UTC"
+    elif login is not None and login.refreshable:
+        detail = f"wrangler login ({login.path}), expired: wrangler renews it on the next run"
+    else:
+        return Check("credentials", False, "none: run `wrangler login` or set "
+                     "CLOUDFLARE_API_TOKEN (only remote deploys need them)", required=False)
+    return Check("credentials", True, detail, required=False)
 
 
 def run_checks(manifest_path: Path) -> list[Check]:
@@ -60,16 +70,7 @@ def run_checks(manifest_path: Path) -> list[Check]:
         checks.append(Check("just", True, f"{_version([just_bin, '--version'])} ({just_bin})"))
     except DomeError as error:
         checks.append(Check("just", False, str(error)))
-    if os.environ.get("CLOUDFLARE_API_TOKEN"):
-        checks.append(Check("credentials", True, "CLOUDFLARE_API_TOKEN is set", required=False))
-    elif wrangler_login_present(Path.home()):
-        checks.append(Check("credentials", True, "wrangler login token found", required=False))
-    else:
-        checks.append(Check(
-            "credentials", False,
-            "none: run `wrangler login` or set CLOUDFLARE_API_TOKEN (only remote deploys need them)",
-            required=False,
-        ))
+    checks.append(credentials_check())
     try:
         from dome_tasks.manifest.loader import load
 

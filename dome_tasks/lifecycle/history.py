@@ -14,7 +14,8 @@ The local ``.dome/ledger.jsonl`` stays as a read-through cache: reads merge the 
 with it (by record id; the shared record wins) and append shared records the machine had not
 seen, so ``history`` still answers offline. Writes go to both. When Cloudflare cannot be reached
 the record is kept locally, queued in ``<ledger>.unsynced.jsonl``, and pushed on the next run.
-Without credentials (no ``CLOUDFLARE_API_TOKEN``) the history is this machine's only, as before.
+Credentials are wrangler's (an API token, a global key, or ``wrangler login``; see
+:mod:`dome_tasks.cloudflare.credentials`); without any, the history is this machine's only.
 
 A rehearsal (:meth:`History.for_rehearsal`) writes only to the emulator's KV: never to the
 real ledger, never to the real account.
@@ -32,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dome_tasks.lifecycle.cloudflare import ApiFailure, CloudflareApi, path_segment
+from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
+from dome_tasks.cloudflare.credentials import Credentials, find_credentials, wrangler_near
 from dome_tasks.lifecycle.ledger import Ledger, LedgerProblem, LedgerRead, LedgerRecord, select
 
 if TYPE_CHECKING:
@@ -264,7 +266,8 @@ class History:
         """The history of ``manifest``'s remote environments, cached in ``ledger_path``."""
         env = os.environ if environ is None else environ
         path = Path(ledger_path)
-        stores, reason = _stores(manifest, env, timeout)
+        credentials = find_credentials(env, wrangler=wrangler_near(manifest.root))
+        stores, reason = _stores(manifest, env, timeout, credentials)
         return cls(Ledger(path), stores, outbox=Outbox(path.with_name(path.name + ".unsynced")),
                    warn=warn, off_reason=reason)
 
@@ -277,7 +280,8 @@ class History:
         warn: Callable[[str], None] | None = None,
     ) -> History:
         """A rehearsal's history: the emulator's KV only (no local file, no real account)."""
-        stores, reason = _stores(manifest, emulator_environ, 10.0)
+        stores, reason = _stores(manifest, emulator_environ, 10.0,
+                                 find_credentials(emulator_environ))
         if any(store is not None and not store.api.is_loopback for store in stores.values()):
             raise ValueError("a rehearsal history must point at the emulator (127.0.0.1)")
         return cls(None, stores, warn=warn, off_reason=reason)
@@ -411,8 +415,12 @@ def _reason(error: Exception) -> str:
     return f"unexpected answer: {type(error).__name__}: {error}"
 
 
-def _stores(manifest: Manifest, environ: Mapping[str, str], timeout: float
-            ) -> tuple[dict[str, KvStore | None], str | None]:
+NO_CREDENTIALS = ("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN or run `wrangler login` "
+                  "to share the history through Cloudflare")
+
+
+def _stores(manifest: Manifest, environ: Mapping[str, str], timeout: float,
+            credentials: Credentials | None) -> tuple[dict[str, KvStore | None], str | None]:
     """One store per account, shared by the environments in it; why there is none, if so."""
     stores: dict[str, KvStore | None] = {}
     by_account: dict[tuple[str, str], KvStore] = {}
@@ -420,13 +428,15 @@ def _stores(manifest: Manifest, environ: Mapping[str, str], timeout: float
     for name, env in manifest.environments.items():
         if env.is_local:
             continue
-        api = CloudflareApi.from_environ(environ, account_id=env.account_id, timeout=timeout)
-        if api is None:
+        account = env.account_id or environ.get("CLOUDFLARE_ACCOUNT_ID")
+        if credentials is None or not account:
             stores[name] = None
-            reason = reason or ("no CLOUDFLARE_API_TOKEN: set it to share the history through "
-                                "Cloudflare" if env.account_id or environ.get("CLOUDFLARE_ACCOUNT_ID")
-                                else "no account id: set account_id or CLOUDFLARE_ACCOUNT_ID")
+            reason = reason or (NO_CREDENTIALS if account else
+                                "no account id: set account_id or CLOUDFLARE_ACCOUNT_ID")
             continue
-        store = by_account.setdefault((api.base_url, api.account_id), KvStore(api))
+        api = CloudflareApi.with_credentials(environ, credentials, account, timeout=timeout)
+        store = by_account.setdefault((api.base_url, account), KvStore(api))
         stores[name] = store
     return stores, reason
+
+

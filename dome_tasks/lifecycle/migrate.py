@@ -58,7 +58,7 @@ def observe_applied(session: Session, request: ResolvedRequest) -> dict[tuple[st
     failed read): wrangler then decides, as without this check. Nothing is read in a dry run."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from dome_tasks.lifecycle.cloudflare import ApiFailure
+    from dome_tasks.cloudflare.api import ApiFailure
 
     api = None if session.dry_run else session.reconciler(request.environment.name).api
     wanted = [(target.service, db) for target in request.targets

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from dome_tasks.lifecycle.cloudflare import ApiFailure, CloudflareApi, path_segment
+from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 
 if TYPE_CHECKING:
     from dome_tasks.plan.steps import Command
@@ -95,7 +95,7 @@ class LiveDeployment:
 def read_live(api: CloudflareApi, worker: str) -> LiveDeployment:
     """The live deployment of ``worker`` (no deployment if the worker does not exist).
 
-    Raises :class:`~dome_tasks.lifecycle.cloudflare.ApiFailure` when the API cannot tell."""
+    Raises :class:`~dome_tasks.cloudflare.api.ApiFailure` when the API cannot tell."""
     try:
         result = api.call("GET", f"/workers/scripts/{path_segment(worker)}/deployments")
     except ApiFailure as error:

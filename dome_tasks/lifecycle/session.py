@@ -261,12 +261,14 @@ class Session:
     def reconciler(self, environment: str) -> Reconciler:
         """Reads what serves in *environment*'s account, straight from the API (no API access:
         wrangler's own report is taken)."""
-        from dome_tasks.lifecycle.cloudflare import CloudflareApi
+        from dome_tasks.cloudflare.api import CloudflareApi
+        from dome_tasks.cloudflare.credentials import wrangler_near
 
         if environment not in self._reconcilers:
             env = self.manifest.environments.get(environment) if self.manifest else None
             environ = os.environ if self.base_env is None else self.base_env
-            api = CloudflareApi.from_environ(environ, account_id=env.account_id if env else None)
+            api = CloudflareApi.from_environ(environ, account_id=env.account_id if env else None,
+                                             wrangler=wrangler_near(self.root))
             self._reconcilers[environment] = Reconciler(api)
         return self._reconcilers[environment]
     def lane(self, out: TextIO) -> Session:

@@ -3,7 +3,8 @@ every machine, under faults and concurrency. The REAL wrangler against the API e
 
 * a failure after the upload is recorded as the version that went live, never re-run;
 * two deploys (or migrations) at once run one after the other, the second naming the first;
-* a deploy made on one machine ("CI") shows in the history of another ("a laptop");
+* a deploy made on one machine ("CI") shows in the history of another ("a laptop"), also when
+  the laptop has only `wrangler login` (an expired login is renewed by wrangler, once);
 * a rehearsal never writes the real history;
 * a crash inside verification is an unhealthy result: production still rolls back.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
+from dome_tasks.cloudflare.credentials import login_file
 from dome_tasks.lifecycle.deploy import DeployOptions, deploy
 from dome_tasks.lifecycle.history import History
 from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord
@@ -257,7 +259,8 @@ def test_two_migrations_at_once_apply_each_migration_once(project, emulator) -> 
     assert "UNIQUE constraint failed" not in output(project, "m1") + output(project, "m2")
 
 
-def test_a_deploy_made_by_ci_shows_on_a_laptop(tmp_path, workspace, emulator) -> None:
+def two_machines(tmp_path: Path, workspace: Path) -> tuple[Path, Path]:
+    """The workspace as CI's checkout, and a copy of it as a laptop's (each its own .dome/)."""
     ci = workspace
     (ci / "node_modules").symlink_to(ROOT / "node_modules")
     laptop = tmp_path / "laptop"
@@ -265,6 +268,11 @@ def test_a_deploy_made_by_ci_shows_on_a_laptop(tmp_path, workspace, emulator) ->
     for name in ("sample", "tasks"):
         subprocess.run(["cp", "-r", str(ci / name), str(laptop / name)], check=True)
     (laptop / "node_modules").symlink_to(ROOT / "node_modules")
+    return ci, laptop
+
+
+def test_a_deploy_made_by_ci_shows_on_a_laptop(tmp_path, workspace, emulator) -> None:
+    ci, laptop = two_machines(tmp_path, workspace)
 
     deployed = invoke(ci, emulator, "deploy-env", "silo", "staging", "--no-build", "--no-verify",
                       DOME_ACTOR="github:ci-bot")
@@ -282,6 +290,43 @@ def test_a_deploy_made_by_ci_shows_on_a_laptop(tmp_path, workspace, emulator) ->
     assert '"deployments": 1' in metrics.stdout
     # the laptop's own ledger now caches CI's record (history works offline next time)
     assert [r.actor for r in ledger_of(laptop).read().records] == ["github:ci-bot"] * 2
+
+
+def test_a_laptop_with_only_wrangler_login_shares_the_history(tmp_path, workspace, emulator):
+    ci, laptop = two_machines(tmp_path, workspace)
+    login = {**emulator.login_env(), "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": ""}
+    stored = login_file(login)  # `wrangler login` an hour ago: its token has expired since
+    stored.parent.mkdir(parents=True)
+    stored.write_text('oauth_token = "expired-login-token"\n'
+                      'expiration_time = "2020-01-01T00:00:00.000Z"\n'
+                      f'refresh_token = "{emulator.refresh_token}"\nscopes = ["account:read"]\n')
+    laptop_env = {k: v for k, v in run_env(**login, DOME_ACTOR="laptop").items()
+                  if k not in ("CLOUDFLARE_API_TOKEN", "CF_API_TOKEN")}
+
+    def on_laptop(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(VENV_BIN / "invoke"), *args], cwd=laptop, env=laptop_env,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=300, check=False)
+
+    deployed = invoke(ci, emulator, "deploy-env", "silo", "staging", "--no-build", "--no-verify",
+                      DOME_ACTOR="github:ci-bot")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    shown = on_laptop("history", "silo", "staging", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [(r["kind"], r["actor"]) for r in json.loads(shown.stdout)] == [
+        ("migrate", "github:ci-bot"), ("deploy", "github:ci-bot")]
+    assert "machine's only" not in shown.stderr
+
+    redeployed = on_laptop("deploy-env", "silo", "staging", "--no-build", "--no-verify", "--force")
+    assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
+    live = emulator.state.worker("silo-staging").current_version().id
+    seen_by_ci = invoke(ci, emulator, "history", "silo", "staging", "--json")
+    last = json.loads(seen_by_ci.stdout)[-1]
+    assert (last["actor"], last["version_id"], last["outcome"]) == ("laptop", live, "success")
+    # renewed once by wrangler itself (the second run found the fresh token it stored)
+    assert len(emulator.requests_matching("POST", "/oauth2/token$")) == 1
+    assert "expired-login-token" not in stored.read_text()
+    assert not (laptop / "sample" / ".dome" / "ledger.jsonl.unsynced").exists()
 
 
 def test_a_rehearsal_never_writes_the_real_history(project, emulator) -> None:

@@ -17,6 +17,7 @@ from types import TracebackType
 from dome_tasks.testing.emulator.faults import FaultSet
 from dome_tasks.testing.emulator.server import (
     API_PREFIX,
+    OAUTH_TOKEN_PATH,
     EmulatorHTTPServer,
     RequestRecord,
     build_router,
@@ -73,6 +74,7 @@ class Emulator:
         (default: `node_modules/.bin/wrangler` above the working directory or this package).
         `serve_timeout`: how long one worker may take to start."""
         self.token = token
+        self.refresh_token = "emulator-refresh-token"  # renews a `wrangler login` (login_env)
         self.account_id = account_id
         self.host = host
         self.latest_wrangler = latest_wrangler
@@ -164,6 +166,15 @@ class Emulator:
         if self.serve_workers:
             env["DOME_HEALTH_BASE_URL"] = self.origin
             env["DOME_WORKERS_SUBDOMAIN"] = self.state.subdomain
+        return env
+
+    def login_env(self) -> dict[str, str]:
+        """``env()`` for a machine that used ``wrangler login`` instead of a token: no
+        ``CLOUDFLARE_API_TOKEN``, and wrangler renews an expired login here (refresh token
+        ``self.refresh_token``; the renewed token is ``self.token``)."""
+        env = {k: v for k, v in self.env().items() if k != "CLOUDFLARE_API_TOKEN"}
+        env["WRANGLER_AUTH_DOMAIN"] = f"{self.host}:{self.port}"
+        env["WRANGLER_TOKEN_URL"] = self.origin + OAUTH_TOKEN_PATH
         return env
 
     # served workers

@@ -47,6 +47,7 @@ class ServerOwner(Protocol):
     faults: FaultSet
     account_id: str
     token: str
+    refresh_token: str
     latest_wrangler: str
     verbose: bool
     workers: WorkerHost | None
@@ -58,10 +59,11 @@ class ServerOwner(Protocol):
     def state_changed(self) -> None: ...
 
 
-__all__ = ["API_PREFIX", "EmulatorHTTPServer", "RequestRecord", "build_router"]
+__all__ = ["API_PREFIX", "OAUTH_TOKEN_PATH", "EmulatorHTTPServer", "RequestRecord", "build_router"]
 
 API_PREFIX = "/client/v4"
 NPM_PREFIX = "/npm/"
+OAUTH_TOKEN_PATH = "/oauth2/token"  # wrangler login's token endpoint (WRANGLER_TOKEN_URL)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,19 @@ def build_router() -> Router:
                    routes_triggers, routes_assets):
         router.include(module.router)
     return router
+
+
+def _oauth_token(emulator: ServerOwner, body: bytes) -> Response:
+    """Renew a ``wrangler login``: the emulator's refresh token buys its API token for an hour."""
+    form = parse_qs(body.decode("utf-8", "replace"))
+    grant, refresh = form.get("grant_type", [""])[0], form.get("refresh_token", [""])[0]
+    if grant != "refresh_token" or refresh != emulator.refresh_token:
+        payload: dict[str, object] = {"error": "invalid_grant",
+                                      "error_description": "the refresh token is not valid"}
+        return Response(400, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    payload = {"access_token": emulator.token, "expires_in": 3600, "token_type": "bearer",
+               "refresh_token": emulator.refresh_token, "scope": "account:read workers:write"}
+    return Response(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -249,6 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response(
                     200, json.dumps(payload).encode(), {"Content-Type": "application/json"}
                 )
+            if path == OAUTH_TOKEN_PATH and self.command == "POST":
+                return _oauth_token(emulator, body)
             return Response(404, b"not found", {"Content-Type": "text/plain"})
         if self.headers.get("Authorization") != f"Bearer {emulator.token}" and not (
             routes_assets.upload_authorized(emulator.state, path, self.headers)

@@ -56,7 +56,8 @@ class Machine:
 @pytest.fixture
 def machines(tmp_path: Path, manifest: Manifest, emulator: Emulator):
     def make(name: str, **environ: str) -> Machine:
-        return Machine(tmp_path / name, manifest, {**emulator.env(), **environ})
+        home = {"HOME": str(tmp_path / name / "home"), "XDG_CONFIG_HOME": ""}  # no wrangler login
+        return Machine(tmp_path / name, manifest, {**emulator.env(), **home, **environ})
 
     return make
 
@@ -176,7 +177,7 @@ def test_no_token_means_this_machine_only_and_says_so(machines) -> None:
     history = a.history()
     history.append(deploy("v1"))
     assert [r.version_id for r in history.records("silo", "staging")] == ["v1"]
-    assert len(a.warnings) == 1 and "no CLOUDFLARE_API_TOKEN" in a.warnings[0]
+    assert len(a.warnings) == 1 and "no Cloudflare credentials" in a.warnings[0]
     assert history.unsynced == []  # not queued: there is nowhere to push it
 
 

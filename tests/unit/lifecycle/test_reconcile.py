@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dome_tasks.lifecycle.cloudflare import ApiFailure, CloudflareApi
+from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi
 from dome_tasks.lifecycle.reconcile import (
     LiveDeployment,
     Reconciled,

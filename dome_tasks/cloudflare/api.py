@@ -1,11 +1,12 @@
 """A small, direct Cloudflare API client for the reads and writes that need no wrangler.
 
-Reading what serves a worker, or the shared deploy history, through wrangler would cost a Node
-start (about 1.2 s) per read; these calls take milliseconds. The client speaks the v4 JSON
-envelope over HTTPS with urllib, with a timeout on every call, and takes its settings from the
-same variables wrangler reads: ``CLOUDFLARE_API_BASE_URL`` (default
-``https://api.cloudflare.com/client/v4``), ``CLOUDFLARE_API_TOKEN`` (or ``CLOUDFLARE_API_KEY``
-with ``CLOUDFLARE_EMAIL``) and ``CLOUDFLARE_ACCOUNT_ID`` (an environment's ``account_id`` wins).
+Reading what serves a worker, the shared deploy history or the live config through wrangler
+would cost a Node start (about 1.2 s) per read; these calls take milliseconds. The client speaks
+the v4 JSON envelope over HTTPS with urllib, with a timeout on every call, and takes its settings
+from the same places wrangler does: ``CLOUDFLARE_API_BASE_URL`` (default
+``https://api.cloudflare.com/client/v4``), the credentials of
+:mod:`dome_tasks.cloudflare.credentials` (an API token, a global key, or ``wrangler login``) and
+``CLOUDFLARE_ACCOUNT_ID`` (an environment's ``account_id`` wins).
 
 Errors become :class:`ApiFailure`, which says whether trying again later can help
 (``transient``: no answer, a timeout, 429 or 5xx). Credentials never appear in messages.
@@ -18,10 +19,11 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from dome_tasks.cloudflare.credentials import LOGIN, Credentials, find_credentials
 from dome_tasks.errors import DomeError
 
 __all__ = ["DEFAULT_BASE_URL", "ApiFailure", "CloudflareApi", "path_segment"]
@@ -52,13 +54,13 @@ class ApiFailure(DomeError):
 
 @dataclass(frozen=True)
 class CloudflareApi:
-    """One account's API: ``call(method, path)`` with ``path`` below ``/accounts/<id>``."""
+    """The API with one set of credentials. ``call(method, path)`` takes ``path`` below
+    ``/accounts/<account_id>``; ``get``/``get_list`` take paths below the API root."""
 
-    account_id: str
-    token: str = field(repr=False)
+    account_id: str | None
+    credentials: Credentials
     base_url: str = DEFAULT_BASE_URL
     timeout: float = 10.0
-    email: str | None = field(default=None, repr=False)  # with a global API key as ``token``
 
     @classmethod
     def from_environ(
@@ -67,18 +69,32 @@ class CloudflareApi:
         *,
         account_id: str | None = None,
         timeout: float = 10.0,
+        wrangler: str | None = None,
+        need_account: bool = True,
     ) -> CloudflareApi | None:
-        """The API of ``account_id`` (else ``CLOUDFLARE_ACCOUNT_ID``) with the environment's
-        credentials; None when there is no credential or no account to talk to."""
-        account = account_id or environ.get("CLOUDFLARE_ACCOUNT_ID")
-        token = environ.get("CLOUDFLARE_API_TOKEN") or environ.get("CF_API_TOKEN")
-        email = None
-        if not token and environ.get("CLOUDFLARE_API_KEY") and environ.get("CLOUDFLARE_EMAIL"):
-            token, email = environ["CLOUDFLARE_API_KEY"], environ["CLOUDFLARE_EMAIL"]
-        if not account or not token:
+        """The API of ``account_id`` (else ``CLOUDFLARE_ACCOUNT_ID``) with the credentials
+        wrangler would use; None when there are none, or no account and ``need_account``.
+        ``wrangler`` may renew an expired ``wrangler login`` (see ``find_credentials``)."""
+        account = account_id or environ.get("CLOUDFLARE_ACCOUNT_ID") or None
+        if need_account and not account:
             return None
+        credentials = find_credentials(environ, wrangler=wrangler)
+        if credentials is None:
+            return None
+        return cls.with_credentials(environ, credentials, account, timeout=timeout)
+
+    @classmethod
+    def with_credentials(
+        cls,
+        environ: Mapping[str, str],
+        credentials: Credentials,
+        account_id: str | None,
+        *,
+        timeout: float = 10.0,
+    ) -> CloudflareApi:
+        """The API at ``environ``'s ``CLOUDFLARE_API_BASE_URL`` with credentials found before."""
         base = (environ.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        return cls(account, token, base, timeout, email)
+        return cls(account_id, credentials, base, timeout)
 
     @property
     def is_loopback(self) -> bool:
@@ -86,11 +102,35 @@ class CloudflareApi:
         return (urlsplit(self.base_url).hostname or "") in _LOOPBACK
 
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
-        """The full URL of ``path`` (below the account) with ``query``."""
+        """The full URL of ``path`` (below the API root) with ``query``."""
         suffix = f"?{urlencode({k: v for k, v in (query or {}).items() if v is not None})}"
-        return f"{self.base_url}/accounts/{self.account_id}{path}" + (suffix if query else "")
+        return f"{self.base_url}{path}" + (suffix if query else "")
 
-    def call(
+    def call(self, method: str, path: str, **options: Any) -> Any:
+        """:meth:`request` of ``path`` below the account (``/accounts/<account_id>``)."""
+        if not self.account_id:
+            raise ApiFailure(f"{method} {path}: no account id",
+                             hint="set account_id on the environment, or CLOUDFLARE_ACCOUNT_ID")
+        return self.request(method, f"/accounts/{self.account_id}{path}", **options)
+
+    def get(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
+        """The ``result`` of ``GET path`` (below the API root)."""
+        return self.request("GET", path, query=query)
+
+    def get_list(self, path: str, query: Mapping[str, Any] | None = None,
+                 *, per_page: int = 100, max_pages: int = 50) -> list[Any]:
+        """Every item of a paginated list below the API root (pages until a short one)."""
+        items: list[Any] = []
+        for page in range(1, max_pages + 1):
+            chunk = self.get(path, {**(query or {}), "page": page, "per_page": per_page})
+            if not isinstance(chunk, list):
+                break
+            items += chunk
+            if len(chunk) < per_page:
+                break
+        return items
+
+    def request(
         self,
         method: str,
         path: str,
@@ -100,14 +140,19 @@ class CloudflareApi:
         raw: bool = False,
         whole: bool = False,
     ) -> Any:
-        """The ``result`` of the envelope; the raw body bytes with ``raw=True``; the whole
-        envelope (``result_info`` too) with ``whole=True``."""
+        """The ``result`` of the envelope of ``path`` (below the API root); the raw body bytes
+        with ``raw=True``; the whole envelope (``result_info`` too) with ``whole=True``."""
         url = self.url(path, query)
         data = None if json_body is None else json.dumps(json_body).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method, headers=self._headers())
+        what = f"{method} {urlsplit(url).path}"
+        credentials = self.credentials.headers()
+        if credentials is None:
+            raise ApiFailure(f"{what}: the token of `wrangler login` has expired and wrangler "
+                             "could not renew it", hint="run `wrangler login` again")
+        headers = {"User-Agent": "dome-tasks", "Accept": "application/json", **credentials}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        what = f"{method} {urlsplit(url).path}"
         handlers = [urllib.request.ProxyHandler({})] if self.is_loopback else []
         opener = urllib.request.build_opener(*handlers)
         try:
@@ -133,14 +178,6 @@ class CloudflareApi:
             return payload
         return payload["result"]
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"User-Agent": "dome-tasks", "Accept": "application/json"}
-        if self.email:
-            headers.update({"X-Auth-Key": self.token, "X-Auth-Email": self.email})
-        else:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
-
     def _origin(self) -> str:
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.netloc}"
@@ -153,13 +190,15 @@ class CloudflareApi:
                 code, message = errors[0].get("code"), str(errors[0].get("message", ""))
         except (ValueError, AttributeError):
             message = body[:200].decode("utf-8", "replace").strip()
-        message = message.replace(self.token, "***") if self.token else message
+        token = self.credentials.token
+        message = message.replace(token, "***") if token else message
         transient = status == 429 or status >= 500
         detail = f"HTTP {status}" + (f" (API error {code})" if code is not None else "")
         hint = None
         if status in (401, 403) or code in (10000, 10001):
-            hint = "check CLOUDFLARE_API_TOKEN and its permissions (Workers KV Storage: Edit, " \
-                   "Workers Scripts: Read)"
+            hint = ("run `wrangler login` again" if self.credentials.source == LOGIN else
+                    f"check {self.credentials.source} and its permissions (Workers Scripts: Read, "
+                    "Workers KV Storage: Edit, D1: Read)")
         return ApiFailure(f"{what}: {detail}" + (f": {message}" if message else ""),
                           status=status, code=code, transient=transient, hint=hint)
 
