@@ -2,14 +2,19 @@
 
 Prints, measured in one run: loading + validating the manifest, rendering all 600 configs in
 memory (TOML parse-back included), the first atomic write of all files (fsync each), and a
-second write with nothing changed. Usage: .venv/bin/python benchmarks/bench_render.py
+write with nothing changed. Each but the first write is the median of ``--runs`` rounds after
+one warm-up round (imports and first-use caches are not what a repeated run pays).
+Usage: .venv/bin/python benchmarks/bench_render.py [--runs 5]
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from timing import runs_argument
 
 from dome_tasks.manifest.loader import load
 from dome_tasks.render.config import config_path, render_config, write_config
@@ -51,16 +56,24 @@ def manifest_text(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed(label: str, func, budget_ms: float | None = None) -> object:
-    started = time.perf_counter()
-    value = func()
-    elapsed = (time.perf_counter() - started) * 1000
+def timed(label: str, func, budget_ms: float | None = None, runs: int = 1) -> object:
+    """Print the median milliseconds of ``runs`` calls of ``func`` (after one warm-up call
+    when ``runs`` > 1); return what the last call returned."""
+    value = func() if runs > 1 else None
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        value = func()
+        samples.append((time.perf_counter() - started) * 1000)
+    elapsed = statistics.median(samples)
     ratio = f"  {elapsed / budget_ms:5.2f}x of the {budget_ms:.0f} ms goal" if budget_ms else ""
-    print(f"  {label:<36} {elapsed:8.1f} ms{ratio}")
+    spread = f"  ({min(samples):.1f}-{max(samples):.1f}, {runs} runs)" if runs > 1 else ""
+    print(f"  {label:<36} {elapsed:8.1f} ms{ratio}{spread}")
     return value
 
 
 def main() -> None:
+    runs = runs_argument(5)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dome.yaml"
         path.write_text(manifest_text(SERVICES))
@@ -69,7 +82,7 @@ def main() -> None:
             main.parent.mkdir(parents=True)
             main.write_text("export default {};\n")
         print(f"{SERVICES} services x {len(ENVIRONMENTS)} environments")
-        manifest = timed("load + validate + resolve", lambda: load(path))
+        manifest = timed("load + validate + resolve", lambda: load(path), runs=runs)
 
         def render_all_in_memory():
             out = []
@@ -80,9 +93,10 @@ def main() -> None:
                     out.append((text, target))
             return out
 
-        rendered = timed("render 600 configs (in memory)", render_all_in_memory, 1000)
+        rendered = timed("render 600 configs (in memory)", render_all_in_memory, 1000, runs)
         timed("write 600 files (atomic, fsync each)", lambda: [write_config(t, p) for t, p in rendered])
-        timed("write again (unchanged: no writes)", lambda: [write_config(t, p) for t, p in rendered])
+        timed("write again (unchanged: no writes)",
+              lambda: [write_config(t, p) for t, p in rendered], runs=runs)
 
 
 if __name__ == "__main__":

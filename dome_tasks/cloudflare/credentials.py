@@ -168,11 +168,10 @@ def _renew(login: StoredLogin, wrangler: str, environ: Mapping[str, str]) -> str
 
 
 def _ask_wrangler(wrangler: str, environ: Mapping[str, str]) -> str | None:
-    from dome_tasks.wrangler.env import DEAD_REGISTRY
-
+    # `auth token --json` prints no banner, so wrangler makes no update check here.
     env = {k: v for k, v in environ.items() if k not in ("CLOUDFLARE_API_TOKEN", "CF_API_TOKEN")}
     env.update(WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false", CI="1",
-               NO_COLOR="1", npm_registry=DEAD_REGISTRY)
+               NO_COLOR="1")
     try:
         done = subprocess.run(
             [wrangler, "auth", "token", "--json"], env=env, stdin=subprocess.DEVNULL,

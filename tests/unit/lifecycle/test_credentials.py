@@ -97,6 +97,7 @@ def test_an_expired_login_is_renewed_by_wrangler_once(tmp_path) -> None:
         verified = emulator.requests_matching("GET", "/user/tokens/verify$")
         assert [r.status for r in verified] == [200] * 4
         assert f'oauth_token = "{emulator.token}"' in path.read_text()  # wrangler stored it
+        assert emulator.requests_matching(path="^/npm/") == []  # and made no update check
 
 
 def test_a_login_wrangler_cannot_renew_is_one_clear_error(tmp_path) -> None:
