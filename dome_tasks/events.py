@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dome_tasks.errors import Interrupted
-from dome_tasks.lifecycle.ledger import utc_now
+from dome_tasks._time import utc_now
 
 __all__ = [
     "FORMATS",

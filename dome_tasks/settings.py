@@ -229,7 +229,7 @@ def _subdomain(given: Given) -> str | None:
 
 
 def _base_url(given: Given) -> str | None:
-    from dome_tasks.lifecycle.verify import url_problem
+    from dome_tasks.manifest.urls import url_problem
 
     text = _text(given).strip()
     if not text:

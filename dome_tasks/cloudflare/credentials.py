@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dome_tasks._time import parse_time
+
 __all__ = [
     "LOGIN",
     "Credentials",
@@ -131,7 +133,7 @@ def stored_login(environ: Mapping[str, str]) -> StoredLogin | None:
     if not isinstance(token, str) or not token:
         return None
     refresh = data.get("refresh_token")
-    return StoredLogin(path, token, _parse_time(data.get("expiration_time")),
+    return StoredLogin(path, token, _expiry(data.get("expiration_time")),
                        isinstance(refresh, str) and bool(refresh))
 
 
@@ -190,13 +192,10 @@ def _ask_wrangler(wrangler: str, environ: Mapping[str, str]) -> str | None:
     return token if answer.get("type") == "oauth" and isinstance(token, str) and token else None
 
 
-def _parse_time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
+def _expiry(value: object) -> datetime | None:
+    if isinstance(value, datetime):  # TOML datetimes arrive parsed
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if not isinstance(value, str):
-        return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value) if isinstance(value, str) else None
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

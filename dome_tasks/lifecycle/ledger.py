@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ try:  # POSIX only; on other systems appends are still single O_APPEND writes
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
+from dome_tasks._time import format_time, parse_time, utc_now
 from dome_tasks.errors import DomeError
 
 __all__ = [
@@ -69,29 +70,6 @@ class LedgerError(DomeError):
 def new_record_id() -> str:
     """A fresh record id (16 hex digits): merging the shared history and a cache is by id."""
     return uuid.uuid4().hex[:16]
-
-
-def utc_now() -> str:
-    """Now, as the ledger writes times: ISO 8601 UTC with milliseconds and ``Z``."""
-    return format_time(datetime.now(timezone.utc))
-
-
-def format_time(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 time (``Z`` or an offset; a bare date means midnight UTC)."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class Holder:
 
     @classmethod
     def me(cls, command: str | None = None) -> Holder:
-        from dome_tasks.lifecycle.ledger import utc_now
+        from dome_tasks._time import utc_now
 
         return cls(
             pid=os.getpid(),

@@ -31,7 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
-from dome_tasks.lifecycle.ledger import LedgerRecord, format_time, parse_time
+from dome_tasks._time import format_time, parse_time
+from dome_tasks.lifecycle.ledger import LedgerRecord
 
 __all__ = [
     "ALL",
