@@ -76,9 +76,11 @@ class Runner:
         if handler is not None:
             result = StepResult(step, "ok", 0, value=handler(step))
         elif isinstance(action, WriteFile):
+            from dome_tasks.render.companions import link_companions
             from dome_tasks.render.config import write_config
 
             changed = write_config(action.text, action.path)
+            changed = bool(link_companions(action.path.parent, action.companions)) or changed
             result = StepResult(step, "ok", 0, value=changed)
         elif isinstance(action, Call):
             result = StepResult(step, "ok", 0, value=action.func(**action.kwargs))

@@ -286,7 +286,7 @@ class Session:
             step = Step(
                 "render",
                 f"render {target.worker}",
-                WriteFile(target.path, target.text),
+                WriteFile(target.path, target.text, target.companions),
                 target.service,
                 target.environment,
             )

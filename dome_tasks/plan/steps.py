@@ -37,8 +37,12 @@ class Command:
 
 @dataclass(frozen=True)
 class WriteFile:
+    """Write a rendered config; link the service's ``companions`` (``.dev.vars``, ``.env`` …)
+    beside it, as :mod:`dome_tasks.render.companions` describes."""
+
     path: Path
     text: str = field(repr=False)
+    companions: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ class Step:
             where = f"  (in {action.cwd})" if action.cwd else ""
             return f"$ {action.display()}{where}"
         if isinstance(action, WriteFile):
-            return f"write {action.path}"
+            beside = ", ".join(f"{c.name} -> {c}" for c in action.companions)
+            return f"write {action.path}" + (f" (beside it: {beside})" if beside else "")
         if isinstance(action, (Verify, WriteRecord)):
             return action.display()
         return f"{action.name}"

@@ -388,21 +388,28 @@ def render_many(
 ) -> list[Path]:
     """Render already-resolved configs to :func:`config_path` under ``root``; then write them
     (never through a symlink below ``root``: checked for every file before writing any)."""
+    from dome_tasks.render.companions import find_companions, link_companions
+
     rendered = []
     for config in configs:
         out = config_path(root, config.environment, config.service)
         text = render_config(
             config, manifest_path=manifest_path, out_path=out, templates_dir=templates_dir
         )
-        rendered.append((text, out))
-    for _, out in rendered:
+        rendered.append((text, out, find_companions(config.service_dir)))
+    for _, out, _ in rendered:
         _refuse_symlinks(Path(root), out)
+
+    def write(text: str, out: Path, companions: tuple[Path, ...]) -> None:
+        write_config(text, out, root=root)
+        link_companions(out.parent, companions)
+
     if len(rendered) > 4:  # fsync dominates: overlap it across files
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda item: write_config(*item, root=root), rendered))
+            list(pool.map(lambda item: write(*item), rendered))
     else:
-        for text, out in rendered:
-            write_config(text, out, root=root)
-    return [out for _, out in rendered]
+        for item in rendered:
+            write(*item)
+    return [out for _, out, _ in rendered]

@@ -128,3 +128,22 @@ def test_a_broken_service_stops_the_waves_after_it(local_workspace):
         ("dome-api", "stopped", "-"),
         ("silo", "running", "ok"),
     ]
+
+
+def test_the_service_s_dev_vars_reach_wrangler_dev(local_workspace):
+    """`.dev.vars` beside the service's own config holds its local secrets: wrangler dev reads
+    it from the rendered config's folder, where dome links it (no copy of the secret)."""
+    import json
+    import urllib.request
+
+    manifest = local_workspace / "sample" / "dome.yaml"  # ports of its own: tests run side by side
+    manifest.write_text(manifest.read_text().replace('ports: "28900-28919"', 'ports: "28920-28929"'))
+    dev_vars = local_workspace / "sample" / "services" / "silo" / ".dev.vars"
+    dev_vars.write_text("SERVICE_NAME=silo-with-local-secret\n")
+    up = invoke(local_workspace, "deploy-env", "silo", "local")
+    assert up.returncode == 0, up.stdout + up.stderr
+    with urllib.request.urlopen("http://127.0.0.1:28920/health", timeout=30) as answer:
+        assert json.load(answer)["service"] == "silo-with-local-secret"
+    linked = local_workspace / "sample" / ".dome" / "build" / "local" / "silo" / ".dev.vars"
+    assert linked.is_symlink() and linked.resolve() == dev_vars.resolve()
+    assert "silo-with-local-secret" not in up.stdout + up.stderr
