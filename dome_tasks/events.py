@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
-from dome_tasks.errors import Interrupted
 from dome_tasks._time import utc_now
+from dome_tasks.errors import Interrupted
 
 __all__ = [
     "FORMATS",
@@ -68,6 +69,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._login: Path | None = None  # wrangler login's file, followed (see add_credentials)
+        self._login_stamp: int | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -79,14 +82,29 @@ class Redactor:
 
     def add_credentials(self, environ: Mapping[str, str]) -> None:
         """Register the credentials found under ``environ``: the variables' values (API tokens,
-        keys) and the token ``wrangler login`` stored."""
-        from dome_tasks.cloudflare.credentials import stored_login
+        keys) and the token ``wrangler login`` stored. When no variable is set (so wrangler uses
+        that login) the file is followed: a token renewed during the run is masked from then on."""
+        from dome_tasks.cloudflare.credentials import login_file
 
         for name in CREDENTIAL_VARIABLES:
             self.add(environ.get(name), explicit=False)
-        login = stored_login(environ)  # wrangler login's OAuth token: dome sends it too
-        if login is not None:
-            self.add(login.token, explicit=False)
+        self._login = login_file(environ)
+        self._follow_login()
+        if any(environ.get(name) for name in CREDENTIAL_VARIABLES):
+            self._login = None  # wrangler uses the variables: its login file will not change
+
+    def _follow_login(self) -> None:
+        from dome_tasks.cloudflare.credentials import read_login
+
+        try:
+            stamp = os.stat(self._login).st_mtime_ns  # type: ignore[arg-type]
+        except OSError:
+            return
+        if stamp != self._login_stamp:
+            self._login_stamp = stamp
+            login = read_login(self._login)  # type: ignore[arg-type]
+            if login is not None:
+                self.add(login.token, explicit=False)
 
     def add(self, secret: str | None, *, explicit: bool = True) -> None:
         """Register a value (and its stripped form: wrangler strips one trailing newline).
@@ -103,9 +121,13 @@ class Redactor:
         self._pattern = re.compile("|".join(_expression(s) for s in ordered))
 
     def __bool__(self) -> bool:
+        if self._login is not None:
+            self._follow_login()
         return bool(self._secrets)
 
     def text(self, value: str) -> str:
+        if self._login is not None and value:
+            self._follow_login()
         if self._pattern is None or not value:
             return value
         if "\x1b" not in value:

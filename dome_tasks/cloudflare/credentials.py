@@ -33,6 +33,7 @@ __all__ = [
     "Credentials",
     "find_credentials",
     "login_file",
+    "read_login",
     "stored_login",
     "wrangler_near",
 ]
@@ -118,7 +119,11 @@ def wrangler_near(root: Path) -> str | None:
 
 def stored_login(environ: Mapping[str, str]) -> StoredLogin | None:
     """The login ``wrangler login`` left under ``environ``'s home and settings, if any."""
-    path = login_file(environ)
+    return read_login(login_file(environ))
+
+
+def read_login(path: Path) -> StoredLogin | None:
+    """The login a wrangler login file holds (None: no file, or no token in it)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

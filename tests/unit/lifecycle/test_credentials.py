@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -132,3 +133,20 @@ def test_doctor_names_the_login_it_found_and_whether_it_is_current(tmp_path, mon
     assert "expired: wrangler renews it on the next run" in credentials_check().detail
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "tok-456789")
     assert credentials_check().detail == "CLOUDFLARE_API_TOKEN is set"
+
+
+def test_a_login_renewed_during_the_run_is_redacted_from_then_on(tmp_path) -> None:
+    env = home_env(tmp_path)
+    path = write_login(env, "expired-token-123", EXPIRED)
+    redactor = Redactor.from_environ(env)
+    assert redactor("old expired-token-123") == "old ***"
+    write_login(env, "renewed-token-456", FRESH)  # what wrangler writes when it renews
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert redactor("wrangler echoed renewed-token-456") == "wrangler echoed ***"
+    assert redactor("old expired-token-123") == "old ***"  # still masked too
+
+
+def test_with_a_token_set_the_stored_login_is_masked_too(tmp_path) -> None:
+    env = home_env(tmp_path, CLOUDFLARE_API_TOKEN="tok-456789")
+    write_login(env, "login-token-123", FRESH)
+    assert Redactor.from_environ(env)("tok-456789 login-token-123") == "*** ***"
