@@ -80,7 +80,9 @@ class Runner:
             from dome_tasks.render.config import write_config
 
             changed = write_config(action.text, action.path)
-            changed = bool(link_companions(action.path.parent, action.companions)) or changed
+            if action.service_dir is not None:
+                linked = link_companions(action.path.parent, action.service_dir)
+                changed = changed or bool(linked)
             result = StepResult(step, "ok", 0, value=changed)
         elif isinstance(action, Call):
             result = StepResult(step, "ok", 0, value=action.func(**action.kwargs))

@@ -286,7 +286,7 @@ class Session:
             step = Step(
                 "render",
                 f"render {target.worker}",
-                WriteFile(target.path, target.text, target.companions),
+                WriteFile(target.path, target.text, target.config.service_dir),
                 target.service,
                 target.environment,
             )

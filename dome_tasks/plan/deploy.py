@@ -41,7 +41,7 @@ def render_step(target: Target) -> Step:
     return Step(
         event="render",
         description=f"render {target.worker} -> {target.path}",
-        action=WriteFile(target.path, target.text, target.companions),
+        action=WriteFile(target.path, target.text, target.config.service_dir),
         service=target.service,
         environment=target.environment,
     )

@@ -37,12 +37,12 @@ class Command:
 
 @dataclass(frozen=True)
 class WriteFile:
-    """Write a rendered config; link the service's ``companions`` (``.dev.vars``, ``.env`` …)
-    beside it, as :mod:`dome_tasks.render.companions` describes."""
+    """Write a rendered config; with ``service_dir``, link that folder's ``.dev.vars`` and
+    ``.env`` files beside it when it is written (:mod:`dome_tasks.render.companions`)."""
 
     path: Path
     text: str = field(repr=False)
-    companions: tuple[Path, ...] = ()
+    service_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,7 @@ class Step:
             where = f"  (in {action.cwd})" if action.cwd else ""
             return f"$ {action.display()}{where}"
         if isinstance(action, WriteFile):
-            beside = ", ".join(f"{c.name} -> {c}" for c in action.companions)
-            return f"write {action.path}" + (f" (beside it: {beside})" if beside else "")
+            return f"write {action.path}"
         if isinstance(action, (Verify, WriteRecord)):
             return action.display()
         return f"{action.name}"

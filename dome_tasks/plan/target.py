@@ -32,7 +32,6 @@ class Target:
     path: Path  # where its rendered wrangler.toml goes
     text: str  # the rendered wrangler.toml
     wrangler: tuple[str, ...] = ("wrangler",)  # argv prefix: the wrangler its service pins
-    companions: tuple[Path, ...] = ()  # the service's .dev.vars/.env files wrangler reads beside it
 
     @property
     def service(self) -> str:
@@ -99,15 +98,13 @@ class ResolvedRequest:
 
 def render_target(manifest: Manifest, config: WorkerConfig, wrangler: str = "wrangler") -> Target:
     """Render one resolved config in memory (pure) into a :class:`Target`."""
-    from dome_tasks.render.companions import find_companions
     from dome_tasks.render.config import config_path, render_config
 
     path = config_path(manifest.root, config.environment, config.service)
     text = render_config(
         config, manifest_path=manifest.path, out_path=path, templates_dir=manifest.templates_dir
     )
-    return Target(config, path, text, config.wrangler or (wrangler,),
-                  find_companions(config.service_dir))
+    return Target(config, path, text, config.wrangler or (wrangler,))
 
 
 def resolve(

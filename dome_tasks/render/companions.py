@@ -13,32 +13,26 @@ file of one of these names in the build folder is never replaced.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["NAMES", "find_companions", "link_companions"]
+__all__ = ["NAMES", "link_companions"]
 
 NAMES = (".dev.vars", ".env", ".env.local")
 
 
-def find_companions(service_dir: Path) -> tuple[Path, ...]:
-    """The files of :data:`NAMES` in ``service_dir`` (absolute paths)."""
-    return tuple(Path(service_dir) / name for name in NAMES
-                 if os.path.isfile(os.path.join(service_dir, name)))
-
-
-def link_companions(build_dir: Path, companions: Iterable[Path]) -> list[str]:
-    """Make ``build_dir/<name>`` a relative symlink to each companion, and drop the links of the
-    other :data:`NAMES`; return the names linked anew."""
-    wanted = {Path(c).name: Path(c) for c in companions}
+def link_companions(build_dir: Path, service_dir: Path) -> list[str]:
+    """Make ``build_dir/<name>`` a relative symlink to ``service_dir/<name>`` for each of
+    :data:`NAMES` the service's folder holds, and drop the links of the others; return the
+    names linked anew."""
     linked = []
     for name in NAMES:
         link = Path(build_dir) / name
-        if name not in wanted:
+        source = Path(service_dir) / name
+        if not source.is_file():
             if link.is_symlink():
                 link.unlink()
             continue
-        target = os.path.relpath(wanted[name], build_dir)
+        target = os.path.relpath(source, build_dir)
         if link.is_symlink() and os.readlink(link) == target:
             continue
         if link.exists() and not link.is_symlink():

@@ -388,7 +388,7 @@ def render_many(
 ) -> list[Path]:
     """Render already-resolved configs to :func:`config_path` under ``root``; then write them
     (never through a symlink below ``root``: checked for every file before writing any)."""
-    from dome_tasks.render.companions import find_companions, link_companions
+    from dome_tasks.render.companions import link_companions
 
     rendered = []
     for config in configs:
@@ -396,13 +396,13 @@ def render_many(
         text = render_config(
             config, manifest_path=manifest_path, out_path=out, templates_dir=templates_dir
         )
-        rendered.append((text, out, find_companions(config.service_dir)))
+        rendered.append((text, out, config.service_dir))
     for _, out, _ in rendered:
         _refuse_symlinks(Path(root), out)
 
-    def write(text: str, out: Path, companions: tuple[Path, ...]) -> None:
+    def write(text: str, out: Path, service_dir: Path) -> None:
         write_config(text, out, root=root)
-        link_companions(out.parent, companions)
+        link_companions(out.parent, service_dir)
 
     if len(rendered) > 4:  # fsync dominates: overlap it across files
         from concurrent.futures import ThreadPoolExecutor
