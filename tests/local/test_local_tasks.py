@@ -14,11 +14,20 @@ from tests.conftest import ROOT, VENV_BIN, run_env
 pytestmark = pytest.mark.integration
 
 
+# Ports of each test's own: the tests of this file run side by side, and some assert URLs.
+PORTS = {
+    "test_deploy_all_status_redeploy_stop": "28900-28909",
+    "test_a_broken_service_stops_the_waves_after_it": "28910-28919",
+    "test_the_service_s_dev_vars_reach_wrangler_dev": "28920-28929",
+}
+
+
 @pytest.fixture
-def local_workspace(workspace: Path) -> Path:
+def local_workspace(workspace: Path, request: pytest.FixtureRequest) -> Path:
     (workspace / "node_modules").symlink_to(ROOT / "node_modules")
     manifest = workspace / "sample" / "dome.yaml"
-    manifest.write_text(manifest.read_text().replace('ports: "8787-8799"', 'ports: "28900-28919"'))
+    ports = PORTS.get(request.node.name, "28930-28939")
+    manifest.write_text(manifest.read_text().replace('ports: "8787-8799"', f'ports: "{ports}"'))
     yield workspace
     invoke(workspace, "stop")
     assert wrangler_processes(workspace) == []
@@ -136,8 +145,6 @@ def test_the_service_s_dev_vars_reach_wrangler_dev(local_workspace):
     import json
     import urllib.request
 
-    manifest = local_workspace / "sample" / "dome.yaml"  # ports of its own: tests run side by side
-    manifest.write_text(manifest.read_text().replace('ports: "28900-28919"', 'ports: "28920-28929"'))
     dev_vars = local_workspace / "sample" / "services" / "silo" / ".dev.vars"
     dev_vars.write_text("SERVICE_NAME=silo-with-local-secret\n")
     up = invoke(local_workspace, "deploy-env", "silo", "local")
