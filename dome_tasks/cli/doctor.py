@@ -36,11 +36,11 @@ def _version(argv: list[str], cwd: Path | None = None) -> str:
 
 def credentials_check() -> Check:
     """Which credentials remote work would use, as wrangler would find them (nothing is run)."""
-    from dome_tasks.cloudflare.credentials import find_credentials, stored_login
+    from dome_tasks.cloudflare.credentials import LOGIN, find_credentials, stored_login
 
     found = find_credentials(os.environ)
     login = stored_login(os.environ)
-    if found is not None and found.source != "wrangler login":
+    if found is not None and found.source != LOGIN:
         detail = f"{found.source} is set" + (" (with CLOUDFLARE_EMAIL)" if found.email else "")
     elif login is not None and login.fresh():
         detail = f"wrangler login ({login.path}), valid until {login.expires:%Y-%m-%d %H:%M} UTC"

@@ -438,5 +438,3 @@ def _stores(manifest: Manifest, environ: Mapping[str, str], timeout: float,
         store = by_account.setdefault((api.base_url, account), KvStore(api))
         stores[name] = store
     return stores, reason
-
-
