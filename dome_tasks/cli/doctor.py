@@ -29,9 +29,31 @@ class Check:
 
 
 def _version(argv: list[str], cwd: Path | None = None) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd, timeout=60)
+    from dome_tasks.tools import with_node
+
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd, timeout=60,
+                          env=with_node(os.environ))
     text = (done.stdout or done.stderr).strip().splitlines()
     return text[-1] if done.returncode == 0 and text else f"failed (exit {done.returncode})"
+
+
+def node_check(wrangler_bin: str | None) -> Check:
+    """The node wrangler will run on, against the ``engines`` range of the wrangler found."""
+    from dome_tasks.tools import (NODE_INSTALL, find_node, node_minimum, node_version,
+                                  wrangler_node_range)
+
+    wanted = wrangler_node_range(wrangler_bin) if wrangler_bin else None
+    minimum = node_minimum(wanted)
+    needs = f"wrangler's engines: node {wanted}" if wanted else \
+        f"node >= {'.'.join(map(str, minimum))}"
+    node = find_node(minimum)
+    if node is not None:
+        version = ".".join(map(str, node_version(node) or ()))
+        return Check("node", True, f"v{version} ({node}; {needs})")
+    machine = shutil.which("node")
+    seen = node_version(machine) if machine else None
+    found = f"v{'.'.join(map(str, seen))} ({machine})" if seen else "no node found"
+    return Check("node", False, f"{found}, but {needs}; fix: {NODE_INSTALL}")
 
 
 def credentials_check() -> Check:
@@ -57,14 +79,15 @@ def run_checks(manifest_path: Path) -> list[Check]:
 
     checks: list[Check] = []
     root = manifest_path.resolve().parent
-    node = shutil.which("node")
-    checks.append(Check("node", bool(node), _version(["node", "--version"]) if node else "not found: install Node.js 20+"))
     wrangler_bin: str | None = None
     try:
         wrangler_bin = find_wrangler(root)
-        checks.append(Check("wrangler", True, f"{_version([wrangler_bin, '--version'], root)} ({wrangler_bin})"))
     except DomeError as error:
+        checks.append(node_check(None))
         checks.append(Check("wrangler", False, str(error)))
+    else:
+        checks.append(node_check(wrangler_bin))
+        checks.append(Check("wrangler", True, f"{_version([wrangler_bin, '--version'], root)} ({wrangler_bin})"))
     try:
         just_bin = find_just()
         checks.append(Check("just", True, f"{_version([just_bin, '--version'])} ({just_bin})"))

@@ -176,7 +176,10 @@ def _renew(login: StoredLogin, wrangler: str, environ: Mapping[str, str]) -> str
 
 def _ask_wrangler(wrangler: str, environ: Mapping[str, str]) -> str | None:
     # `auth token --json` prints no banner, so wrangler makes no update check here.
-    env = {k: v for k, v in environ.items() if k not in ("CLOUDFLARE_API_TOKEN", "CF_API_TOKEN")}
+    from dome_tasks.tools import with_node
+
+    env = with_node({k: v for k, v in environ.items()
+                     if k not in ("CLOUDFLARE_API_TOKEN", "CF_API_TOKEN")})
     env.update(WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false", CI="1",
                NO_COLOR="1")
     try:

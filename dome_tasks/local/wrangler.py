@@ -54,11 +54,12 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
     runs, never see each other's workers. The ``Request.cf`` download and the npm update check
     are turned off, so ``wrangler dev`` contacts no host.
     """
+    from dome_tasks.tools import with_node
     from dome_tasks.wrangler.env import DEAD_REGISTRY, seed_update_check
 
     tmp_dir = state_dir / "tmp"
     seed_update_check(tmp_dir)
-    env = dict(base)
+    env = with_node(base)
     env.update(
         WRANGLER_SEND_METRICS="false",
         WRANGLER_SEND_ERROR_REPORTS="false",

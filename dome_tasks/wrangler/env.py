@@ -17,6 +17,8 @@ What each variable does, as observed with wrangler 4.86.0:
   SIGKILL) are swept the next time an environment is prepared.
 * `NO_COLOR=1`, `FORCE_COLOR=0`: less ANSI (wrangler still colours its error boxes).
 * `CI=1`: never prompt, even when attached to a terminal.
+* `PATH`: the folder of a node new enough for today's wrangler comes first
+  (`dome_tasks.tools.with_node`).
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ def hermetic_env(
     )
     os.close(fd)
 
-    env = {k: v for k, v in base_env.items() if k not in _DROPPED}
+    from dome_tasks.tools import with_node
+
+    env = with_node({k: v for k, v in base_env.items() if k not in _DROPPED})
     env.update(
         {
             "WRANGLER_SEND_METRICS": "false",
