@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,28 @@ def run_env(**extra: str) -> dict[str, str]:
     env["DOME_INVOKE"] = str(VENV_BIN / "invoke")
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def _unrouted_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file per test process where every emulator (in-process or in a CLI subprocess)
+    appends the API calls it could not route."""
+    from dome_tasks.testing.emulator.emulator import UNROUTED_LOG_ENV
+
+    log = tmp_path_factory.mktemp("emulator") / "unrouted.log"
+    log.touch()
+    os.environ[UNROUTED_LOG_ENV] = str(log)
+    return log
+
+
+@pytest.fixture(autouse=True)
+def _every_wrangler_call_is_served(request: pytest.FixtureRequest, _unrouted_log: Path) -> Iterator[None]:
+    """Fail a test in which wrangler called the emulator on a path it has no route for: the
+    emulator must follow every call of the wrangler versions we support."""
+    start = _unrouted_log.stat().st_size
+    yield
+    with _unrouted_log.open(encoding="utf-8") as log:
+        log.seek(start)
+        missed = sorted(set(log.read().split("\n")) - {""})
+    if missed and request.node.get_closest_marker("unrouted_ok") is None:
+        pytest.fail("the emulator answered 'No route' to: " + "; ".join(missed), pytrace=False)

@@ -80,6 +80,7 @@ def test_requests_without_or_with_a_wrong_token_are_refused(emu):
     assert call(emu, "GET", "/user/tokens/verify")[0] == 200
 
 
+@pytest.mark.unrouted_ok
 def test_unknown_routes_and_other_accounts_get_cloudflare_errors(emu):
     status, _, body = call(emu, "GET", "/nope")
     assert (status, json.loads(body)["errors"][0]["code"]) == (404, 7000)

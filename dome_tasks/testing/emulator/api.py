@@ -131,7 +131,9 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
-        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        # `{name}` is one segment; `{name:path}` the rest of the path (an R2 object key)
+        regex = re.compile("^" + re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)",
+                                        re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)) + "$")
 
         def register(fn: Handler) -> Handler:
             self._routes.append((method.upper(), regex, fn))

@@ -8,6 +8,7 @@ works as a health-check base URL (`DOME_HEALTH_BASE_URL`).
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -25,7 +26,11 @@ from dome_tasks.testing.emulator.server import (
 from dome_tasks.testing.emulator.serving import ServedWorker, ServeError, WorkerHost
 from dome_tasks.testing.emulator.state import EmulatorState
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_TOKEN", "Emulator"]
+__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_TOKEN", "UNROUTED_LOG_ENV", "Emulator"]
+
+#: A file every emulator in this process tree appends its unanswered calls to, one
+#: ``METHOD /path`` per line: the tests fail on any (a call wrangler makes that we do not serve).
+UNROUTED_LOG_ENV = "DOME_EMULATOR_UNROUTED_LOG"
 
 DEFAULT_TOKEN = "emulator-token"
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
@@ -86,6 +91,7 @@ class Emulator:
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._log: list[RequestRecord] = []
+        self.unrouted: list[str] = []  # "METHOD /path" of each call answered "No route"
         self._worker_log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self.serve_workers = serve_workers
@@ -213,6 +219,16 @@ class Emulator:
             self.workers.sync()
 
     # request log
+    def record_unrouted(self, method: str, path: str) -> None:
+        """A call no route serves (code 7000): kept, and appended to ``$DOME_EMULATOR_UNROUTED_LOG``."""
+        line = f"{method} {path}"
+        with self._log_lock:
+            self.unrouted.append(line)
+        target = os.environ.get(UNROUTED_LOG_ENV)
+        if target:
+            with open(target, "a", encoding="utf-8") as log:
+                log.write(line + "\n")
+
     def record_request(self, record: RequestRecord) -> None:
         with self._log_lock:
             self._log.append(record)

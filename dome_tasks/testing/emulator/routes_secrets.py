@@ -19,7 +19,7 @@ router = Router()
 SECRET_TYPES = ("secret_text", "secret_key")
 
 
-def _redeploy_for_secrets(worker: Worker, bindings: list[dict[str, Any]] | None = None) -> None:
+def redeploy_for_secrets(worker: Worker, bindings: list[dict[str, Any]] | None = None) -> None:
     """Record the secret change as a new version, if one version holds all traffic."""
     traffic = worker.traffic()
     if len(traffic) != 1:
@@ -44,7 +44,7 @@ def put_secret(state: EmulatorState, req: Request) -> Response:
     with state.lock:
         worker = existing_worker(state, req.params["script"])
         worker.secrets[name] = text
-        _redeploy_for_secrets(worker)
+        redeploy_for_secrets(worker)
     return ok({"name": name, "type": body.get("type", "secret_text")})
 
 
@@ -68,7 +68,7 @@ def delete_secret(state: EmulatorState, req: Request) -> Response:
         worker = existing_worker(state, req.params["script"])
         if worker.secrets.pop(req.params["secret"], None) is None:
             raise ApiError(404, 10056, f"Secret {req.params['secret']} not found")
-        _redeploy_for_secrets(worker)
+        redeploy_for_secrets(worker)
     return ok(None)
 
 
@@ -98,5 +98,5 @@ def patch_settings(state: EmulatorState, req: Request) -> Response:
             else:
                 bindings.append(item)
         worker.secrets = secrets
-        _redeploy_for_secrets(worker, bindings)
+        redeploy_for_secrets(worker, bindings)
     return ok({"bindings": worker.bindings_for_settings()})

@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 
 from dome_tasks.testing.emulator.api import ApiError, Request, Response, Router, ok, paged
 from dome_tasks.testing.emulator.state import (
+    Bucket,
     EmulatorState,
     KVEntry,
     KVNamespace,
@@ -71,6 +72,36 @@ def get_bucket(state: EmulatorState, req: Request) -> Response:
 def delete_bucket(state: EmulatorState, req: Request) -> Response:
     if state.buckets.pop(req.params["bucket"], None) is None:
         raise ApiError(404, 10006, "The specified bucket does not exist.")
+    return ok({})
+
+
+def _bucket(state: EmulatorState, name: str) -> Bucket:
+    bucket = state.buckets.get(name)
+    if bucket is None:
+        raise ApiError(404, 10006, "The specified bucket does not exist.")
+    return bucket
+
+
+@router.route("PUT", R2 + "/{bucket}/objects/{key:path}")
+def put_object(state: EmulatorState, req: Request) -> Response:
+    """``wrangler r2 object put --remote``: the body is the object."""
+    with state.lock:
+        _bucket(state, req.params["bucket"]).objects[unquote(req.params["key"])] = req.body
+    return ok({"key": unquote(req.params["key"]), "size": len(req.body)})
+
+
+@router.route("GET", R2 + "/{bucket}/objects/{key:path}")
+def get_object(state: EmulatorState, req: Request) -> Response:
+    body = _bucket(state, req.params["bucket"]).objects.get(unquote(req.params["key"]))
+    if body is None:
+        raise ApiError(404, 10007, "The specified key does not exist.")
+    return Response(200, body, {"Content-Type": "application/octet-stream"})
+
+
+@router.route("DELETE", R2 + "/{bucket}/objects/{key:path}")
+def delete_object(state: EmulatorState, req: Request) -> Response:
+    with state.lock:
+        _bucket(state, req.params["bucket"]).objects.pop(unquote(req.params["key"]), None)
     return ok({})
 
 
@@ -349,6 +380,18 @@ def _queue(state: EmulatorState, queue_id: str) -> Queue:
 @router.route("GET", QUEUES + "/{queue}")
 def get_queue(state: EmulatorState, req: Request) -> Response:
     return ok(_queue(state, req.params["queue"]).to_api())
+
+
+@router.route("PUT", QUEUES + "/{queue}")
+@router.route("PATCH", QUEUES + "/{queue}")
+def update_queue(state: EmulatorState, req: Request) -> Response:
+    """A producer's settings on deploy (wrangler 4.20: PUT ``delivery_delay``), pause/resume
+    (PATCH ``delivery_paused``)."""
+    body = req.json() or {}
+    with state.lock:
+        queue = _queue(state, req.params["queue"])
+        queue.settings.update(body.get("settings") or {})
+    return ok(queue.to_api())
 
 
 @router.route("DELETE", QUEUES + "/{queue}")

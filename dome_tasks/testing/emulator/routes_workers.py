@@ -241,3 +241,43 @@ def set_script_subdomain(state: EmulatorState, req: Request) -> Response:
         worker.subdomain_enabled = bool(body.get("enabled", worker.subdomain_enabled))
         worker.previews_enabled = bool(body.get("previews_enabled", worker.subdomain_enabled))
     return ok({"enabled": worker.subdomain_enabled, "previews_enabled": worker.previews_enabled})
+
+
+@router.route("GET", SCRIPTS + "/content/v2")
+def get_content(state: EmulatorState, req: Request) -> Response:
+    """A version's modules as multipart, the main one named in ``cf-entrypoint`` (wrangler 4.20's
+    ``versions secret put`` re-uploads them with the new secret)."""
+    worker = existing_worker(state, req.params["script"])
+    wanted = req.arg("version")
+    try:
+        version = worker.version(wanted) if wanted else worker.current_version()
+    except (KeyError, LookupError):
+        raise ApiError(404, 10215, f"Version {wanted} not found") from None
+    boundary = "emulator-" + version.id
+    chunks = []
+    for module in version.modules.values():
+        chunks.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{module.name}"; '
+            f'filename="{module.name}"\r\nContent-Type: {module.content_type}\r\n\r\n'.encode()
+            + module.body + b"\r\n")
+    body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
+    main = version.metadata.get("main_module") or version.metadata.get("body_part") or ""
+    return Response(200, body, {"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                "cf-entrypoint": main})
+
+
+@router.route("GET", "/accounts/{account}/workers/durable_objects/namespaces")
+def list_durable_object_namespaces(state: EmulatorState, req: Request) -> Response:
+    """The Durable Object namespaces the workers' current versions define (``wrangler delete``
+    reads them to warn about the objects a delete removes)."""
+    spaces = []
+    for worker in state.workers.values():
+        try:
+            bindings = worker.current_version().bindings
+        except LookupError:
+            continue
+        spaces += [{"id": f"{worker.name}-{b.get('class_name')}", "name": b.get("name"),
+                    "script": worker.name, "class": b.get("class_name")}
+                   for b in bindings if b.get("type") == "durable_object_namespace"
+                   and not b.get("script_name")]
+    return paged(spaces, req)

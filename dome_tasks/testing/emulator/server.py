@@ -26,6 +26,7 @@ from dome_tasks.testing.emulator import (
     routes_account,
     routes_assets,
     routes_d1,
+    routes_resource,
     routes_secrets,
     routes_storage,
     routes_triggers,
@@ -55,6 +56,7 @@ class ServerOwner(Protocol):
 
     def worker_name_for_host(self, host: str) -> str | None: ...
     def record_request(self, record: RequestRecord) -> None: ...
+    def record_unrouted(self, method: str, path: str) -> None: ...
     def record_worker_request(self, record: RequestRecord) -> None: ...
     def state_changed(self) -> None: ...
 
@@ -94,7 +96,7 @@ class RequestRecord:
 def build_router() -> Router:
     router = Router()
     for module in (routes_account, routes_workers, routes_secrets, routes_d1, routes_storage,
-                   routes_triggers, routes_assets):
+                   routes_triggers, routes_assets, routes_resource):
         router.include(module.router)
     return router
 
@@ -279,6 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             resolved = emulator.router.resolve(self.command, path)
             if resolved is None:
+                emulator.record_unrouted(self.command, path)
                 return error(404, 7000, "No route for that URI")
             handler, params = resolved
             request = Request(
@@ -291,6 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return handler(emulator.state, request)
         except ApiError as exc:
+            if exc.status == 405:  # the path is known, but not with this method
+                emulator.record_unrouted(self.command, path)
             return exc.response()
         except Exception:  # noqa: BLE001 (a bug in a handler must not hang wrangler)
             traceback.print_exc(file=sys.stderr)

@@ -255,6 +255,7 @@ class Bucket:
     name: str
     creation_date: str = field(default_factory=now_iso)
     location: str = "WNAM"
+    objects: dict[str, bytes] = field(default_factory=dict)  # key -> body
 
 
 @dataclass(frozen=True)
@@ -297,10 +298,12 @@ class Queue:
     queue_name: str
     created_on: str = field(default_factory=now_iso)
     consumers: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def to_api(self) -> dict[str, Any]:
         return {
             "queue_id": self.queue_id,
+            "settings": dict(self.settings),
             "queue_name": self.queue_name,
             "created_on": self.created_on,
             "modified_on": self.created_on,
