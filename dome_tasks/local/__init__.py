@@ -16,8 +16,8 @@ The core renders one top-level wrangler.toml per service (``silo-local`` …) an
 One ``wrangler dev`` per service, each in its own session (process group), all persisting to
 the same ``state_dir`` and finding each other through wrangler's dev registry kept in
 ``state_dir/registry`` (``WRANGLER_REGISTRY_PATH``). Processes are handled through psutil, so
-this runs on Linux and macOS alike. See docs/local-environment.md for why, and for the one
-limit of wrangler 4.86: queue messages do not cross processes.
+this runs on Linux and macOS alike. See docs/local-environment.md for why; queue messages
+cross processes through the same registry (wrangler >= 4.107.1).
 
 Modules: ``model`` (values, errors), ``procs`` (processes and ports), ``wrangler`` (argv, env),
 ``migrations`` (D1), ``runtime`` (one service), ``stack`` (waves of services), ``logs``.

@@ -88,6 +88,25 @@ def test_request_travels_the_bindings_through_d1_kv_r2(stack):
     assert (code, direct["d1"]["value"], direct["via"]) == (200, value, ["silo"])
 
 
+def test_a_queue_message_crosses_from_silo_to_constellation(stack):
+    """silo's EVENTS.send() reaches constellation's queue() in another wrangler dev process
+    (wrangler >= 4.107.1), which records it back in silo's D1 as consumed."""
+    _, _, records, _ = stack
+    silo, constellation = records["silo"].url, records["constellation"].url
+    key = f"queued-{uuid.uuid4().hex[:8]}"
+    code, put = http("POST", f"{silo}/items", {"key": key, "value": "on the queue"})
+    assert (code, put["queue"]) == (200, {"sent": "item.put"}), put
+    deadline, seen = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        code, listed = http("GET", f"{constellation}/queue")
+        seen = [e for e in listed.get("events", []) if e.get("key") == key]
+        if seen:
+            break
+        time.sleep(0.3)
+    assert seen == [{"kind": "item.put", "key": key, "consumed_by": "constellation"}], listed
+    assert listed["consumed"] >= 1
+
+
 def test_redeploy_restarts_one_copy_and_keeps_data(stack):
     env, services, records, _ = stack
     api = next(s for s in services if s.name == "dome-api")
