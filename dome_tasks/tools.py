@@ -80,7 +80,8 @@ def wrangler_version(argv: tuple[str, ...] | list[str], cwd: Path | None = None)
         done = subprocess.run(
             [*argv, "--version"], capture_output=True, text=True, check=False, cwd=cwd,
             timeout=60, env=with_node({**os.environ, "WRANGLER_SEND_METRICS": "false",
-                                       "WRANGLER_HIDE_BANNER": "true"}),
+                                       "WRANGLER_HIDE_BANNER": "true",
+                                       "WRANGLER_WRITE_LOGS": "false"}),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ToolMissingError(f"cannot run {' '.join(argv)}: {exc}") from None

@@ -32,7 +32,7 @@ def _version(argv: list[str], cwd: Path | None = None) -> str:
     from dome_tasks.tools import with_node
 
     done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd, timeout=60,
-                          env=with_node(os.environ))
+                          env=with_node({**os.environ, "WRANGLER_WRITE_LOGS": "false"}))
     text = (done.stdout or done.stderr).strip().splitlines()
     return text[-1] if done.returncode == 0 and text else f"failed (exit {done.returncode})"
 

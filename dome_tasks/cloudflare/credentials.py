@@ -181,7 +181,7 @@ def _ask_wrangler(wrangler: str, environ: Mapping[str, str]) -> str | None:
     env = with_node({k: v for k, v in environ.items()
                      if k not in ("CLOUDFLARE_API_TOKEN", "CF_API_TOKEN")})
     env.update(WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false", CI="1",
-               NO_COLOR="1")
+               NO_COLOR="1", WRANGLER_WRITE_LOGS="false")
     try:
         done = subprocess.run(
             [wrangler, "auth", "token", "--json"], env=env, stdin=subprocess.DEVNULL,

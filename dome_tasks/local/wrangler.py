@@ -67,6 +67,7 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
         FORCE_COLOR="0",
         WRANGLER_REGISTRY_PATH=str(registry_dir(state_dir)),
         WRANGLER_LOG_PATH=str(state_dir / "logs" / "wrangler"),
+        WRANGLER_WRITE_LOGS="false",  # .dev.vars secrets never reach a log file (wrangler >= 4.1xx)
         # Nothing leaves the machine: no Request.cf download, no npm update check.
         CLOUDFLARE_CF_FETCH_ENABLED="false",
         TMPDIR=str(tmp_dir),

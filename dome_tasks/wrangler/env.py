@@ -15,6 +15,11 @@ What each variable does, as observed with wrangler 4.86.0:
   `wrangler-output-<pid>-*.ndjson` after the dome process: the caller removes it when the run
   ends (in a `finally`), and files left by a dome process that no longer exists (killed with
   SIGKILL) are swept the next time an environment is prepared.
+* `WRANGLER_WRITE_LOGS=false`: no debug log file (wrangler >= 4.1xx), which otherwise holds the
+  API token, secret values and what the API echoed back, in clear, under the user's
+  `~/.config/.wrangler/logs`. Older wranglers ignore it, so `WRANGLER_LOG_PATH` also names a
+  per-run file beside the output file (`wrangler-log-<pid>-*.log`), which the caller removes
+  with it (`run_files`); files of dead dome processes are swept like the output files.
 * `NO_COLOR=1`, `FORCE_COLOR=0`: less ANSI (wrangler still colours its error boxes).
 * `CI=1`: never prompt, even when attached to a terminal.
 * `PATH`: the folder of a node new enough for today's wrangler comes first
@@ -30,7 +35,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DEAD_REGISTRY", "hermetic_env", "seed_update_check", "sweep_stale_outputs"]
+__all__ = ["DEAD_REGISTRY", "hermetic_env", "run_files", "seed_update_check",
+           "sweep_stale_outputs"]
 
 DEAD_REGISTRY = "http://127.0.0.1:9/"
 _DROPPED = ("CF_API_BASE_URL", "WRANGLER_OUTPUT_FILE_DIRECTORY", "WRANGLER_LOG_SANITIZE")
@@ -48,7 +54,7 @@ def seed_update_check(tmp_dir: Path, *, now_ms: int | None = None) -> Path:
 def sweep_stale_outputs(directory: Path) -> list[Path]:
     """Remove the output files of dome processes that no longer run; return what was removed."""
     removed = []
-    for path in directory.glob("wrangler-output-*.ndjson"):
+    for path in [*directory.glob("wrangler-output-*.ndjson"), *directory.glob("wrangler-log-*.log")]:
         owner = path.name.split("-")[2]
         if owner.isdigit() and not _running(int(owner)):
             try:
@@ -67,6 +73,18 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _log_path(output: str) -> str:
+    folder, name = os.path.split(output)
+    return os.path.join(folder, name.replace("wrangler-output-", "wrangler-log-", 1)
+                        .replace(".ndjson", ".log"))
+
+
+def run_files(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The files one run of :func:`hermetic_env` made (its output file and log file): the
+    caller removes them when the run ends."""
+    return tuple(env[k] for k in ("WRANGLER_OUTPUT_FILE_PATH", "WRANGLER_LOG_PATH") if k in env)
 
 
 def _slug(environment: str) -> str:
@@ -116,6 +134,8 @@ def hermetic_env(
             "WRANGLER_SEND_ERROR_REPORTS": "false",
             "WRANGLER_CACHE_DIR": str(cache_dir),
             "WRANGLER_OUTPUT_FILE_PATH": output,
+            "WRANGLER_WRITE_LOGS": "false",
+            "WRANGLER_LOG_PATH": _log_path(output),
             "TMPDIR": str(tmp_dir),
             "npm_registry": DEAD_REGISTRY,
             "NO_COLOR": "1",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 from dome_tasks import process
 from dome_tasks.errors import CommandFailed
 from dome_tasks.events import Redactor
-from dome_tasks.wrangler.env import hermetic_env
+from dome_tasks.wrangler.env import hermetic_env, run_files
 from dome_tasks.wrangler.output import WranglerOutput, read_output
 from dome_tasks.wrangler.retry import Attempt, RetryPolicy, run_with_retries
 
@@ -186,10 +186,11 @@ class WranglerExec:
                 )
                 output = read_output(output_file)
             finally:
-                try:
-                    os.unlink(output_file)
-                except OSError:
-                    pass
+                for path in run_files(env):
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
             return Attempt(done.returncode, done.stdout, done.stderr, output, done.timed_out)
 
         retried = run_with_retries(

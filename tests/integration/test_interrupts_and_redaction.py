@@ -162,8 +162,10 @@ def test_a_one_letter_token_leaves_output_intact_and_the_record_written(project,
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_an_api_error_echoing_the_secret_and_token_is_masked(project, tripwire, log_format) -> None:
     secret = "SUPERSECRET123"
+    user_config = project / ".user-config"  # where wrangler keeps its logs for this "user"
     with Emulator(account_id=ACCOUNT) as emulator:
         env = env_for(project, emulator, tripwire)
+        env["XDG_CONFIG_HOME"] = str(user_config)
         assert invoke(project, env, "deploy-env", "silo", "staging", "--no-build",
                       "--no-verify").returncode == 0
         emulator.faults.add(
@@ -179,6 +181,13 @@ def test_an_api_error_echoing_the_secret_and_token_is_masked(project, tripwire, 
     assert f"invalid secret text '{MASK}' for token {MASK}" in printed
     assert secret not in printed and token not in printed
     assert "Traceback" not in printed
+    # wrangler wrote no log file: none in the user's folder, none left in the project
+    assert "Logs were written" not in printed
+    logs = [*user_config.rglob("*.log"), *(project / ".dome").rglob("*.log"),
+            *(project / ".dome").rglob("*.ndjson")]
+    assert [p for p in logs if secret in p.read_text(errors="replace")
+            or token in p.read_text(errors="replace")] == []
+    assert not list(user_config.rglob("logs/*.log"))
     if log_format == "json":
         events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
         (failed,) = [e for e in events if e["event"] == "secret"]
