@@ -32,6 +32,13 @@ BUNDLED = Path(__file__).resolve().parent / "wrangler-config-schema.json.gz"
 SCHEMA_NAME = "config-schema.json"
 
 
+def _only_all_of(node: Mapping[str, Any]) -> bool:
+    """A node that is nothing but ``allOf`` of one schema (no properties of its own)."""
+    all_of = node.get("allOf")
+    return (isinstance(all_of, list) and len(all_of) == 1 and "properties" not in node
+            and "type" not in node)
+
+
 @dataclass(frozen=True, eq=False)
 class WranglerSchema:
     """One wrangler config schema and where it came from."""
@@ -46,7 +53,10 @@ class WranglerSchema:
         return self._resolve(self.data)
 
     def _resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
-        while isinstance(node, Mapping) and "$ref" in node:
+        while isinstance(node, Mapping) and ("$ref" in node or _only_all_of(node)):
+            if "$ref" not in node:  # wrangler >= 4.1xx: the root is {"allOf": [{"$ref": …}]}
+                node = node["allOf"][0]
+                continue
             ref = node["$ref"]
             target: Any = self.data
             for part in ref.lstrip("#/").split("/"):

@@ -37,6 +37,7 @@ _CODE = re.compile(r"\[code: (\d+)\]")
 _API_PATH = re.compile(r"A request to the Cloudflare API \(([^)]*)\) failed")
 _WORKER_IN_PATH = re.compile(r"/workers/(?:scripts|services)/([^/?)\s]+)")
 _MIGRATION = re.compile(r"Migration (\S+) failed")
+_STATUS_ROW = re.compile(r"│\s*(\S+\.sql)\s*│(?:\s*(\S+)\s*│)?")
 _UPLOADED = re.compile(r"^Uploaded \S+ \(", re.MULTILINE)
 
 
@@ -274,7 +275,18 @@ def classify(
     if diagnosis.case in TRANSIENT and _UPLOADED.search(strip_ansi(stdout)):
         diagnosis = replace(diagnosis, case=AFTER_UPLOAD)
     named = _MIGRATION.search(strip_ansi(stderr))
-    return replace(diagnosis, migration=named.group(1)) if named else diagnosis
+    failed = named.group(1) if named else _unfinished_migration(strip_ansi(stdout))
+    return replace(diagnosis, migration=failed) if failed else diagnosis
+
+
+def _unfinished_migration(stdout: str) -> str | None:
+    """The first migration to apply that is not marked ✅: wrangler 4.1xx names no failed file
+    on stderr; it lists the migrations to apply, then prints the status table (✅ done,
+    🕒 running) before each one after the first runs."""
+    status: dict[str, str] = {}
+    for name, mark in _STATUS_ROW.findall(stdout):
+        status[name] = mark or status.get(name, "")
+    return next((name for name, mark in status.items() if "✅" not in mark), None)
 
 
 def _classify(

@@ -134,7 +134,8 @@ def test_a_sql_error_is_not_retried_and_names_the_file(harness, emulator) -> Non
 @pytest.mark.parametrize(
     "fault",
     [
-        pytest.param({"method": "GET", "path": r"/workers/subdomain$"}, id="account-subdomain"),
+        # wrangler 4.164 reads the worker's workers.dev settings after the upload
+        pytest.param({"method": "GET", "path": r"/workers/workers/silo$"}, id="worker-settings"),
         pytest.param({"method": "POST", "path": r"/workers/scripts/silo/subdomain$"},
                      id="script-subdomain"),
     ],

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
+from dome_tasks import tools
 from dome_tasks.wrangler.env import DEAD_REGISTRY, hermetic_env
 from dome_tasks.wrangler.output import (
     DeployRecord,
@@ -103,7 +106,9 @@ def test_hermetic_env(tmp_path: Path):
         api_token="t",
         account_id="a",
     )
-    assert env["PATH"] == "/bin"
+    # PATH is kept, behind a node new enough for the pinned wrangler where /bin's is older
+    assert env["PATH"].split(os.pathsep)[-1] == "/bin"
+    assert tools.node_version(shutil.which("node", path=env["PATH"])) >= tools.NODE_MINIMUM
     assert "CF_API_BASE_URL" not in env and "WRANGLER_LOG" not in env
     assert "WRANGLER_LOG_SANITIZE" not in env
     assert env["CLOUDFLARE_API_BASE_URL"] == "http://127.0.0.1:1/client/v4"

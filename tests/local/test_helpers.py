@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from dome_tasks import tools
 from dome_tasks.local import LocalError, PortRange
 from dome_tasks.local.wrangler import d1_targets, dev_argv, parse_applied_migrations, wrangler_env
 
@@ -71,4 +74,7 @@ def test_dev_argv_and_env_are_isolated(tmp_path: Path):
     assert "--persist-to" in argv and str(tmp_path / "state") in argv
     env = wrangler_env(tmp_path / "state", {"PATH": "/bin"})
     assert env["WRANGLER_REGISTRY_PATH"] == str(tmp_path / "state" / "registry")
-    assert env["WRANGLER_SEND_METRICS"] == "false" and env["NO_COLOR"] == "1" and env["PATH"] == "/bin"
+    assert env["WRANGLER_SEND_METRICS"] == "false" and env["NO_COLOR"] == "1"
+    assert env["PATH"].split(os.pathsep)[-1] == "/bin"  # kept, behind a new-enough node
+    assert tools.node_version(shutil.which("node", path=env["PATH"])) >= tools.NODE_MINIMUM
+    assert env["WRANGLER_WRITE_LOGS"] == "false"

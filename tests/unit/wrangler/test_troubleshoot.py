@@ -161,3 +161,32 @@ def test_a_server_error_after_the_upload_is_its_own_case() -> None:
     assert "invoke status" in explain(diagnosis)
     before = classify(api_error(SERVICES, "An unknown error has occurred", 10013), "")
     assert before.case.key == "api-error"
+
+
+WRANGLER_4164_MIGRATIONS = """\
+Migrations to be applied:
+┌───────────────┐
+│ name          │
+├───────────────┤
+│ 0001_init.sql │
+├───────────────┤
+│ 0002_more.sql │
+└───────────────┘
+🚣 Executed 2 commands in 0.12ms
+┌───────────────┬────────┐
+│ name          │ status │
+├───────────────┼────────┤
+│ 0001_init.sql │ ✅     │
+├───────────────┼────────┤
+│ 0002_more.sql │ 🕒️    │
+└───────────────┴────────┘
+"""
+SQL_ERROR_4164 = ("✘ [ERROR] A request to the Cloudflare API (/accounts/a/d1/database/d/query) "
+                  "failed.\n\n  no such table: nowhere: SQLITE_ERROR [code: 7500]\n")
+
+
+def test_wrangler_4164_names_the_failed_migration_only_in_its_status_table() -> None:
+    diagnosis = classify(SQL_ERROR_4164, WRANGLER_4164_MIGRATIONS)
+    assert diagnosis is not None and diagnosis.migration == "0002_more.sql"
+    only_one = WRANGLER_4164_MIGRATIONS.split("🚣")[0].replace("│ 0001_init.sql │\n├───────────────┤\n", "")
+    assert classify(SQL_ERROR_4164, only_one).migration == "0002_more.sql"
