@@ -1,9 +1,10 @@
 """Retrying failed wrangler commands: classify a failure, back off, log every retry.
 
-What wrangler 4.86.0 does itself: it never retries a 429 and ignores Retry-After; it
-retries 5xx and network errors (3 attempts, 0 s then 1 s) only on the script upload,
-`POST .../versions` and the workers.dev subdomain call. Everything else fails on the first
-error with exit code 1. So the tool retries what is transient (429, 5xx, dropped
+What wrangler does itself: 4.20 to 4.86 never retry a 429 and ignore Retry-After; they
+retry 5xx and network errors (3 attempts, 0 s then 1 s) only on the script upload,
+`POST .../versions` and the workers.dev subdomain call. 4.164 also retries a 429 on those
+calls, waiting out Retry-After (so a single 429 no longer reaches dome). Everything else fails
+on the first error with exit code 1. So the tool retries what is transient (429, 5xx, dropped
 connections), never auth (10000/10001/401/403) or SQL errors, and only commands that are
 safe to repeat. A migration that fails on a 5xx, a 429 or a dropped connection is transient
 too (D1 records applied migrations, so applying again resumes where it stopped); a SQL error
@@ -20,8 +21,8 @@ What can be learned from a failed run:
   (`-- START CF API REQUEST: PUT http://...`, `-- START CF API RESPONSE: Too Many Requests 429`).
   Response headers, and so Retry-After, are printed only with `WRANGLER_LOG_SANITIZE=false`,
   which also prints request bodies (secret values), so the tool does not normally see
-  Retry-After and falls back to exponential backoff. The always-written debug log file is
-  not a usable source either: wrangler exits before flushing its last entries.
+  Retry-After and falls back to exponential backoff. wrangler's debug log file is not a
+  usable source either (it exits before flushing its last entries), and dome turns it off.
 """
 
 from __future__ import annotations

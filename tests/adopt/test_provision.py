@@ -83,15 +83,20 @@ def test_an_id_that_does_not_exist_stops_everything(imported, emulator, guard) -
     assert creates(emulator) == []
 
 
-def test_a_deploy_that_needs_missing_queues_works_once_provisioned(imported, account, guard) -> None:
-    before = invoke(imported, "deploy-env", "all", "staging", "--no-verify",
-                    emulator=account, guard=guard)
-    assert before.returncode != 0
-    assert "silo-jobs-staging" in before.stdout + before.stderr
+def test_a_deploy_after_provision_binds_what_provision_created(imported, account, guard) -> None:
+    """provision creates the missing queues; the deploy then creates nothing of its own (the
+    pinned wrangler would otherwise create a missing queue itself, outside dome's record)."""
+    def queues() -> set[str]:
+        return {q.queue_name for q in account.state.queues.values()}
+
+    assert "silo-jobs-staging" not in queues()
     assert invoke(imported, "provision", "staging", emulator=account, guard=guard).returncode == 0
+    provisioned = queues()
+    assert "silo-jobs-staging" in provisioned
     after = invoke(imported, "deploy-env", "all", "staging", "--no-verify",
                    emulator=account, guard=guard)
     assert after.returncode == 0, after.stdout + after.stderr
+    assert queues() == provisioned and "Creating new Queue" not in after.stdout
     api = account.state.worker("api-staging").current_version()
     assert api.binding("INDEX")["index_name"] == "api-index-staging"
     assert account.state.worker("silo-staging").current_version().binding("DB")["id"] == STAGING_DB

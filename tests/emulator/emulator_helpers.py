@@ -16,6 +16,8 @@ from dome_tasks.wrangler.retry import Attempt
 
 REPO = Path(__file__).resolve().parents[2]
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"
+#: The oldest wrangler dome-tasks supports (scripts/setup installs it).
+OLDEST = REPO / "tests" / "fixtures" / "wrangler-oldest" / "node_modules" / ".bin" / "wrangler"
 
 BASE_TOML = """\
 name = "{name}"
@@ -53,7 +55,9 @@ class Run:
 class Wrangler:
     """Runs wrangler in a project directory, pointed at one emulator, hermetically."""
 
-    def __init__(self, emulator: Emulator, project: Path, state: Path, guard: dict[str, str]):
+    def __init__(self, emulator: Emulator, project: Path, state: Path, guard: dict[str, str],
+                 binary: Path = WRANGLER):
+        self.binary = binary
         self.emulator = emulator
         self.project = project
         self.state = state
@@ -85,7 +89,7 @@ class Wrangler:
         check: bool = True,
     ) -> Run:
         env = env if env is not None else self.env()
-        argv = (str(WRANGLER), *args)
+        argv = (str(self.binary), *args)
         start = time.monotonic()
         proc = subprocess.run(
             argv,

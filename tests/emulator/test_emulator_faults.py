@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from emulator_helpers import OLDEST
 
 from dome_tasks.wrangler.retry import RetryPolicy, classify, run_with_retries
 
@@ -27,7 +28,8 @@ PUT_SCRIPT = r"/workers/scripts/[^/]+$"
         ),
         pytest.param({"path": SERVICES, "drop": True}, 1, None, "network", id="dropped"),
         pytest.param(
-            {"method": "PUT", "path": PUT_SCRIPT, "status": 429, "retry_after": 1},
+            # persistent: wrangler >= 4.1xx retries a 429 itself (Retry-After), then gives up
+            {"method": "PUT", "path": PUT_SCRIPT, "status": 429, "retry_after": 1, "times": None},
             1,
             971,
             "rate_limited",
@@ -72,7 +74,8 @@ def test_wrangler_itself_retries_5xx_and_drops_on_the_upload_and_waits_out_slown
 def test_tool_retries_a_429_honouring_retry_after_from_unsanitized_debug_logs(
     make_wrangler, emulator
 ):
-    wrangler = make_wrangler(VARS)
+    """The oldest supported wrangler (4.20) never retries a 429: dome does, after Retry-After."""
+    wrangler = make_wrangler(VARS, binary=OLDEST)
     emulator.faults.add(method="PUT", path=PUT_SCRIPT, status=429, retry_after=7, times=1)
     env = wrangler.env(WRANGLER_LOG="debug", WRANGLER_LOG_SANITIZE="false")
     sleeps: list[float] = []
@@ -86,15 +89,27 @@ def test_tool_retries_a_429_honouring_retry_after_from_unsanitized_debug_logs(
     )
 
     assert result.ok and len(result.attempts) == 2
-    assert result.attempts[0].output.error_code == 971  # wrangler did not retry it itself
+    assert result.attempts[0].exit_code != 0  # wrangler 4.20 did not retry it itself
     assert logs == [
         (
-            f"retry 1/3 after 7.0s: HTTP 429 (API error 971) from PUT "
+            f"retry 1/3 after 7.0s: HTTP 429 from PUT "
             f"/accounts/{emulator.account_id}/workers/scripts/silo"
         )
     ]
     assert sleeps == [7.0]
     assert emulator.state.worker("silo").current_version()
+
+
+def test_the_pinned_wrangler_retries_a_429_itself_so_dome_does_not(make_wrangler, emulator):
+    wrangler = make_wrangler(VARS)
+    emulator.faults.add(method="PUT", path=PUT_SCRIPT, status=429, retry_after=1, times=1)
+    logs: list[str] = []
+
+    result = run_with_retries(wrangler.attempt_fn("deploy"), RetryPolicy(base_delay=0.25),
+                              sleep=lambda s: None, log=logs.append)
+
+    assert result.ok and len(result.attempts) == 1 and logs == []  # one wrangler run
+    assert [r.status for r in emulator.requests_matching("PUT", PUT_SCRIPT)] == [429, 200]
 
 
 def test_tool_gives_up_on_a_500_forever_after_bounded_retries(make_wrangler, emulator):

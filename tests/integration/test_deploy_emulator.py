@@ -134,13 +134,16 @@ def test_a_deploy_applies_pending_migrations_and_skips_them_when_none_are(projec
 UPLOAD = r"/accounts/[^/]+/workers/scripts/silo-staging$"
 
 
-def test_a_429_on_the_upload_is_retried_and_logged(project, emulator, tripwire):
+def test_a_429_on_the_upload_is_retried_once_by_wrangler_alone(project, emulator, tripwire):
+    """wrangler 4.164 waits out a 429's Retry-After itself: dome starts no second deploy (the
+    oldest wrangler does not; tests/emulator/test_emulator_faults.py covers dome's retry)."""
     emulator.faults.add(method="PUT", path=UPLOAD, status=429, retry_after=1, times=1)
     result = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--no-build")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "retry 1/" in result.stderr
-    assert "rate limited" in result.stderr
+    assert "retry 1/" not in result.stderr
+    assert "Retry-After" in result.stdout + result.stderr  # wrangler's own line
     assert deploy_requests(emulator) == [("PUT", "silo-staging"), ("PUT", "silo-staging")]
+    assert [r.status for r in emulator.requests_matching("PUT", UPLOAD)] == [429, 200]
 
 
 def test_a_401_fails_at_once_with_the_authentication_remedy(project, emulator, tripwire):

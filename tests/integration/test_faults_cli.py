@@ -90,7 +90,9 @@ def test_a_sql_error_names_the_migration_file(project, emulator, invoke):
 
 
 def test_a_failure_after_the_upload_does_not_redeploy(project, emulator, invoke):
-    emulator.faults.add(method="GET", path=r"/workers/subdomain$", status=500, times=None)
+    # wrangler 4.164 reads the worker's workers.dev settings right after the upload
+    emulator.faults.add(method="GET", path=r"/workers/workers/silo-staging$", status=500,
+                        times=None)
 
     result = invoke("deploy-env", "silo", "staging", "--no-build", "--no-verify")
 

@@ -115,7 +115,8 @@ def test_a_signal_after_the_new_version_went_live_records_that_version(project, 
     """wrangler is stopped on a call it makes only once the new version serves: the record
     says interrupted, and names the version the API serves (read back after the signal)."""
     with Emulator(account_id=ACCOUNT) as emulator:
-        slow = emulator.faults.add(method="GET", path=r"/workers/subdomain$", delay=120)
+        # wrangler 4.164 reads the worker's workers.dev settings only once the upload serves
+        slow = emulator.faults.add(method="GET", path=r"/workers/workers/silo-staging$", delay=120)
         run = subprocess.Popen(
             [str(VENV_BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify"],
             cwd=project, env=env_for(project, emulator, tripwire), stdin=subprocess.DEVNULL,
