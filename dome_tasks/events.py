@@ -32,6 +32,7 @@ __all__ = [
     "Redactor",
     "RunSummary",
     "Span",
+    "unmaskable",
 ]
 
 FORMATS = ("text", "json")
@@ -106,15 +107,22 @@ class Redactor:
             if login is not None:
                 self.add(login.token, explicit=False)
 
-    def add(self, secret: str | None, *, explicit: bool = True) -> None:
-        """Register a value (and its stripped form: wrangler strips one trailing newline).
+    def add(self, secret: str | None, *, explicit: bool = True,
+            ordinary: Iterable[str] = ()) -> None:
+        """Register a value (and its stripped form: wrangler strips one trailing newline; and
+        each line of a multi-line value, since output is masked line by line).
 
         ``explicit``: the user gave it as a secret (masked from 4 characters); otherwise it is
-        a credential read from the environment (from 6 characters, never a common word).
+        a credential read from the environment (from 6 characters). Never a common word nor
+        one of the ``ordinary`` words (service, environment, worker names): masking those
+        would hide ordinary output (:func:`unmaskable` says why, for a warning).
         """
         if not secret:
             return
-        self._secrets.update(v for v in {secret, secret.strip()} if _maskable(v, explicit))
+        words = {w.lower() for w in ordinary}
+        forms = {secret, secret.strip(), *(line.strip() for line in secret.splitlines())}
+        self._secrets.update(v for v in forms
+                             if _maskable(v, explicit) and v.lower() not in words)
         if not self._secrets:
             return
         ordered = sorted(self._secrets, key=len, reverse=True)  # longest first: no partial leaks
@@ -153,9 +161,18 @@ class Redactor:
 
 
 def _maskable(value: str, explicit: bool) -> bool:
-    if explicit:
-        return len(value) >= MIN_SECRET_LENGTH
-    return len(value) >= MIN_CREDENTIAL_LENGTH and value.lower() not in COMMON_WORDS
+    shortest = MIN_SECRET_LENGTH if explicit else MIN_CREDENTIAL_LENGTH
+    return len(value) >= shortest and value.lower() not in COMMON_WORDS
+
+
+def unmaskable(value: str, ordinary: Iterable[str] = ()) -> str | None:
+    """Why a secret's value (or a line of it) cannot be masked in output, else None."""
+    for part in {value.strip(), *(line.strip() for line in value.splitlines())} - {""}:
+        if len(part) < MIN_SECRET_LENGTH:
+            return f"shorter than {MIN_SECRET_LENGTH} characters"
+        if part.lower() in COMMON_WORDS or part.lower() in {w.lower() for w in ordinary}:
+            return f"an ordinary word ({part!r})"
+    return None
 
 
 def _expression(secret: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import re
 import signal
 import sys
@@ -227,5 +228,18 @@ def boundary(func: F) -> F:
             signum = getattr(interrupt, "signum", signal.SIGINT)
             print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
             raise Exit(code=128 + signum) from None
+        except BrokenPipeError:  # `invoke history --json | head`: the reader has what it wanted
+            _quiet_stdout()
+            raise Exit(code=0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush of a closed pipe raises
+    nothing more (Python's documented way to end quietly on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

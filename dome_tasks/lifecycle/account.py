@@ -6,6 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from dome_tasks.errors import UsageError
+from dome_tasks.events import unmaskable
 from dome_tasks.plan.rollout import resources_steps, secret_put_step, tail_step
 from dome_tasks.plan.steps import Plan
 from dome_tasks.wrangler.exec import WranglerFailed
@@ -23,7 +24,13 @@ def secret_put(session: Session, target: Target, name: str, value: str) -> None:
         raise UsageError(
             "refusing to set an empty secret", hint="pipe the value on stdin or type it"
         )
-    session.redactor.add(value)
+    ordinary = (target.service, target.environment, target.worker)
+    reason = unmaskable(value, ordinary)
+    if reason is not None:
+        print(f"warning: the value of {name} is {reason}, so dome cannot mask it in output "
+              "without hiding ordinary text; it is set, but use a longer, random value",
+              file=sys.stderr)
+    session.redactor.add(value, ordinary=ordinary)
     plan = Plan((secret_put_step(target, name, value),))
     session.prepare(target)
     session.execute(plan)

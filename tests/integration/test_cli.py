@@ -250,3 +250,20 @@ def test_bad_settings_and_flags_are_one_message_without_traceback(workspace, rec
     assert expected in result.stderr and "hint:" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert calls(recording_wrangler) == []
+
+
+def test_history_json_into_a_pipe_that_closes_early_ends_quietly(workspace: Path) -> None:
+    """`invoke history --json | head -c 100`: no BrokenPipe traceback, exit 0."""
+    from dome_tasks.lifecycle.ledger import LedgerRecord
+
+    ledger = workspace / "sample" / ".dome" / "ledger.jsonl"
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    record = LedgerRecord(kind="deploy", service="silo", environment="staging",
+                          outcome="success", worker="silo-staging", version_id="v1")
+    ledger.write_text((record.to_json() + "\n") * 20000)
+    done = subprocess.run(
+        f"'{VENV_BIN / 'invoke'}' history --json | head -c 100", shell=True,
+        cwd=workspace / "sample", env=run_env(CLOUDFLARE_API_TOKEN=""), capture_output=True,
+        text=True, timeout=120, check=False)
+    assert len(done.stdout) == 100 and done.stdout.startswith("[")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

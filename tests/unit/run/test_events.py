@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dome_tasks.errors import UsageError
-from dome_tasks.events import MASK, EventLog, Redactor
+from dome_tasks.events import MASK, EventLog, Redactor, unmaskable
 
 
 class FakeClock:
@@ -147,3 +147,22 @@ def test_quiet_keeps_events_and_unknown_format_is_refused() -> None:
     assert stream.getvalue() == "" and len(log.events) == 1
     with pytest.raises(UsageError):
         EventLog(stream, "xml")
+
+
+def test_a_multi_line_secret_is_masked_line_by_line() -> None:
+    key = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END KEY-----"
+    redactor = Redactor([key])
+    for line in key.splitlines():  # output reaches the redactor one line at a time
+        assert redactor.text(f"wrangler echoed: {line}") == f"wrangler echoed: {MASK}"
+
+
+def test_a_secret_that_is_an_ordinary_word_masks_nothing_and_says_why() -> None:
+    redactor = Redactor()
+    redactor.add("staging", ordinary=("silo", "staging", "silo-staging"))
+    redactor.add("silo", ordinary=("silo", "staging", "silo-staging"))
+    assert redactor.text("deploy silo-staging (staging) ok") == "deploy silo-staging (staging) ok"
+    assert unmaskable("abc") == "shorter than 4 characters"
+    assert unmaskable("silo", ("silo",)) == "an ordinary word ('silo')"
+    assert unmaskable("password") == "an ordinary word ('password')"
+    assert unmaskable("line one\nok") == "shorter than 4 characters"
+    assert unmaskable("s3cr3t-v4lue-9f1c") is None
