@@ -102,6 +102,7 @@ def run_checks(manifest_path: Path) -> list[Check]:
         checks.append(Check("manifest", False, str(error)))
         return checks
     checks.extend(manifest_checks(manifest, manifest_path))
+    checks.append(render_check(manifest))
     checks.extend(wrangler_checks(manifest, wrangler_bin))
     return checks
 
@@ -122,6 +123,24 @@ def manifest_checks(manifest: Manifest, manifest_path: Path) -> list[Check]:
     checks += [Check("manifest", True, f"warning: {warning}", required=False)
                for warning in manifest.warnings]
     return checks
+
+
+def render_check(manifest: Manifest) -> Check:
+    """Every (service, environment) renders (in memory: nothing is written), as `render` would:
+    a missing or broken template shows here, not first in a deploy."""
+    from dome_tasks.render.config import config_path, render_config
+
+    pairs = [(s, e) for s in manifest.services for e in manifest.environments]
+    for service, environment in pairs:
+        config = manifest.resolve(service, environment)
+        try:
+            render_config(config, manifest_path=manifest.path,
+                          out_path=config_path(manifest.root / ".dome" / "build", environment,
+                                               service),
+                          templates_dir=manifest.templates_dir)
+        except DomeError as error:
+            return Check("render", False, f"{service} in {environment}: {error}")
+    return Check("render", True, f"{len(pairs)} configs render")
 
 
 def wrangler_checks(manifest: Manifest, default: str | None) -> list[Check]:

@@ -277,7 +277,11 @@ def _collect_edges(
         refs = list(default_refs) + list(_references(spec, base))
         for env, override in spec.get("environments", {}).items():
             refs += _references(override, (*base, "environments", env))
-        refs += [(t, (*base, "depends_on", i)) for i, t in enumerate(spec.get("depends_on", ()))]
+        depends = [(t, (*base, "depends_on", i)) for i, t in enumerate(spec.get("depends_on", ()))]
+        for target, where in depends:
+            if target == service:
+                problems.add(where, f"'{service}' cannot depend on itself; remove this entry")
+        refs += depends
         found: dict[str, KeyPath] = {}
         for target, where in refs:
             if where[0] != "defaults" and not _check_reference(target, where, known, problems):

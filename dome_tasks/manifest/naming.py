@@ -154,7 +154,7 @@ def var_value(value: object) -> str | None:
     """A plain-text variable's value: at most 5 KB as uploaded (UTF-8 text, or JSON)."""
     import json
 
-    text = value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value, default=repr)  # UNREADABLE parts
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > VAR_VALUE_MAX_BYTES:
         return (

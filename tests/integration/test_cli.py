@@ -267,3 +267,14 @@ def test_history_json_into_a_pipe_that_closes_early_ends_quietly(workspace: Path
         text=True, timeout=120, check=False)
     assert len(done.stdout) == 100 and done.stdout.startswith("[")
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_doctor_finds_a_template_that_render_would_fail_on(workspace: Path) -> None:
+    from dome_tasks.cli.doctor import run_checks
+
+    manifest = workspace / "sample" / "dome.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 1\n", "version: 1\ntemplates: tpl\n", 1))
+    (workspace / "sample" / "tpl").mkdir()
+    (workspace / "sample" / "tpl" / "wrangler.toml.j2").write_text('{% include "nope.j2" %}\n')
+    (render,) = [c for c in run_checks(manifest) if c.name == "render"]
+    assert not render.ok and "template 'nope.j2' not found" in render.detail

@@ -282,6 +282,17 @@ def test_service_binding_to_unknown_service(problems):
     ]
 
 
+def test_a_service_that_depends_on_itself(problems):
+    text = """\
+    silo:
+      depends_on: [silo]
+    """
+    assert problems(text) == [
+        "dome.yaml:11: services.silo.depends_on[0]: 'silo' cannot depend on itself; "
+        "remove this entry",
+    ]
+
+
 def test_override_for_unknown_environment(problems):
     text = """\
     silo:
@@ -907,3 +918,10 @@ def test_resources_per_environment_and_ids_found_by_name(load_yaml):
     assert [d.database_id for d in found.d1_databases] == ["00000000-0000-4000-8000-00000000000a"]
     assert [k.id for k in found.kv_namespaces] == [None, "0123456789abcdef0123456789abcdef"]
     assert with_ids(staging, {}) is staging
+
+
+def test_a_var_nested_a_hundred_lists_deep_is_one_clear_problem(problems):
+    deep = "[" * 100 + "1" + "]" * 100
+    found = problems(f"silo:\n  vars:\n    DEEP: {deep}\n")
+    assert len(found) == 1 and found[0].startswith("dome.yaml:12: services.silo.vars.DEEP[0]")
+    assert found[0].endswith("nested too deeply (a recursive anchor?)")
