@@ -160,6 +160,9 @@ class LedgerRead:
     problems: tuple[LedgerProblem, ...] = ()
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a link swapped in after the check is not followed
+
+
 class Ledger:
     """The ledger file at ``path`` (created with its folder on first append)."""
 
@@ -183,10 +186,17 @@ class Ledger:
             self._write(lines.encode("utf-8"))
 
     def _write(self, line: bytes) -> None:
+        for path in (self.path, self.lock_path):
+            if os.path.islink(path):  # a link could send the history out of the repository
+                raise LedgerError(
+                    "the ledger is a symbolic link: dome-tasks does not write through it",
+                    where=str(path),
+                    hint=f"remove the link (or point dome.ledger in invoke.yaml at {os.path.realpath(path)})",
+                )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._locked():
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
                 try:
                     self._repair_torn_tail(fd)
                     written = os.write(fd, line)
@@ -220,7 +230,7 @@ class Ledger:
         if fcntl is None:  # pragma: no cover
             yield
             return
-        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

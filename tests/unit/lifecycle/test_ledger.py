@@ -179,3 +179,17 @@ def test_actor_prefers_explicit_then_ci_then_user() -> None:
 def test_parse_time_accepts_z_offsets_and_dates() -> None:
     assert parse_time("2026-01-01T00:00:00Z") == parse_time("2026-01-01T01:00:00+01:00")
     assert parse_time("2026-01-01").isoformat() == "2026-01-01T00:00:00+00:00"
+
+
+def test_a_symlinked_ledger_is_not_followed_out_of_the_repository(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "stolen.jsonl"
+    outside.parent.mkdir()
+    outside.write_text("")
+    ledger_path = tmp_path / "repo" / ".dome" / "ledger.jsonl"
+    ledger_path.parent.mkdir(parents=True)
+    ledger_path.symlink_to(outside)
+    record = LedgerRecord(kind="deploy", service="silo", environment="staging", outcome="success")
+    with pytest.raises(LedgerError) as caught:
+        Ledger(ledger_path).append(record)
+    assert "symbolic link" in caught.value.message and str(outside) in (caught.value.hint or "")
+    assert outside.read_text() == ""  # nothing written through the link
