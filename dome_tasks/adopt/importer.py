@@ -1,8 +1,8 @@
 """``invoke import``: read every wrangler config, compute the intents, write dome.yaml, prove it.
 
 The proof renders each (service, environment) of the new manifest through dome's own loader and
-renderer, in memory, and compares the result with the intent by meaning
-(:mod:`dome_tasks.adopt.compare`).
+renderer, and the project's own wrangler judges it: its reading of the rendered file against
+its reading of the original with ``--env`` (:mod:`dome_tasks.adopt.judge`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dome_tasks.adopt import compare, intent, read, write
+from dome_tasks.adopt import intent, judge, read, write
 from dome_tasks.errors import DomeError
 
 __all__ = ["ImportReport", "Proof", "import_monorepo", "prove"]
@@ -22,6 +22,7 @@ class Proof:
 
     total: int
     differences: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    allowed: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # by the contract
     load_error: str | None = None
 
     @property
@@ -35,7 +36,7 @@ class Proof:
     def summary(self) -> str:
         if self.load_error:
             return f"0 of {self.total} configs checked: the manifest does not load"
-        return f"{self.matching} of {self.total} configs match the intent"
+        return f"{self.matching} of {self.total} configs adopt true, judged by wrangler"
 
 
 @dataclass
@@ -47,11 +48,16 @@ class ImportReport:
     written: bool
 
 
-def prove(adoption: intent.Adoption, text: str, manifest_path: Path) -> Proof:
-    """Load ``text`` as the manifest at ``manifest_path``, render every intent's (service,
-    environment) in memory and compare each with its intent."""
+def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
+          reader: judge.WranglerReader | None = None) -> Proof:
+    """Load ``text`` as the manifest at ``manifest_path``, render every (service, environment)
+    in memory and let the project's wrangler judge each: its reading of the rendered file
+    against its reading of the original with ``--env`` (:func:`judge.judge`, the contract)."""
+    import shutil
+    import uuid
+
     from dome_tasks.manifest.loader import loads
-    from dome_tasks.render.config import check_toml, config_path, render_config
+    from dome_tasks.render.config import config_path, render_config
 
     proof = Proof(total=len(adoption.intents))
     try:
@@ -60,31 +66,54 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path) -> Proof:
         proof.load_error = str(error)
         return proof
     root = manifest.root
-    for (service, env), wanted in adoption.intents.items():
-        source = adoption.service(service)
-        out = config_path(root, env, service)
-        try:
-            config = manifest.declared(service, env)
-            rendered = render_config(config, manifest_path=manifest.path, out_path=out,
-                                     templates_dir=manifest.templates_dir)
-            parsed = check_toml(rendered, where=str(out))
-        except DomeError as error:
-            proof.differences[service, env] = [f"cannot render: {error}"]
-            continue
-        found = compare.differences(compare.normalize(wanted, source.file.folder),
-                                    compare.normalize(parsed, out.parent))
-        if found:
-            proof.differences[service, env] = [str(d) for d in found]
+    scratch = root / ".dome" / f"judge-{uuid.uuid4().hex[:12]}"  # the build folder's depth
+    pairs: list[tuple[Path, str | None]] = []
+    judged: list[tuple[str, str, int]] = []
+    try:
+        for service, env in adoption.intents:
+            source = adoption.service(service)
+            block = source.blocks.get(env, _MISSING)
+            out = config_path(root, env, service)
+            try:
+                rendered = render_config(manifest.declared(service, env), manifest_path=manifest.path,
+                                         out_path=out, templates_dir=manifest.templates_dir)
+            except DomeError as error:
+                proof.differences[service, env] = [f"cannot render: {error}"]
+                continue
+            if block is _MISSING:  # no original to compare with: nothing wrangler deploys today
+                continue
+            file = scratch / env / service / "wrangler.toml"
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(rendered, encoding="utf-8")
+            judged.append((service, env, len(pairs)))
+            pairs += [(source.file.path, block), (source.file.path, None), (file, None)]
+        readings = (reader or judge.WranglerReader.for_project(root)).read(pairs) if pairs else []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    from dome_tasks.manifest.wrangler_schema import load_schema
+
+    schema = load_schema(root)
+    for service, env, at in judged:
+        original, top, rendered_reading = readings[at:at + 3]
+        verdict = judge.judge(original, rendered_reading, top, schema=schema,
+                              production=adoption.environment(env).protected)
+        proof.allowed[service, env] = [f"{d} ({rule})" for d, rule in verdict.allowed]
+        if verdict.violations:
+            proof.differences[service, env] = [str(d) for d in verdict.violations]
     return proof
+
+
+_MISSING = object()
 
 
 def _smallest_proven(adoption: intent.Adoption, output: Path) -> tuple[str, Proof]:
     """The manifest that leaves resource names to dome's naming convention if this dome-tasks
     renders it as intended, else the one that writes every environment's names out."""
     best: tuple[str, Proof] | None = None
+    reader = judge.WranglerReader.for_project(adoption.root)
     for mode in (write.CONVENTION, write.EXPLICIT):
         text = write.manifest_text(adoption, mode)
-        proof = prove(adoption, text, output)
+        proof = prove(adoption, text, output, reader)
         if proof.ok:
             return text, proof
         if best is None or proof.matching > best[1].matching:

@@ -172,7 +172,9 @@ class WorkerConfig:
     build: tuple[str, ...] | None = None  # argv; None = default (just build-pkg SERVICE if present)
     health_path: str | None = "/health"  # None: verification is skipped (health_path: null)
     health_url: str | None = None  # explicit URL overriding route / workers.dev
-    observability: bool = False  # observability.enabled; other keys of the table are in extra
+    # observability.enabled (None: not given, nothing rendered: Cloudflare's own setting
+    # stays); other keys of the table (logs, traces, head_sampling_rate) are in extra
+    observability: bool | None = None
     services: tuple[ServiceBinding, ...] = ()
     d1_databases: tuple[D1Database, ...] = ()
     r2_buckets: tuple[R2Bucket, ...] = ()

@@ -174,7 +174,8 @@ class Resolver:
         built = {kind.attr: self._bindings(kind, service, env, m, service_dir)
                  for kind in bindings.KINDS}
         observability = dict(m.get("observability") or {})
-        enabled = bool(observability.pop("enabled", False))
+        enabled = observability.pop("enabled", None)
+        enabled = None if enabled is None else bool(enabled)
         extra = {k: v for k, v in m.items() if k not in DOME_KEYS}
         if observability:
             extra["observability"] = observability

@@ -56,15 +56,17 @@ def wrangler_config(
     if config.routes:
         doc["routes"] = [_route(r) for r in config.routes]
     extra = dict(config.extra)
-    observability = {"enabled": config.observability, **extra.pop("observability", {})}
-    observability["enabled"] = config.observability
+    observability = dict(extra.pop("observability", {}))
+    if config.observability is not None:
+        observability = {"enabled": config.observability, **observability}
     tables = {k: v for k, v in extra.items() if _is_table(v)}
     for key, value in extra.items():
         if key not in tables:
             doc[key] = _rebase((key,), value, rel)
     if config.vars:
         doc["vars"] = dict(config.vars)
-    doc["observability"] = observability
+    if observability:  # only what the manifest says: no setting of Cloudflare's is invented
+        doc["observability"] = observability
     for kind in bindings.KINDS:
         objects = getattr(config, kind.attr)
         if not objects:

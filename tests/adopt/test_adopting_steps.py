@@ -72,7 +72,7 @@ def test_a_new_user_follows_the_readme_to_a_first_staging_deploy(
         wanted = (1,) if words[0] == "diff" else (0,)  # diff: 1 = there are changes
         assert done.returncode in wanted, f"invoke {shlex.join(words)}:\n{done.stdout}{done.stderr}"
         if words[0] == "import":
-            assert "configs match the intent" in done.stdout
+            assert "configs adopt true, judged by wrangler" in done.stdout
     manifest = load(project / "dome.yaml")
     for service in manifest.services:
         worker = manifest.resolve(service, "staging")

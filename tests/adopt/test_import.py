@@ -45,7 +45,7 @@ def test_import_writes_a_manifest_whose_configs_match_the_intent(redeclared: Pat
     out = done.stdout
     assert "read 2 wrangler config(s):" in out
     assert "GUESS services/api/wrangler.jsonc [env.dev]: service binding SILO: the legacy" in out
-    assert out.rstrip().endswith("6 of 6 configs match the intent")
+    assert out.rstrip().endswith("6 of 6 configs adopt true, judged by wrangler")
     text = (redeclared / "dome.yaml").read_text(encoding="utf-8")
     assert "  # GUESS services/silo/wrangler.toml [env.staging]: vars LOG_LEVEL taken" in text
     manifest = load(redeclared / "dome.yaml")
@@ -91,7 +91,7 @@ def test_the_corpus_imports_with_every_config_matching(corpus: Path) -> None:
     done = invoke(corpus, "import")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "read 5 wrangler config(s):" in done.stdout
-    assert done.stdout.rstrip().endswith("15 of 15 configs match the intent")
+    assert done.stdout.rstrip().endswith("15 of 15 configs adopt true, judged by wrangler")
     assert "not-ours" not in done.stdout  # node_modules is never imported
     assert rendered_equals_intent(corpus) == 15
 

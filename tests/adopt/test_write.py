@@ -74,10 +74,10 @@ def test_the_proof_names_what_the_manifest_would_render_differently(
     root = FIXTURES / "redeclared"
     text = manifest_text(redeclared, EXPLICIT)
     assert prove(redeclared, text, root / "dome.yaml").summary() == (
-        "6 of 6 configs match the intent")
+        "6 of 6 configs adopt true, judged by wrangler")
     tampered = text.replace("LOG_LEVEL: debug", "LOG_LEVEL: trace", 1)
     proof = prove(redeclared, tampered, root / "dome.yaml")
-    assert proof.summary() == "5 of 6 configs match the intent"
+    assert proof.summary() == "5 of 6 configs adopt true, judged by wrangler"
     assert proof.differences["silo", "development"] == [
         "vars.LOG_LEVEL: expected 'debug', found 'trace'"]
 

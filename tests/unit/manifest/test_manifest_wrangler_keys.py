@@ -113,9 +113,8 @@ def test_wrangler_keys_merge_by_the_same_layering(load_yaml):
     assert (dev.account_id, staging.account_id) == (
         "0123456789abcdef0123456789abcdef", "11111111111111111111111111111111"
     )
-    assert rendered(m, "silo", "staging")["observability"] == {
-        "enabled": False, "head_sampling_rate": 0.5
-    }
+    # only what the manifest says: no `enabled` is invented
+    assert rendered(m, "silo", "staging")["observability"] == {"head_sampling_rate": 0.5}
 
 
 def test_health_path_null_means_no_health_check(load_yaml):
