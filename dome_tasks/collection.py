@@ -48,7 +48,9 @@ def namespace(
 
         ns = coexisting(native, None, prefix=prefix)
     else:
-        justfile = base / justfile
+        from dome_tasks.just.dump import justfile_in
+
+        justfile = justfile_in(base, justfile)  # `Justfile` where the tasks module says justfile
         ns = _with_justfile(native, justfile, prefix, base)
     # Every key is declared here so that INVOKE_DOME_<KEY> environment variables reach it.
     from dome_tasks.settings import declared

@@ -6,7 +6,8 @@ workers.dev, observability, each binding and var, each route, custom domain and 
 unified diff reads as "``-`` what Cloudflare serves now, ``+`` what it would serve". The live
 side comes from the API (the script's settings, subdomain, routes, custom domains and cron
 schedules); ``--against`` reads a hand-kept wrangler config instead, as wrangler itself would
-deploy it for ``--env`` (bindings not inherited). Secrets are never compared (values are not
+deploy it for ``--env``: both sides are what the project's wrangler itself reads
+(:mod:`dome_tasks.adopt.judge`), the hand-kept config with ``--env`` and the rendered one. Secrets are never compared (values are not
 readable, names are listed).
 """
 
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.adopt.compare import resolve_environment
 from dome_tasks.adopt.read import AdoptError, read
 from dome_tasks.adopt.resources import ResourceLock
 from dome_tasks.adopt.sources import PRODUCTION, dome_env_name
@@ -269,7 +269,7 @@ class DiffResult:
         return not self.lines
 
 
-def _rendered(manifest: Any, service: str, environment: str) -> tuple[dict[str, Any], str]:
+def _rendered(manifest: Any, service: str, environment: str) -> tuple[dict[str, Any], str, str]:
     from dome_tasks.render.config import check_toml, config_path, render_config
 
     config = manifest.resolve(service, environment)
@@ -277,7 +277,25 @@ def _rendered(manifest: Any, service: str, environment: str) -> tuple[dict[str, 
     text = render_config(config, manifest_path=manifest.path, out_path=out,
                          templates_dir=manifest.templates_dir)
     rel = out.relative_to(manifest.root).as_posix()
-    return check_toml(text, where=str(out)), rel
+    return check_toml(text, where=str(out)), rel, text
+
+
+def _read_by_wrangler(manifest: Any, original: Path, block: str | None, environment: str,
+                      service: str, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the project's wrangler reads from the hand-kept config (``--env block``) and from
+    the rendered one: the two sides of ``--against``, as the import's proof sees them."""
+    from dome_tasks.adopt.judge import WranglerReader, scratch
+
+    with scratch(manifest.root) as folder:
+        copy = folder / environment / service / "wrangler.toml"
+        copy.parent.mkdir(parents=True)
+        copy.write_text(text, encoding="utf-8")
+        before, after = WranglerReader.for_project(manifest.root).read(
+            [(original, block), (copy, None)])
+    for reading, what in ((before, str(original)), (after, "the rendered config")):
+        if reading.error or reading.config is None:
+            raise AdoptError(f"wrangler cannot read {what}: {reading.error}")
+    return dict(before.config or {}), dict(after.config or {})
 
 
 def _account(api: CloudflareApi, *candidates: str | None) -> str:
@@ -318,13 +336,13 @@ def diff_service(manifest: Any, service: str, environment: str, *, against: str 
     if env.is_local and not against:
         raise AdoptError(f"{env.name} runs on this machine: there is nothing live to compare",
                          hint="compare a remote environment, or use --against PATH")
-    rendered, rel = _rendered(manifest, service, env.name)
+    rendered, rel, text = _rendered(manifest, service, env.name)
     worker = str(rendered.get("name"))
     if against:
         path = Path(against)
         file = read(path if path.is_absolute() else Path.cwd() / path)
         block = against_block(file.data, env.name, against_env)
-        hand_kept = resolve_environment(file.data, block)
+        hand_kept, rendered = _read_by_wrangler(manifest, file.path, block, env.name, service, text)
         label = f"{against}" + (f" [env.{block}]" if block else "")
         lock = ResourceLock.load(manifest.root)
         account = rendered.get("account_id")

@@ -53,9 +53,6 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
     """Load ``text`` as the manifest at ``manifest_path``, render every (service, environment)
     in memory and let the project's wrangler judge each: its reading of the rendered file
     against its reading of the original with ``--env`` (:func:`judge.judge`, the contract)."""
-    import shutil
-    import uuid
-
     from dome_tasks.manifest.loader import loads
     from dome_tasks.render.config import config_path, render_config
 
@@ -66,10 +63,9 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
         proof.load_error = str(error)
         return proof
     root = manifest.root
-    scratch = root / ".dome" / f"judge-{uuid.uuid4().hex[:12]}"  # the build folder's depth
     pairs: list[tuple[Path, str | None]] = []
     judged: list[tuple[str, str, int]] = []
-    try:
+    with judge.scratch(root) as scratch:
         for service, env in adoption.intents:
             source = adoption.service(service)
             block = source.blocks.get(env, _MISSING)
@@ -88,8 +84,6 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
             judged.append((service, env, len(pairs)))
             pairs += [(source.file.path, block), (source.file.path, None), (file, None)]
         readings = (reader or judge.WranglerReader.for_project(root)).read(pairs) if pairs else []
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     from dome_tasks.manifest.wrangler_schema import load_schema
 
     schema = load_schema(root)

@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dome_tasks.adopt.compare import Difference, differences
 from dome_tasks.errors import DomeError
 
 if TYPE_CHECKING:
     from dome_tasks.manifest.wrangler_schema import WranglerSchema
 
-__all__ = ["Reading", "Verdict", "WranglerReader", "comparable", "judge"]
+__all__ = ["ABSENT", "Difference", "Reading", "Verdict", "WranglerReader", "comparable",
+           "differences", "judge", "scratch"]
 
 #: What wrangler's reading holds that is about the file, not about the deployed worker.
 BOOKKEEPING = frozenset({
@@ -69,6 +72,58 @@ for (const { config, env } of JSON.parse(fs.readFileSync(inputFile, "utf8"))) {
 }
 fs.writeFileSync(outputFile, JSON.stringify(out));
 """
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One key path (dotted, binding lists by binding name) where two readings differ."""
+
+    path: str
+    expected: Any  # the original's value (ABSENT: it has none)
+    actual: Any  # the rendered file's value
+
+    def __str__(self) -> str:
+        if self.expected is ABSENT:
+            return f"{self.path}: not expected, found {self.actual!r}"
+        if self.actual is ABSENT:
+            return f"{self.path}: expected {self.expected!r}, missing"
+        return f"{self.path}: expected {self.expected!r}, found {self.actual!r}"
+
+
+def differences(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[Difference]:
+    """What differs between two :func:`comparable` readings, as dotted key paths."""
+    out: list[Difference] = []
+    _walk(dict(expected), dict(actual), "", out)
+    return out
+
+
+def _walk(expected: Any, actual: Any, path: str, out: list[Difference]) -> None:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in dict.fromkeys([*expected, *actual]):
+            sub = f"{path}.{key}" if path else str(key)
+            _walk(expected.get(key, ABSENT), actual.get(key, ABSENT), sub, out)
+        return
+    if expected != actual:
+        out.append(Difference(path, expected, actual))
+
+
+@contextmanager
+def scratch(root: Path) -> Iterator[Path]:
+    """A throwaway folder at the build folder's depth (``.dome/judge-*/<env>/<service>/`` like
+    ``.dome/build/<env>/<service>/``), so that a rendered config's relative paths hold there."""
+    folder = Path(root) / ".dome" / f"judge-{uuid.uuid4().hex[:12]}"
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class JudgeError(DomeError):
@@ -218,14 +273,12 @@ def judge(original: Reading, rendered: Reading, top: Reading | None = None, *,
 
 def _rule(difference: Difference, top: Mapping[str, Any], production: bool) -> str | None:
     """Which rule of the contract allows ``difference``, or None."""
-    from dome_tasks.adopt.compare import _ABSENT
-
     parts = difference.path.split(".")
-    if difference.expected is _ABSENT and parts[0] != "name" and _has(top, parts[:2]):
+    if difference.expected is ABSENT and parts[0] != "name" and _has(top, parts[:2]):
         return "a: taken from the top level (wrangler does not inherit it)"
     if production:
         return None
-    if parts[0] in ("routes", "route") and difference.actual is _ABSENT:
+    if parts[0] in ("routes", "route") and difference.actual is ABSENT:
         return "b: production's routes are not carried over"
     if parts[-1] in RESOURCE_FIELDS and len(parts) >= 3:
         return "b: the environment's own resource or worker"
@@ -237,9 +290,7 @@ def _rule(difference: Difference, top: Mapping[str, Any], production: bool) -> s
 def _ignored(difference: Difference, schema: WranglerSchema | None) -> str | None:
     """Rule c: a key the original has, the rendered file drops, and wrangler's schema does not
     know at that place (wrangler warns and ignores it)."""
-    from dome_tasks.adopt.compare import _ABSENT
-
-    if schema is None or difference.actual is not _ABSENT:
+    if schema is None or difference.actual is not ABSENT:
         return None
     parts = difference.path.split(".")
     place: list[str] = []

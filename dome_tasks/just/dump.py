@@ -164,6 +164,20 @@ def cached_dump_json(
     return dump
 
 
+JUSTFILE_NAMES = ("justfile", ".justfile")  # just matches them in any case
+
+
+def justfile_in(folder: Path, given: str | os.PathLike[str] = "justfile") -> Path:
+    """The justfile ``given`` names in ``folder``, or, when it does not exist and is one of
+    just's own names, the one file just itself would pick there (``Justfile``, ``.justfile``,
+    …): dome never writes a second justfile beside the user's."""
+    path = Path(folder) / given
+    if path.exists() or Path(given).name.lower() not in JUSTFILE_NAMES or not Path(folder).is_dir():
+        return path
+    found = [p for p in Path(folder).iterdir() if p.name.lower() in JUSTFILE_NAMES and p.is_file()]
+    return found[0] if len(found) == 1 else path
+
+
 def _dump_key(path: Path, just: str | None) -> list[Any]:
     """What a cached dump depends on: the justfile, the files it may import, which just."""
     files = {path}

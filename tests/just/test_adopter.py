@@ -193,3 +193,17 @@ def test_a_missing_justfile_is_reported(tmp_path: Path) -> None:
         "`invoke just.sync` writes one with a recipe per dome task (or pass justfile=None)\n"
     )
     assert "  deploy-env " in listing.stdout
+
+
+def test_a_capitalised_justfile_is_the_one_synced_and_read(tmp_path: Path) -> None:
+    """namespace(justfile="justfile") in a repository whose file is `Justfile`: dome reads and
+    syncs that file (just's own pick), never a second one that just would then refuse."""
+    root = make_repo(tmp_path / "repo")
+    (root / "justfile").rename(root / "Justfile")
+    synced = invoke(root, "just.sync")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.endswith(f"{root / 'Justfile'}: updated\n")
+    assert sorted(p.name for p in root.iterdir() if p.name.lower() == "justfile") == ["Justfile"]
+    listing = just(root, "--list")
+    assert listing.returncode == 0, listing.stderr
+    assert "deploy-env" in listing.stdout
