@@ -171,8 +171,9 @@ def _folder_and_mains(manifest: Manifest, service: str) -> tuple[Path, set[str]]
     """The service's folder and its entry modules (relative, posix) across environments."""
     folder = Path(manifest.service(service).directory)
     mains = {
-        PurePosixPath(Path(manifest.resolve(service, env).main).as_posix()).as_posix().removeprefix("./")
+        PurePosixPath(Path(main).as_posix()).as_posix().removeprefix("./")
         for env in manifest.environments
+        if (main := manifest.resolve(service, env).main) is not None
     }
     return folder, mains
 

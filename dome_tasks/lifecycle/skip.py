@@ -144,7 +144,7 @@ def interface_files(config: WorkerConfig, globs: Sequence[str] = ()) -> tuple[Pa
     import fnmatch
 
     folder = config.service_dir
-    files = {(folder / config.main).resolve()}
+    files = {(folder / config.main).resolve()} if config.main is not None else set()
     if globs:
         for path in _files(folder):
             relative = path.relative_to(folder).as_posix()

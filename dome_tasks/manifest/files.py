@@ -107,10 +107,10 @@ def _worker_problems(
 ) -> Iterator[tuple[tuple[Any, ...], str]]:
     folder = worker.service_dir
     shown = _shown(root, folder)  # cached: one per service
-    problem = outside(root, folder, worker.main)
+    problem = outside(root, folder, worker.main) if worker.main is not None else None
     if problem:
         yield ("main",), problem
-    elif exists:
+    elif exists and worker.main is not None:
         main = kind_of(folder / worker.main)
         if main == "dir":
             yield ("main",), (

@@ -161,7 +161,7 @@ class WorkerConfig:
     environment: str
     name: str  # worker name, e.g. "silo-staging"
     service_dir: Path  # absolute
-    main: str  # relative to service_dir
+    main: str | None  # relative to service_dir; None: no entry point (an assets-only worker)
     compatibility_date: str
     compatibility_flags: tuple[str, ...] = ()
     account_id: str | None = None

@@ -161,13 +161,14 @@ class Resolver:
         env = self.envs[env_name]
         spec = self.services[service]
         m = self.merged(service, env_name)
-        for key in ("main", "compatibility_date"):
+        # main is optional, as for wrangler: an assets-only worker (or a stub) has none
+        for key in ("compatibility_date",):
             if key not in m and not self._written(service, env_name, (key,)):
                 self._missing[("services", service), f"missing required key '{key}'"].append(
                     env_name
                 )
         self._check_required(service, env_name, m)
-        if "main" not in m or "compatibility_date" not in m:
+        if "compatibility_date" not in m:
             return None
         self._check_duplicates(service, env_name, m)
         service_dir = self.service_dir(service)
@@ -184,7 +185,7 @@ class Resolver:
             environment=env_name,
             name=service + env.suffix,
             service_dir=service_dir,
-            main=m["main"],
+            main=m.get("main"),
             compatibility_date=m["compatibility_date"],
             compatibility_flags=tuple(m.get("compatibility_flags", ())),
             account_id=m.get("account_id"),

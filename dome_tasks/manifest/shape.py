@@ -44,7 +44,9 @@ def wrangler_config(
 ) -> dict[str, Any]:
     """The config wrangler reads for ``config``, keys in the order the renderer writes them."""
     seen: Origins = origins if origins is not None else {}
-    doc: dict[str, Any] = {"name": config.name, "main": rel(config.main)}
+    doc: dict[str, Any] = {"name": config.name}
+    if config.main is not None:
+        doc["main"] = rel(config.main)
     seen[("name",)] = ()
     doc["compatibility_date"] = config.compatibility_date
     if config.compatibility_flags:

@@ -180,7 +180,7 @@ def build_context(config: WorkerConfig, *, manifest_path: Path, out_path: Path) 
         "tables": tables,
         "wrangler": doc,
         "name": config.name,
-        "main": doc["main"],
+        "main": doc.get("main"),
         "compatibility_date": config.compatibility_date,
         "compatibility_flags": list(config.compatibility_flags),
         "account_id": config.account_id,

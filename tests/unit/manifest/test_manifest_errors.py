@@ -180,7 +180,7 @@ def test_missing_keys_in_list_items(problems):
     ]
 
 
-def test_missing_main_and_compatibility_date_after_merge(problems):
+def test_missing_compatibility_date_after_merge(problems):
     text = """\
     version: 1
     environments:
@@ -188,10 +188,29 @@ def test_missing_main_and_compatibility_date_after_merge(problems):
     services:
       silo: {}
     """
-    assert problems(text, full=True) == [
-        "dome.yaml:5: services.silo: missing required key 'main'",
+    assert problems(text, full=True) == [  # main is optional, as for wrangler
         "dome.yaml:5: services.silo: missing required key 'compatibility_date'",
     ]
+
+
+def test_a_worker_without_main_loads_and_renders_without_one(load_yaml, tmp_path):
+    """An assets-only worker (or a stub): wrangler accepts a config without `main`."""
+    from dome_tasks.manifest.shape import wrangler_config
+
+    (tmp_path / "services" / "site" / "public").mkdir(parents=True)
+    manifest = load_yaml("""\
+    version: 1
+    defaults: {compatibility_date: "2025-01-01"}
+    environments:
+      production: {suffix: ""}
+    services:
+      site:
+        assets: {directory: public}
+    """, full=True, files=False)
+    config = manifest.resolve("site", "production")
+    assert config.main is None
+    doc = wrangler_config(config, lambda p: p)
+    assert "main" not in doc and doc["assets"] == {"directory": "public"}
 
 
 def test_missing_binding_key_names_the_environments_lacking_it(problems):
