@@ -14,6 +14,7 @@ production's). Each such decision is a :class:`Guess`.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,28 @@ def _merge_lists(own: list[dict[str, Any]], carried: list[dict[str, Any]], key: 
     return own + added, added
 
 
+#: Values that stand in for a secret set with `wrangler secret put` (never carried elsewhere).
+_PLACEHOLDER = re.compile(
+    r"(?i)^\s*(|<[^>]*>|\$\{[^}]*\}|x{3,}|\*{3,}|\.{3}|todo|tbd|none|null|secret|changeme|"
+    r"change[-_ ]?me|replace[-_ ]?me.*|placeholder.*|your[-_ ].*|set[-_ ]?me|dummy|fake|"
+    r"fixme|redacted)\s*$")
+
+
+def _placeholder(value: Any) -> bool:
+    return isinstance(value, str) and bool(_PLACEHOLDER.match(value))
+
+
+def _declared_secrets(source: ServiceSource, env: str) -> set[str]:
+    """Names the config declares as secrets (wrangler's ``secrets.required``), top or env."""
+    names: set[str] = set()
+    block = source.blocks.get(env)
+    for table in (source.file.data, source.file.environments.get(block) if block else None):
+        secrets = table.get("secrets") if isinstance(table, dict) else None
+        if isinstance(secrets, dict) and isinstance(secrets.get("required"), list):
+            names |= {str(n) for n in secrets["required"]}
+    return names
+
+
 class _Intents:
     """Computes every (service, environment) intent of one import."""
 
@@ -219,6 +242,13 @@ class _Intents:
             own, top = top, None
         if key in ("vars", "define"):
             merged = dict(top or {})
+            if key == "vars" and not own_is_top:
+                for name in sorted(set(merged) - set(own or {})):
+                    if _placeholder(merged[name]) or name in _declared_secrets(source, env):
+                        merged.pop(name)
+                        self.guess(source, env, f"vars {name} not carried over from the top level: "
+                                   f"{merged.get(name, top[name])!r} stands in for a secret "
+                                   f"(set it per environment: wrangler secret put {name})")
             missing = sorted(set(merged) - set(own or {}))
             merged.update(own or {})
             if missing and not self._no_block:

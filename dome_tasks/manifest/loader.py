@@ -185,6 +185,7 @@ def _assemble(
     known = set(raw_services) if isinstance(raw_services, dict) else set(services)
     for name in services:
         _check_worker_names(name, envs, problems)
+    _check_name_placement(data, problems)
     _check_override_environments(services, envs, problems)
     edges = _collect_edges(data, services, known, problems)
     graph = Graph(tuple(services), {s: tuple(e) for s, e in edges.items()})
@@ -228,6 +229,20 @@ def _check_paths(data: Mapping[str, Any], root: Path, problems: Problems) -> Non
         problem = outside(root, root, value) if isinstance(value, str) else None
         if problem:
             problems.add(where, problem)
+
+
+def _check_name_placement(data: Mapping[str, Any], problems: Problems) -> None:
+    """``name`` names one worker: only in ``services.X.environments.E`` (elsewhere it would give
+    every environment, or every service, the same worker)."""
+    from dome_tasks.manifest.schema import REFUSED
+
+    places = [("defaults",)] + [("services", s) for s in (data.get("services") or {})]
+    for place in places:
+        node: Any = data
+        for part in place:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping) and "name" in node:
+            problems.add((*place, "name"), REFUSED["name"])
 
 
 def _check_worker_names(service: str, envs: Mapping[str, Environment], problems: Problems) -> None:

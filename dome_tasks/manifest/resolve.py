@@ -123,6 +123,13 @@ class Resolver:
         merged = deep_merge(merged, env_layer)
         return deep_merge(merged, override)
 
+    def worker_name(self, service: str, env: str) -> str:
+        """The worker's name in ``env``: its own ``name`` there, else the service's name plus
+        the environment's suffix."""
+        own = self.services[service].get("environments", {}).get(env, {})
+        name = own.get("name") if isinstance(own, Mapping) else None
+        return name if isinstance(name, str) and name else service + self.envs[env].suffix
+
     def service_dir(self, service: str) -> Path:
         found = self._dirs.get(service)
         if found is None:
@@ -183,7 +190,7 @@ class Resolver:
         worker = model.WorkerConfig(
             service=service,
             environment=env_name,
-            name=service + env.suffix,
+            name=self.worker_name(service, env_name),
             service_dir=service_dir,
             main=m.get("main"),
             compatibility_date=m["compatibility_date"],
@@ -314,7 +321,8 @@ class Resolver:
         )
         binding = "" if kind.form == "list" else key
         return bindings.Entry(
-            binding, values, extra, shared, service, lambda target: target + env.suffix
+            binding, values, extra, shared, service,
+            lambda target: self.worker_name(target, env.name),
         )
 
     def _suffixed(

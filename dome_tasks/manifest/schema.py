@@ -59,7 +59,8 @@ def _ports(value: Any) -> str | None:
 
 #: Wrangler keys that dome writes itself or spells its own way: refused, saying what to write.
 REFUSED = {
-    "name": "dome names each worker: the service name plus the environment's suffix; remove it",
+    "name": ("a worker's name is the service name plus the environment's suffix; where one "
+             "differs, put it under services.<service>.environments.<env>.name"),
     "env": "write what differs per environment under services.<service>.environments.<env>",
     "legacy_env": "dome renders one config per environment; remove it",
     "route": "write it as a list: routes: [...]",
@@ -108,6 +109,9 @@ def _binding_fields() -> dict[str, Field]:
 
 WORKER_FIELDS: dict[str, Field] = {
     "main": Field(NONEMPTY),
+    # the worker's own name in one environment (services.X.environments.E only), where it is
+    # not the service's name plus the environment's suffix (an imported "foo-production")
+    "name": Field(string(lambda value: naming.worker_name(value))),
     "compatibility_date": Field(string(naming.compatibility_date)),
     "compatibility_flags": Field(ListOf(NONEMPTY)),
     "account_id": Field(string(naming.account_id), nullable=True),

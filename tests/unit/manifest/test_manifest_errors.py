@@ -944,3 +944,31 @@ def test_a_var_nested_a_hundred_lists_deep_is_one_clear_problem(problems):
     found = problems(f"silo:\n  vars:\n    DEEP: {deep}\n")
     assert len(found) == 1 and found[0].startswith("dome.yaml:12: services.silo.vars.DEEP[0]")
     assert found[0].endswith("nested too deeply (a recursive anchor?)")
+
+
+def test_a_worker_keeps_its_own_name_in_one_environment(load_yaml):
+    """An imported `foo-production` keeps its name; bindings to it follow."""
+    manifest = load_yaml("""\
+    version: 1
+    defaults: {compatibility_date: "2025-01-01", main: src/index.js}
+    environments:
+      staging: {suffix: "-staging"}
+      production: {suffix: ""}
+    services:
+      silo:
+        environments:
+          production: {name: silo-production}
+      api:
+        services: {SILO: silo}
+    """, full=True)
+    assert manifest.resolve("silo", "production").name == "silo-production"
+    assert manifest.resolve("silo", "staging").name == "silo-staging"
+    assert manifest.resolve("api", "production").services[0].worker == "silo-production"
+
+
+def test_a_worker_name_outside_an_environment_override_is_refused(problems):
+    assert problems("silo:\n  name: silo-x\n") == [
+        "dome.yaml:11: services.silo.name: a worker's name is the service name plus the "
+        "environment's suffix; where one differs, put it under "
+        "services.<service>.environments.<env>.name",
+    ]

@@ -214,8 +214,9 @@ def test_keys_dome_writes_itself_are_refused_with_what_to_write(problems):
       migrations: [{tag: v1}]
     """
     assert problems(text) == [
-        "dome.yaml:11: services.silo.name: dome names each worker: the service name plus the "
-        "environment's suffix; remove it",
+        "dome.yaml:11: services.silo.name: a worker's name is the service name plus the "
+        "environment's suffix; where one differs, put it under "
+        "services.<service>.environments.<env>.name",
         "dome.yaml:12: services.silo.env: write what differs per environment under "
         "services.<service>.environments.<env>",
         "dome.yaml:13: services.silo.route: write it as a list: routes: [...]",
