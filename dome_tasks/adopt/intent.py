@@ -172,7 +172,11 @@ class _Intents:
         self.guesses.append(Guess(source.where(self.root, env), text, source.name, env))
 
     def worker(self, service: str, env: str) -> str:
-        return service + self.envs[env].suffix
+        """The worker ``service`` deploys in ``env``: the name wrangler uses today where the
+        config has a block for ``env``, else the service's name plus the suffix."""
+        source = next((s for s in self.services if s.name == service), None)
+        literal = worker_name_in(source, env) if source is not None else None
+        return literal or service + self.envs[env].suffix
 
     def all(self) -> dict[tuple[str, str], dict[str, Any]]:
         intents: dict[tuple[str, str], dict[str, Any]] = {}
@@ -217,12 +221,7 @@ class _Intents:
             self.guess(source, env, "routes not carried over: the top-level routes are "
                                     "production's (add this environment's own under it)")
             intent.pop("routes")
-        expected = self.worker(source.name, env)
-        literal = worker_name_in(source, env)
-        if literal is not None and literal != expected:
-            self.guess(source, env, f"worker name '{literal}' becomes '{expected}' (the "
-                                    f"environment's suffix is '{self.envs[env].suffix}')")
-        intent["name"] = expected
+        intent["name"] = self.worker(source.name, env)  # what wrangler deploys today, kept
         production = done.get((source.name, PRODUCTION)) if env != PRODUCTION else None
         for key in sorted(NOT_INHERITED):
             if key not in top and key not in own:

@@ -87,8 +87,24 @@ def dome_env_name(block: str) -> str | None:
     return candidate if _ENV_NAME.fullmatch(candidate) else None
 
 
+def _top_level_env(file: WranglerFile) -> str | None:
+    """The environment a top level stands for when the config also has a production block:
+    the one its worker name's suffix says (``foo-dev``: development), else None."""
+    name = file.data.get("name")
+    has_production = any(dome_env_name(b) == PRODUCTION for b in file.environments)
+    if not has_production or not isinstance(name, str):
+        return None
+    for word, env in ENV_NAMES.items():
+        if env != PRODUCTION and name.endswith(f"-{word}"):
+            return env
+    return None
+
+
 def _service_name(file: WranglerFile, root: Path, guesses: list[Guess]) -> str:
     name = file.data.get("name")
+    top_env = _top_level_env(file)
+    if isinstance(name, str) and name and top_env is not None:
+        return name[: name.rindex("-")]  # "foo-dev" (a development top level): service "foo"
     if isinstance(name, str) and name:
         return name
     fallback = re.sub(r"[^a-z0-9-]+", "-", file.folder.name.lower()).strip("-") or "worker"
@@ -139,6 +155,17 @@ def services_and_environments(files: list[WranglerFile], root: Path, guesses: li
             blocks[env] = block
             if env not in seen_envs:
                 seen_envs.append(env)
+        top_env = _top_level_env(file)
+        if top_env is not None and top_env not in blocks:
+            blocks[top_env] = None  # the top level deploys that environment's worker
+            guesses.append(Guess(rel, f"the top level ('{file.data.get('name')}') is the "
+                                      f"{top_env} worker: production is [env.{blocks[PRODUCTION]}]",
+                                 name, top_env))
+            if top_env not in seen_envs:
+                seen_envs.append(top_env)
+        elif top_env is not None:
+            guesses.append(Guess(rel, f"the top level ('{file.data.get('name')}') is not "
+                                      "imported: other blocks deploy every environment", name))
         blocks.setdefault(PRODUCTION, None)
         folder = file.folder.relative_to(root).as_posix() or "."
         services.append(ServiceSource(name, file, folder, blocks))
@@ -153,11 +180,13 @@ def worker_name_in(source: ServiceSource, env: str) -> str | None:
     block = source.blocks.get(env, "missing")
     if block == "missing":
         return None
+    top = source.file.data.get("name")
+    top = top if isinstance(top, str) and top else source.name
     if block is None:
-        return source.name
+        return top
     own = source.file.environments.get(block, {})
     name = own.get("name") if isinstance(own, dict) else None
-    return name if isinstance(name, str) and name else f"{source.name}-{block}"
+    return name if isinstance(name, str) and name else f"{top}-{block}"  # as wrangler names it
 
 
 def environments(services: list[ServiceSource], names: list[str], root: Path,

@@ -34,7 +34,7 @@ def _dome_maps() -> tuple[str, ...]:
 
 DOME_MAPS = _dome_maps()
 KEY_ORDER = (
-    "path", "main", "compatibility_date", "compatibility_flags", "workers_dev", "routes", "vars",
+    "name", "path", "main", "compatibility_date", "compatibility_flags", "workers_dev", "routes", "vars",
     "services", "d1_databases", "kv_namespaces", "r2_buckets", "vectorize", "queues", "ai",
     "durable_objects", "durable_object_migrations",
 )
@@ -74,6 +74,9 @@ def _fields(item: Mapping[str, Any], drop: str) -> dict[str, Any]:
 
 
 def _owner(worker: str, adoption: Adoption) -> str | None:
+    for (service, _env), intent in adoption.intents.items():
+        if intent.get("name") == worker:
+            return service
     for source in adoption.services:
         for env in adoption.environments:
             if source.name + env.suffix == worker:
@@ -247,11 +250,15 @@ def manifest_data(adoption: Adoption, mode: str = CONVENTION) -> dict[str, Any]:
             if account is not None and accounts.get(env) != account:
                 per_env[env]["account_id"] = account
         base, overrides = factor.split(per_env)
+        for env in adoption.environments:  # a worker keeps the name wrangler deploys it under
+            name = adoption.intents[source.name, env.name].get("name")
+            if name and name != source.name + env.suffix:
+                overrides.setdefault(env.name, {})["name"] = name
         body: dict[str, Any] = {"path": source.folder}
         body.update(_ordered(base if isinstance(base, dict) else {}))
         like = LOCAL_LIKE if LOCAL_LIKE in env_names else PRODUCTION
         if overrides.get(like) and LOCAL not in env_names:
-            overrides[LOCAL] = overrides[like]
+            overrides[LOCAL] = {k: v for k, v in overrides[like].items() if k != "name"}
             env_names_out = [*env_names, LOCAL]
         else:
             env_names_out = env_names

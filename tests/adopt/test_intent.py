@@ -11,6 +11,7 @@ import pytest
 
 from dome_tasks.adopt.intent import NOT_INHERITED, Adoption, compute
 from dome_tasks.adopt.read import AdoptError, find_configs, read
+from dome_tasks.adopt.write import manifest_data
 from tests.adopt.adopt_helpers import FIXTURES
 from tests.conftest import ROOT
 
@@ -148,15 +149,16 @@ database_id = "00000000-0000-4000-8000-00000000000A"
     assert any("kept shared" in t for t in guesses_about(adoption, "a", "staging"))
 
 
-def test_the_suffix_most_workers_use_wins_and_the_others_are_guesses(tmp_path: Path) -> None:
+def test_the_suffix_most_workers_use_wins_and_the_others_keep_their_names(tmp_path: Path) -> None:
     for name, staging in (("a", "a-stg"), ("b", "b-stg"), ("c", "c-staging")):
         write(tmp_path, f"services/{name}/wrangler.toml",
               f'name = "{name}"\n[env.staging]\nname = "{staging}"\n')
     adoption = compute_tree(tmp_path)
     assert adoption.environment("staging").suffix == "-stg"
-    assert adoption.intents["c", "staging"]["name"] == "c-stg"
-    assert "worker name 'c-staging' becomes 'c-stg' (the environment's suffix is '-stg')" in (
-        guesses_about(adoption, "c", "staging"))
+    # worker names above all: c keeps the worker wrangler deploys today
+    assert adoption.intents["c", "staging"]["name"] == "c-staging"
+    assert manifest_data(adoption)["services"]["c"]["environments"]["staging"]["name"] == (
+        "c-staging")
 
 
 def test_a_binding_to_a_worker_outside_the_monorepo_is_kept_and_said(tmp_path: Path) -> None:
