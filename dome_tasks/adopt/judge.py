@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dome_tasks.adopt.intent import BINDING_LISTS
 from dome_tasks.errors import DomeError
 
 if TYPE_CHECKING:
@@ -43,18 +44,9 @@ BOOKKEEPING = frozenset({
 #: Paths wrangler leaves relative to the config's folder (``main`` it resolves itself).
 RELATIVE_PATHS = (("assets", "directory"),)
 #: Binding lists and the key naming each entry (``comparable`` keys them by it).
-LISTS = {
-    "services": "binding", "d1_databases": "binding", "kv_namespaces": "binding",
-    "r2_buckets": "binding", "vectorize": "binding", "hyperdrive": "binding",
-    "analytics_engine_datasets": "binding", "mtls_certificates": "binding",
-    "dispatch_namespaces": "binding", "workflows": "binding", "pipelines": "binding",
-    "secrets_store_secrets": "binding", "send_email": "name", "ratelimits": "name",
-    "worker_loaders": "binding", "vpc_services": "binding", "vpc_networks": "binding",
-    "ai_search_namespaces": "binding", "ai_search": "binding", "artifacts": "binding",
-    "flagship": "binding", "agent_memory": "binding", "connect": "binding", "k2": "binding",
-    "tail_consumers": "service", "streaming_tail_consumers": "service",
-    "containers": "class_name",
-}
+LISTS = {**BINDING_LISTS, "agent_memory": "binding", "connect": "binding", "k2": "binding",
+         "tail_consumers": "service", "streaming_tail_consumers": "service",
+         "containers": "class_name"}
 
 _READER_JS = r"""
 const fs = require("fs");
