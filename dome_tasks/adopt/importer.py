@@ -56,7 +56,7 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
     from dome_tasks.manifest.loader import loads
     from dome_tasks.render.config import config_path, render_config
 
-    proof = Proof(total=len(adoption.intents))
+    proof = Proof(total=len(adoption.present()))
     try:
         manifest = loads(text, manifest_path)
     except DomeError as error:
@@ -66,17 +66,15 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
     pairs: list[tuple[Path, str | None]] = []
     judged: list[tuple[str, str, int]] = []
     with judge.scratch(root) as scratch:
-        for service, env in adoption.intents:
+        for service, env in adoption.present():
             source = adoption.service(service)
-            block = source.blocks.get(env, _MISSING)
+            block = source.blocks[env]
             out = config_path(root, env, service)
             try:
                 rendered = render_config(manifest.declared(service, env), manifest_path=manifest.path,
                                          out_path=out, templates_dir=manifest.templates_dir)
             except DomeError as error:
                 proof.differences[service, env] = [f"cannot render: {error}"]
-                continue
-            if block is _MISSING:  # no original to compare with: nothing wrangler deploys today
                 continue
             file = scratch / env / service / "wrangler.toml"
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +94,6 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
             proof.differences[service, env] = [str(d) for d in verdict.violations]
     return proof
 
-
-_MISSING = object()
 
 
 def _smallest_proven(adoption: intent.Adoption, output: Path) -> tuple[str, Proof]:

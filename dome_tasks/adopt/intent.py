@@ -102,6 +102,15 @@ class Adoption:
     def service(self, name: str) -> ServiceSource:
         return next(s for s in self.services if s.name == name)
 
+    def deploys(self, service: str, env: str) -> bool:
+        """Whether the repository deploys ``service`` to ``env`` today (its config has a block
+        for it, or its top level is that environment's worker): no environment is invented."""
+        return env in self.service(service).blocks
+
+    def present(self) -> list[tuple[str, str]]:
+        """The (service, environment) pairs the repository deploys today."""
+        return [pair for pair in self.intents if self.deploys(*pair)]
+
 
 # --------------------------------------------------------------------------- intents
 
@@ -192,8 +201,9 @@ class _Intents:
         block = source.blocks.get(env, "missing")
         self._no_block = block == "missing"
         if block == "missing":
-            self.guess(source, env, f"no [env.*] block for {env}: it gets the top-level "
-                                    "settings, with its own resources")
+            self.guess(source, env, f"no [env.*] block for {env}: not deployed there "
+                                    f"(only_in); to deploy it, add {env} to "
+                                    f"services.{source.name}.only_in")
             own: dict[str, Any] = {}
         elif block is None:
             own = {}

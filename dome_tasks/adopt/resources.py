@@ -108,7 +108,7 @@ def needs(manifest: Manifest, environment: str) -> list[Need]:
     """Every resource the environment's workers bind to, once each, in creation order."""
     env = manifest.environment(environment).name
     found: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-    for service in manifest.deploy_order():
+    for service in manifest.deploy_order(manifest.services_in(env)):
         config = manifest.declared(service, env)
         for kind, name, resource_id, user in _worker_needs(config):
             key = (kind, name or f"id:{resource_id}", config.account_id)

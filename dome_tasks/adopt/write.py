@@ -243,25 +243,31 @@ def manifest_data(adoption: Adoption, mode: str = CONVENTION) -> dict[str, Any]:
     accounts = _accounts(adoption)
     services: dict[str, Any] = {}
     for source in adoption.services:
+        # only where the repository deploys it today (no environment is invented)
+        present = [e for e in env_names if adoption.deploys(source.name, e)]
         per_env = {e: dome_form(adoption.intents[source.name, e], adoption, source.name)
-                   for e in env_names}
-        for env in env_names:
+                   for e in present}
+        for env in present:
             account = adoption.intents[source.name, env].get("account_id")
             if account is not None and accounts.get(env) != account:
                 per_env[env]["account_id"] = account
         base, overrides = factor.split(per_env)
         for env in adoption.environments:  # a worker keeps the name wrangler deploys it under
+            if env.name not in present:
+                continue
             name = adoption.intents[source.name, env.name].get("name")
             if name and name != source.name + env.suffix:
                 overrides.setdefault(env.name, {})["name"] = name
         body: dict[str, Any] = {"path": source.folder}
+        if len(present) < len(env_names):
+            body["only_in"] = [*present, LOCAL] if LOCAL not in present else present
         body.update(_ordered(base if isinstance(base, dict) else {}))
-        like = LOCAL_LIKE if LOCAL_LIKE in env_names else PRODUCTION
+        like = LOCAL_LIKE if LOCAL_LIKE in present else PRODUCTION
         if overrides.get(like) and LOCAL not in env_names:
             overrides[LOCAL] = {k: v for k, v in overrides[like].items() if k != "name"}
-            env_names_out = [*env_names, LOCAL]
+            env_names_out = [*present, LOCAL]
         else:
-            env_names_out = env_names
+            env_names_out = present
         if overrides:
             body["environments"] = {
                 e: _ordered(overrides[e]) for e in env_names_out if e in overrides
@@ -290,6 +296,7 @@ def _accounts(adoption: Adoption) -> dict[str, str]:
     for env in adoption.environments:
         found = Counter(
             adoption.intents[s.name, env.name].get("account_id") for s in adoption.services
+            if adoption.deploys(s.name, env.name)
         )
         if len(found) == 1:
             (account,) = found

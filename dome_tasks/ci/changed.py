@@ -173,6 +173,7 @@ def _folder_and_mains(manifest: Manifest, service: str) -> tuple[Path, set[str]]
     mains = {
         PurePosixPath(Path(main).as_posix()).as_posix().removeprefix("./")
         for env in manifest.environments
+        if manifest.deploys(service, env)
         if (main := manifest.resolve(service, env).main) is not None
     }
     return folder, mains

@@ -104,7 +104,8 @@ def select(
             manifest.service(name)
         ordered = [s for s in manifest.deploy_order(names) if s in names]
         return Selection(decision, ordered, None, {s: ["named by --services"] for s in ordered})
-    everything = list(manifest.deploy_order())
+    present = manifest.services_in(decision.environment)
+    everything = list(manifest.deploy_order(present))
     if all_ or not (only_changed or decision.only_changed):
         return Selection(decision, everything, None, {s: ["every service"] for s in everything})
     ref = since or _marker(manifest, decision.environment) or decision.since
@@ -113,7 +114,8 @@ def select(
         return Selection(decision, everything, None, {s: [reason] for s in everything})
     changes = detect_changes(manifest, manifest.root, ref)
     reasons = {name: list(why) for name, why in changes.reasons.items()}
-    return Selection(decision, list(changes.services), ref, reasons)
+    changed = [s for s in changes.services if s in present]
+    return Selection(decision, changed, ref, reasons)
 
 
 def _marker(manifest: Manifest, environment: str) -> str | None:

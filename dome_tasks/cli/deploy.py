@@ -303,6 +303,8 @@ def render(c, service="", env=""):
     manifest = load_manifest(c)
     services = manifest.deploy_order(None if not service or service == "all" else [service])
     environments = [manifest.environment(env).name] if env else list(manifest.environments)
+    if service and service != "all" and env:
+        manifest.resolve(service, env)  # refuses a service that does not deploy there
     for path in render_all(manifest, services, environments):
         print(path)
 

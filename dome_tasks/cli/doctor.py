@@ -130,7 +130,7 @@ def render_check(manifest: Manifest) -> Check:
     a missing or broken template shows here, not first in a deploy."""
     from dome_tasks.render.config import config_path, render_config
 
-    pairs = [(s, e) for s in manifest.services for e in manifest.environments]
+    pairs = [(s, e) for e in manifest.environments for s in manifest.services_in(e)]
     for service, environment in pairs:
         config = manifest.resolve(service, environment)
         try:
@@ -148,8 +148,8 @@ def wrangler_checks(manifest: Manifest, default: str | None) -> list[Check]:
     from dome_tasks.tools import supported, supported_range, wrangler_version
 
     users: dict[tuple[str, ...], list[str]] = {}
-    for service in manifest.services:
-        for env in manifest.environments:
+    for env in manifest.environments:
+        for service in manifest.services_in(env):
             argv = manifest.resolve(service, env).wrangler or ((default,) if default else None)
             if argv and service not in users.setdefault(argv, []):
                 users[argv].append(service)

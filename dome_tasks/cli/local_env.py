@@ -121,7 +121,8 @@ def migrate_local(c: Context, manifest: Manifest, *, dry_run: bool) -> None:
     from dome_tasks.runner import Runner
 
     env = local_env(manifest, dry_run=dry_run)
-    services = [s for s in manifest.deploy_order() if manifest.resolve(s, "local").d1_databases]
+    services = [s for s in manifest.deploy_order(manifest.services_in("local"))
+                if manifest.resolve(s, "local").d1_databases]
     if not services:
         print("no service has D1 databases in local")
         return
@@ -190,7 +191,9 @@ def wants_local(c: Context, service: str, env: str) -> list[str] | None:
                 hint="e.g. `invoke status silo staging` or `invoke status local`",
             )
         return None
-    return _local_services(manifest, service, "local") or list(manifest.deploy_order())
+    return _local_services(manifest, service, "local") or list(
+        manifest.deploy_order(manifest.services_in("local"))
+    )
 
 
 def print_local_status(c: Context, services: list[str]) -> None:

@@ -86,9 +86,30 @@ class Manifest:
             )
         return found
 
+    def deploys(self, service: str, environment: str) -> bool:
+        """Whether ``service`` deploys to ``environment`` (see ``only_in``)."""
+        return (self.service(service).name, self.environment(environment).name) in self._workers
+
+    def services_in(self, environment: str) -> tuple[str, ...]:
+        """The services that deploy to ``environment``, in manifest order."""
+        env = environment if environment in self.environments else (
+            self.environment(environment).name
+        )
+        return tuple(s for s in self.services if (s, env) in self._workers)
+
+    def _key(self, service: str, environment: str) -> tuple[str, str]:
+        key = (self.service(service).name, self.environment(environment).name)
+        if key not in self._workers:
+            raise UsageError(
+                f"{key[0]} does not deploy to {key[1]}",
+                hint=f"services.{key[0]}.only_in in {self.path.name} lists where it does; "
+                f"add {key[1]} there to deploy it",
+            )
+        return key
+
     def resolve(self, service: str, environment: str) -> WorkerConfig:
         """The fully merged configuration of ``service`` in ``environment`` (name or alias)."""
-        key = (self.service(service).name, self.environment(environment).name)
+        key = self._key(service, environment)
         found = self._filled.get(key)
         if found is None:
             found = self._workers[key]
@@ -100,7 +121,7 @@ class Manifest:
     def declared(self, service: str, environment: str) -> WorkerConfig:
         """Like :meth:`resolve`, but only what dome.yaml says: no ids filled in from
         ``.dome/resources.json`` (what provision and the importer compare)."""
-        return self._workers[self.service(service).name, self.environment(environment).name]
+        return self._workers[self._key(service, environment)]
 
     @property
     def resource_lock(self) -> ResourceLock:
@@ -260,19 +281,31 @@ def _check_worker_names(service: str, envs: Mapping[str, Environment], problems:
 def _check_override_environments(
     services: Mapping[str, Mapping[str, Any]], envs: Mapping[str, Environment], problems: Problems
 ) -> None:
+    """Environments named by a service (its overrides, ``only_in``) exist, by their own name;
+    an override is for an environment the service deploys to."""
     aliases = {a: e.name for e in envs.values() for a in e.aliases}
+
+    def unknown(env: str) -> str | None:
+        if env in envs:
+            return None
+        if env in aliases:
+            return f"'{env}' is an alias; use the environment name '{aliases[env]}'"
+        hint = did_you_mean(env, envs)
+        return f"unknown environment '{env}'" + (f"; {hint}" if hint else "")
+
     for service, spec in services.items():
-        overrides = spec.get("environments", {})
-        for env in list(overrides):
-            if env in envs:
-                continue
+        only_in = spec.get("only_in")
+        for i, env in enumerate(only_in or ()):
+            if what := unknown(env):
+                problems.add(("services", service, "only_in", i), what)
+        for env in list(spec.get("environments", {})):
             path = ("services", service, "environments", env)
-            if env in aliases:
-                what = f"'{env}' is an alias; use the environment name '{aliases[env]}'"
-            else:
-                hint = did_you_mean(env, envs)
-                what = f"unknown environment '{env}'" + (f"; {hint}" if hint else "")
-            problems.add(path, what)
+            if what := unknown(env):
+                problems.add(path, what)
+            elif only_in is not None and env not in only_in:
+                problems.add(path, f"{service} does not deploy to {env} (its only_in: "
+                             f"{', '.join(only_in) or 'none'}): add {env} there, or remove "
+                             "this override")
 
 
 def _collect_edges(

@@ -28,7 +28,7 @@ from dome_tasks.manifest.schema import DOME_KEYS
 from dome_tasks.manifest.wrangler_schema import WranglerSchema
 
 ENV_LAYER_KEYS = ("vars", "workers_dev", "account_id")
-SERVICE_ONLY_KEYS = ("environments", "path", "depends_on", "interface")
+SERVICE_ONLY_KEYS = ("environments", "path", "depends_on", "only_in", "interface")
 
 
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,6 +79,8 @@ class Resolver:
         self.schema = schema
         self.check_files = check_files
         self._missing: dict[tuple[KeyPath, str], list[str]] = defaultdict(list)
+        # (binding's key path, service) -> environments the bound service does not deploy to
+        self._absent: dict[tuple[KeyPath, str], list[str]] = defaultdict(list)
         self._own_wrangler: dict[Path, str | None] = {}
         self._dirs: dict[str, Path] = {}
         self._migrations: dict[Path, bool] = {}
@@ -123,6 +125,12 @@ class Resolver:
         merged = deep_merge(merged, env_layer)
         return deep_merge(merged, override)
 
+    def present(self, service: str, env: str) -> bool:
+        """Whether ``service`` deploys to ``env``: every environment, unless ``only_in`` lists
+        the ones it does."""
+        only_in = self.services[service].get("only_in")
+        return only_in is None or env in only_in
+
     def worker_name(self, service: str, env: str) -> str:
         """The worker's name in ``env``: its own ``name`` there, else the service's name plus
         the environment's suffix."""
@@ -151,6 +159,8 @@ class Resolver:
         workers = {}
         for service in self.services:
             for env in self.envs:
+                if not self.present(service, env):
+                    continue
                 worker = self.build(service, env)
                 if worker is not None:
                     workers[service, env] = worker
@@ -218,7 +228,10 @@ class Resolver:
                 for d in m.get("durable_object_migrations", ())
             ),
             smoke=tuple(command(c) for c in m.get("smoke", ())),
-            depends_on=tuple(d for d in spec.get("depends_on", ()) if d in self.services),
+            depends_on=tuple(
+                d for d in spec.get("depends_on", ())
+                if d in self.services and self.present(d, env_name)
+            ),
             extra=without_nulls(extra),
             wrangler=self._wrangler(service, env_name, m.get("wrangler"), service_dir),
         )
@@ -295,6 +308,13 @@ class Resolver:
             value = item.get(name)
             if attr.role == bindings.SERVICE and value is not None and value not in self.services:
                 return None  # an unknown service: reported by the loader
+            if attr.role == bindings.SERVICE and value is not None and not self.present(
+                value, env.name
+            ):
+                self._absent[self.origin(service, env.name, (*where, name)), value].append(
+                    env.name
+                )
+                return None
             sub = (*where, name)
             by_convention = env.suffix and not env.is_local and not shared
             if attr.role == bindings.NAME and value and by_convention and not (
@@ -368,6 +388,10 @@ class Resolver:
         for (path, what), envs in self._missing.items():
             where = "" if len(envs) == every else f" (in {', '.join(envs)})"
             self.problems.add(path, what + where)
+        for (path, target), envs in self._absent.items():
+            self.problems.add(path, f"'{target}' does not deploy to {', '.join(envs)} "
+                              f"(services.{target}.only_in): add them to its only_in, or bind "
+                              "it only in the environments where it deploys")
 
     def _check_duplicates(self, service: str, env: str, m: Mapping[str, Any]) -> None:
         """A binding name may be used once per worker, across every binding kind."""

@@ -151,6 +151,7 @@ SERVICE = _worker_record(
         **WORKER_FIELDS,
         "path": Field(NONEMPTY),
         "depends_on": Field(ListOf(NONEMPTY)),
+        "only_in": Field(ListOf(NONEMPTY)),
         "interface": Field(ListOf(NONEMPTY)),
         "environments": Field(MapOf(OVERRIDE)),
     }
@@ -179,7 +180,7 @@ MANIFEST = Record(
 )
 
 #: Keys of a worker layer that dome models (everything else is wrangler's, passed through).
-DOME_KEYS = frozenset(WORKER_FIELDS) | {"path", "depends_on", "interface", "environments"}
+DOME_KEYS = frozenset(WORKER_FIELDS) | {"path", "depends_on", "only_in", "interface", "environments"}
 
 
 def validate(data: Any, problems: Problems, wrangler_keys: WranglerKeys | None = None) -> dict:

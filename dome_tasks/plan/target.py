@@ -126,7 +126,9 @@ def resolve(
             f"{env.name} runs under `wrangler dev`: {remote_only} need a remote environment",
             hint="use development, staging or production",
         )
-    ordered = manifest.deploy_order(None if services is None else list(services))
+    ordered = manifest.deploy_order(
+        manifest.services_in(env.name) if services is None else list(services)
+    )
     targets = tuple(
         render_target(manifest, manifest.resolve(service, env.name), wrangler)
         for service in ordered

@@ -370,7 +370,8 @@ def render_all(
     so one bad config leaves the build folder untouched.
     """
     services = list(services)
-    configs = [manifest.resolve(s, e) for e in environments for s in services]
+    configs = [manifest.resolve(s, e) for e in environments for s in services
+               if manifest.deploys(s, e)]
     return render_many(
         configs,
         root=manifest.root,

@@ -96,16 +96,19 @@ def test_the_corpus_imports_with_every_config_matching(corpus: Path) -> None:
     done = invoke(corpus, "import")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "read 5 wrangler config(s):" in done.stdout
-    assert done.stdout.rstrip().endswith("15 of 15 configs adopt true, judged by wrangler")
+    # web has no staging or development block: it is not invented there (only_in)
+    assert done.stdout.rstrip().endswith("12 of 12 configs adopt true, judged by wrangler")
+    assert "no [env.*] block for staging: not deployed there" in done.stdout
     assert "not-ours" not in done.stdout  # node_modules is never imported
     assert rendered_equals_intent(corpus) == 12  # the pairs that have an original to judge
+    assert not (corpus / ".dome" / "build" / "staging" / "web").exists()  # no worker invented
 
 
 def test_the_imported_staging_configs_pass_wranglers_own_dry_run(corpus: Path) -> None:
     assert invoke(corpus, "import").returncode == 0
     assert invoke(corpus, "render", "", "staging").returncode == 0
     wrangler = str(ROOT / "node_modules" / ".bin" / "wrangler")
-    for service in ("silo", "constellation", "dome-api", "web", "cron"):
+    for service in ("silo", "constellation", "dome-api", "cron"):
         config = corpus / ".dome" / "build" / "staging" / service / "wrangler.toml"
         done = subprocess.run(
             [wrangler, "deploy", "--dry-run", "--outdir", str(corpus / ".dome" / "dry" / service),

@@ -61,7 +61,8 @@ def test_deploy_all_resolves_each_fact_once(tmp_path, monkeypatch, capsys):
 
     services = ["silo", "constellation", "dome-api"]
     assert calls["environment"] == [("stg",)]  # the task's word, looked up once
-    assert calls["deploy_order"] == [(None,)]  # dependency order: once
+    # dependency order of the services that deploy to staging: once
+    assert calls["deploy_order"] == [(tuple(services),)]
     assert calls["resolve"] == [(s, "staging") for s in services]  # each merged config: once
     assert calls["render"] == [f"{s}-staging" for s in services]  # each rendered config: once
     out = capsys.readouterr().out

@@ -134,6 +134,21 @@ def test_unknown_service_is_a_usage_error(sample):
         sample.deploy_order(["silo", "nope"])
 
 
+def test_only_in_a_service_deploys_where_it_is_listed(load_yaml):
+    m = load_yaml("""\
+    silo: {}
+    reference-test:
+      only_in: [production, local]
+    """)
+    assert m.services_in("staging") == ("silo",)
+    assert m.services_in("production") == ("silo", "reference-test")
+    assert m.deploys("reference-test", "prod") and not m.deploys("reference-test", "stg")
+    with pytest.raises(UsageError) as caught:
+        m.resolve("reference-test", "staging")
+    assert caught.value.message == "reference-test does not deploy to staging"
+    assert "only_in" in caught.value.hint
+
+
 # -- merge order ----------------------------------------------------------------------------
 
 MERGE = """\

@@ -329,6 +329,29 @@ def test_override_for_unknown_environment(problems):
     ]
 
 
+def test_only_in_names_environments_and_keeps_bindings_inside_them(problems):
+    text = """\
+    silo:
+      only_in: [production, stagin, dev]
+      environments:
+        development: {vars: {A: "1"}}
+    api:
+      services: {SILO: silo}
+    """
+    assert problems(text) == [
+        "dome.yaml:11: services.silo.only_in[1]: unknown environment 'stagin'; "
+        "did you mean 'staging'?",
+        "dome.yaml:11: services.silo.only_in[2]: 'dev' is an alias; use the environment name "
+        "'development'",
+        "dome.yaml:13: services.silo.environments.development: silo does not deploy to "
+        "development (its only_in: production, stagin, dev): add development there, or remove "
+        "this override",
+        "dome.yaml:15: services.api.services.SILO: 'silo' does not deploy to development, "
+        "staging, local (services.silo.only_in): add them to its only_in, or bind it only in "
+        "the environments where it deploys",
+    ]
+
+
 # -- duplicate binding names --------------------------------------------------------------------
 
 
