@@ -66,6 +66,7 @@ TOP_ONLY = frozenset({
 })
 #: Keys of old configs that wrangler 4 ignores (with a warning).
 IGNORED_BY_WRANGLER = frozenset({"miniflare"})
+_GONE: Any = object()
 #: Binding kinds that are lists of tables, and the key naming each entry.
 BINDING_LISTS = {
     "services": "binding", "d1_databases": "binding", "kv_namespaces": "binding",
@@ -155,6 +156,19 @@ def _declared_secrets(source: ServiceSource, env: str) -> set[str]:
     return names
 
 
+def _keep_container_names(source: ServiceSource, block: str, intent: dict[str, Any]) -> None:
+    """A container application keeps the name wrangler gives it under ``--env`` today
+    (``<top-level name>-<class_name>-<block>``, lowercased); the rendered config, read without
+    an env, would otherwise name it ``<worker>-<class_name>``: a new application."""
+    top = source.file.data.get("name")
+    for container in intent.get("containers") or ():
+        if isinstance(container, dict) and "name" not in container and top and (
+            container.get("class_name")
+        ):
+            name = f"{top}-{container['class_name']}-{block}"
+            container["name"] = name.lower().replace(" ", "-")
+
+
 class _Intents:
     """Computes every (service, environment) intent of one import."""
 
@@ -164,7 +178,7 @@ class _Intents:
         self.services = services
         self.envs = {e.name: e for e in envs}
         self.guesses = guesses
-        self._no_block = False
+        self._said: set[tuple[str, str]] = set()  # (where, line) about dropped keys, once each
         self.owner: dict[str, str] = {}  # any worker name seen -> service
         for source in services:
             self.owner.setdefault(source.name, source.name)
@@ -192,22 +206,21 @@ class _Intents:
         order = [PRODUCTION] + [e for e in self.envs if e != PRODUCTION]
         for env in order:
             for source in self.services:
+                if env not in source.blocks:  # not deployed there today: nothing is invented
+                    self.guess(source, env, f"no [env.*] block for {env}: not deployed there "
+                                            f"(only_in); to deploy it, add {env} to "
+                                            f"services.{source.name}.only_in")
+                    continue
                 intents[source.name, env] = self.one(source, env, intents)
-        return {(s.name, e): intents[s.name, e] for e in self.envs for s in self.services}
+        return {(s.name, e): intents[s.name, e] for e in self.envs for s in self.services
+                if (s.name, e) in intents}
 
     def one(self, source: ServiceSource, env: str,
             done: Mapping[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
         top = {k: copy.deepcopy(v) for k, v in source.file.data.items() if k not in ("env", "$schema")}
-        block = source.blocks.get(env, "missing")
-        self._no_block = block == "missing"
-        if block == "missing":
-            self.guess(source, env, f"no [env.*] block for {env}: not deployed there "
-                                    f"(only_in); to deploy it, add {env} to "
-                                    f"services.{source.name}.only_in")
-            own: dict[str, Any] = {}
-        elif block is None:
-            own = {}
-        else:
+        block = source.blocks[env]
+        own: dict[str, Any] = {}
+        if block is not None:
             found = source.file.environments.get(block)
             own = copy.deepcopy(found) if isinstance(found, dict) else {}
         own_is_top = block is None
@@ -240,7 +253,36 @@ class _Intents:
                                        isolate, own_is_top, production)
             if value not in (None, [], {}):
                 intent[key] = value
+        if block is not None:
+            _keep_container_names(source, block, intent)
+        self._drop_ignored(source, env, intent, own)
         return intent
+
+    def _drop_ignored(self, source: ServiceSource, env: str, intent: dict[str, Any],
+                      own: Mapping[str, Any]) -> None:
+        """Keys wrangler's schema does not have at their place (``[dev.vars]``, ``command`` in an
+        env block): wrangler warns and ignores them, so they are dropped, each with a line.
+        Keys wrangler still reads though deprecated (``containers[].instances``) stay."""
+        from dome_tasks.manifest._problems import format_path
+        from dome_tasks.manifest.wrangler_schema import load_schema
+
+        schema = load_schema(self.root)
+        if schema is None:
+            return
+        for path, what, _ in schema.problems(intent):
+            if not what.startswith("unknown key") or path[-1] in DOME_ONLY_FIELDS:
+                continue
+            parent: Any = intent
+            for part in path[:-1]:
+                parent = parent[part]
+            if not isinstance(parent, dict) or parent.pop(path[-1], _GONE) is _GONE:
+                continue
+            where = source.where(self.root, env if path[0] in own else None)
+            text = (f"{format_path(path)} is dropped: wrangler ignores it (not a key of its "
+                    "config schema there)")
+            if (where, text) not in self._said:
+                self._said.add((where, text))
+                self.guesses.append(Guess(where, text, source.name))
 
     # -- one binding kind ----------------------------------------------------------------------
 
@@ -260,7 +302,7 @@ class _Intents:
                                    f"(set it per environment: wrangler secret put {name})")
             missing = sorted(set(merged) - set(own or {}))
             merged.update(own or {})
-            if missing and not self._no_block:
+            if missing:
                 note = "" if own is not None else "; the env block sets none"
                 self.guess(source, env, f"{key} {', '.join(missing)} taken from the top level "
                                         f"(wrangler does not inherit them{note})")
@@ -303,7 +345,7 @@ class _Intents:
     def _note(self, source: ServiceSource, env: str, subject: str, notes: list[str],
               added: bool) -> None:
         """One guess per binding: added from the top level, and what changed on the way."""
-        if added and not self._no_block:
+        if added:
             notes = ["added from the top level (wrangler does not inherit it)", *notes]
         if notes:
             self.guess(source, env, f"{subject}: " + "; ".join(notes))

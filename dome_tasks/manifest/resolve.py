@@ -25,7 +25,7 @@ from dome_tasks.manifest import bindings, model, naming, shape
 from dome_tasks.manifest._problems import KeyPath, Problems, format_path
 from dome_tasks.manifest.environments import is_production
 from dome_tasks.manifest.schema import DOME_KEYS
-from dome_tasks.manifest.wrangler_schema import WranglerSchema
+from dome_tasks.manifest.wrangler_schema import WranglerSchema, deprecation
 
 ENV_LAYER_KEYS = ("vars", "workers_dev", "account_id")
 SERVICE_ONLY_KEYS = ("environments", "path", "depends_on", "only_in", "interface")
@@ -449,6 +449,10 @@ class Resolver:
                 if missing and self._written(worker.service, worker.environment, (*sub, missing)):
                     continue  # written but invalid: reported by dome's own checks
                 self.problems.add(self.origin(worker.service, worker.environment, sub), what)
+            for path in self.schema.deprecated_in(value, place):
+                sub = _manifest_place(path, origins)
+                self.problems.warn(self.origin(worker.service, worker.environment, sub),
+                                   deprecation(path) or "")
 
     def _check_isolation(self, workers: Mapping[tuple[str, str], model.WorkerConfig]) -> None:
         """A non-production environment must not use a production database, bucket, queue,

@@ -30,6 +30,11 @@ PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("wasm_modules", "*"),
     ("text_blobs", "*"),
     ("data_blobs", "*"),
+    ("build", "cwd"),
+    ("build", "watch_dir"),
+    ("build", "watch_dir", "[]"),
+    ("containers", "[]", "image"),  # a Dockerfile (a registry image has a tag: not a path)
+    ("containers", "[]", "image_build_context"),
 )
 
 
@@ -112,7 +117,10 @@ def _rebase(path: tuple[str, ...], value: Any, rel: Callable[[str], str]) -> Any
     if rel is _same:
         return value
     if path in PATH_KEYS and isinstance(value, str):
-        return rel(value)
+        is_image = path[-1] == "image" and ":" in value
+        return value if is_image else rel(value)
+    if isinstance(value, list):
+        return [_rebase((*path, "[]"), v, rel) for v in value]
     if isinstance(value, dict):
         return {
             k: _rebase(path + ("*" if (*path, "*") in PATH_KEYS else k,), v, rel)

@@ -23,13 +23,34 @@ from typing import Any
 
 from dome_tasks.errors import did_you_mean
 
-__all__ = ["BUNDLED", "WranglerSchema", "find_schema", "load_schema"]
+__all__ = ["BUNDLED", "DEPRECATED", "WranglerSchema", "deprecation", "find_schema", "load_schema"]
 
 #: (place relative to the checked value, what is wrong, the missing key if that is the problem)
 Problem = tuple[tuple[Any, ...], str, Any]
 #: The copy shipped in the package (gzip of the pinned wrangler's config-schema.json).
 BUNDLED = Path(__file__).resolve().parent / "wrangler-config-schema.json.gz"
 SCHEMA_NAME = "config-schema.json"
+#: Keys wrangler still reads (with its own "is deprecated" warning) where its schema no longer
+#: lists them: place ("[]" for list items) -> key -> wrangler's advice. Checked against the
+#: pinned wrangler's reading by tests/adopt/test_wrangler_keys.py.
+DEPRECATED: Mapping[tuple[str, ...], Mapping[str, str]] = {
+    ("containers", "[]"): {
+        "instances": 'use "max_instances"',
+        "durable_objects": 'use "class_name"',
+        "wrangler_ssh": 'use "ssh"',
+        "configuration": 'use the top-level "containers" fields',
+    },
+}
+
+
+def deprecation(path: tuple[Any, ...]) -> str | None:
+    """wrangler's advice when ``path`` (list indices allowed) is a deprecated key it still
+    reads; None otherwise."""
+    if not path:
+        return None
+    place = tuple("[]" if isinstance(p, int) else p for p in path[:-1])
+    advice = DEPRECATED.get(place, {}).get(path[-1])
+    return f"deprecated by wrangler ({advice}); it still reads it" if advice else None
 
 
 def _only_all_of(node: Mapping[str, Any]) -> bool:
@@ -116,6 +137,7 @@ class WranglerSchema:
                 problem
                 for error in self._validator.evolve(schema=schema).iter_errors(value)
                 for problem in _explain(error)
+                if not deprecation((*template, *problem[0]))
             ]
             self._parts[key] = found
         return found
@@ -131,7 +153,20 @@ class WranglerSchema:
         error, worded like dome's messages."""
         found: list[Problem] = []
         for error in self._validator.iter_errors(doc):
-            found.extend(_explain(error))
+            found.extend(p for p in _explain(error) if not deprecation(p[0]))
+        return found
+
+    def deprecated_in(self, doc: Any, place: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Paths in ``doc`` (found at ``place``) of keys wrangler reads but calls deprecated."""
+        found: list[tuple[Any, ...]] = []
+        if isinstance(doc, Mapping):
+            for key, value in doc.items():
+                if deprecation((*place, key)):
+                    found.append((*place, key))
+                found += self.deprecated_in(value, (*place, key))
+        elif isinstance(doc, list):
+            for i, value in enumerate(doc):
+                found += self.deprecated_in(value, (*place, i))
         return found
 
 

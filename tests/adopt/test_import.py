@@ -9,39 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from dome_tasks.adopt.judge import WranglerReader, judge
-from dome_tasks.adopt.intent import compute
-from dome_tasks.adopt.read import find_configs, read
 from dome_tasks.manifest.loader import load
-from dome_tasks.manifest.wrangler_schema import load_schema
-from tests.adopt.adopt_helpers import invoke
+from tests.adopt.adopt_helpers import invoke, rendered_equals_intent
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
-
-
-def rendered_equals_intent(project: Path) -> int:
-    """Render every config with `invoke render` (on disk) and let wrangler judge each file
-    against the original with --env (the contract); returns how many were judged."""
-    done = invoke(project, "render")
-    assert done.returncode == 0, done.stdout + done.stderr
-    adoption = compute([read(p) for p in find_configs(project)], project)
-    pairs, keys = [], []
-    for service, env in adoption.intents:
-        source = adoption.service(service)
-        if env not in source.blocks:
-            continue
-        path = project / ".dome" / "build" / env / service / "wrangler.toml"
-        pairs += [(source.file.path, source.blocks[env]), (source.file.path, None), (path, None)]
-        keys.append((service, env))
-    readings = WranglerReader.for_project(project).read(pairs)
-    schema = load_schema(project)
-    for i, (service, env) in enumerate(keys):
-        original, top, rendered = readings[3 * i: 3 * i + 3]
-        verdict = judge(original, rendered, top, schema=schema,
-                        production=adoption.environment(env).protected)
-        assert verdict.ok, f"{service} in {env}: " + "; ".join(map(str, verdict.violations))
-    return len(keys)
 
 
 def test_import_writes_a_manifest_whose_configs_match_the_intent(redeclared: Path) -> None:

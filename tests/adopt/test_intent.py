@@ -45,7 +45,7 @@ def test_environments_dev_staging_production_with_learned_suffixes(adoption: Ado
     assert envs == {"development": ("-dev", ("dev",)), "staging": ("-staging", ("stg",)),
                     "production": ("", ("prod",))}
     assert [s.name for s in adoption.services] == ["web", "constellation", "dome-api", "silo", "cron"]
-    assert len(adoption.intents) == 15
+    assert len(adoption.intents) == 12  # web is production only: nothing is invented for it
 
 
 def test_staging_gets_every_binding_its_own_resources_and_keeps_what_its_block_declares(
@@ -103,13 +103,15 @@ def test_service_bindings_and_queues_stay_within_the_environment(adoption: Adopt
     assert [m["tag"] for m in api["migrations"]] == ["v1", "v2"]
 
 
-def test_a_worker_without_env_blocks_gets_every_environment(adoption: Adoption) -> None:
-    web = adoption.intents["web", "staging"]
-    assert web["name"] == "web-staging"
-    assert web["services"] == [{"binding": "API", "service": "dome-api-staging"}]
+def test_a_worker_without_env_blocks_is_not_invented_elsewhere(adoption: Adoption) -> None:
+    assert ("web", "staging") not in adoption.intents
+    assert not adoption.deploys("web", "staging") and adoption.deploys("web", "production")
+    web = adoption.intents["web", "production"]
+    assert web["name"] == "web"
     assert web["assets"] == {"directory": "./public", "binding": "ASSETS"}
     said = guesses_about(adoption, "web", "staging")
-    assert said[0].startswith("no [env.*] block for staging")
+    assert said == ["no [env.*] block for staging: not deployed there (only_in); to deploy it, "
+                    "add staging to services.web.only_in"]
 
 
 def test_an_env_prod_block_is_production_and_the_top_level_only_its_base(adoption: Adoption) -> None:
