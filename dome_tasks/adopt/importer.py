@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dome_tasks.adopt import intent, judge, read, write
+from dome_tasks.adopt.sources import Guess
 from dome_tasks.errors import DomeError
 
 __all__ = ["ImportReport", "Proof", "import_monorepo", "prove"]
@@ -129,9 +130,28 @@ def import_monorepo(root: Path, output: Path, *, force: bool = False,
             f"{output} already exists; nothing was written",
             hint="pass --force to replace it (or --output to write elsewhere)",
         )
-    files = [read.read(path) for path in read.find_configs(root)]
+    files, skipped = _workers_configs(root)
     adoption = intent.compute(files, root)
+    adoption.guesses[:0] = skipped
     text, proof = _smallest_proven(adoption, output)
     if not dry_run:
         write.write_manifest(output, text, force=force)
     return ImportReport(adoption, text, output, proof, written=not dry_run)
+
+
+def _workers_configs(root: Path) -> tuple[list[read.WranglerFile], list[Guess]]:
+    """The Workers configs under ``root``; an empty file and a Pages project's config are
+    skipped, each with a line (nothing to deploy as a Worker)."""
+    files, skipped = [], []
+    for path in read.find_configs(root):
+        rel = path.relative_to(root).as_posix()
+        if not path.read_bytes().strip():
+            skipped.append(Guess(rel, "not imported: the file is empty"))
+            continue
+        found = read.read(path)
+        if "pages_build_output_dir" in found.data:
+            skipped.append(Guess(rel, "not imported: a Pages project (pages_build_output_dir); "
+                                      "dome deploys Workers"))
+            continue
+        files.append(found)
+    return files, skipped

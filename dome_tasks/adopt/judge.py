@@ -37,12 +37,12 @@ BOOKKEEPING = frozenset({
     "configPath", "userConfigPath", "topLevelName", "definedEnvironments", "targetEnvironment",
     "env", "$schema", "dev", "pages_build_output_dir", "legacy_env", "send_metrics",
     "keep_vars", "jsx_factory", "jsx_fragment", "python_modules", "site", "alias",
-    "unsafe_hello_world", "build", "no_bundle", "minify", "tsconfig", "base_dir",
+    "unsafe_hello_world", "no_bundle", "minify", "tsconfig", "base_dir",
     "find_additional_modules", "preserve_file_names", "rules", "upload_source_maps",
     "compliance_region",
 })
 #: Paths wrangler leaves relative to the config's folder (``main`` it resolves itself).
-RELATIVE_PATHS = (("assets", "directory"),)
+RELATIVE_PATHS = (("assets", "directory"), ("build", "cwd"), ("build", "watch_dir"))
 #: Binding lists and the key naming each entry (``comparable`` keys them by it).
 LISTS = {**BINDING_LISTS, "agent_memory": "binding", "connect": "binding", "k2": "binding",
          "tail_consumers": "service", "streaming_tail_consumers": "service",
@@ -192,12 +192,16 @@ def comparable(reading: Reading) -> dict[str, Any]:
     config = dict(reading.config or {})
     folder = Path(reading.path).resolve().parent
     data = {k: v for k, v in config.items() if k not in BOOKKEEPING}
+    if not (data.get("build") or {}).get("command"):  # wrangler's defaults: nothing runs
+        data.pop("build", None)
     for table, key in RELATIVE_PATHS:
         inner = data.get(table)
         if isinstance(inner, dict) and isinstance(inner.get(key), str):
             data[table] = {**inner, key: os.path.normpath(folder / inner[key])}
     if isinstance(data.get("main"), str):
         data["main"] = os.path.normpath(folder / data["main"])
+    if data.get("route"):  # `route = X` deploys as `routes = [X]` does
+        data["routes"] = [data.pop("route"), *(data.get("routes") or [])]
     for name, fields in _keyed(data.pop("d1_databases", None), "binding").items():
         if isinstance(fields.get("migrations_dir"), str):
             fields["migrations_dir"] = os.path.normpath(folder / fields["migrations_dir"])

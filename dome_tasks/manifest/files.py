@@ -90,7 +90,14 @@ def check(resolver: Resolver, workers: Mapping[tuple[str, str], WorkerConfig]) -
             for sub, what in _worker_problems(
                 root, worker, resolver.check_files, where_is, kind_of
             ):
-                problems.add(resolver.origin(service, env, sub), what)
+                if what.startswith(_NOT_YET):  # wrangler reads it; a build may create it
+                    problems.warn(resolver.origin(service, env, sub), what)
+                else:
+                    problems.add(resolver.origin(service, env, sub), what)
+
+
+#: Missing build outputs: accepted, as wrangler accepts them, with a warning (a typo shows here).
+_NOT_YET = "not built yet?"
 
 
 def _kind_of(path: Path) -> str:
@@ -117,10 +124,10 @@ def _worker_problems(
                 f"'{worker.main}' is a folder in {shown}; point main at the worker's entry "
                 "file (e.g. src/index.ts)"
             )
-        elif not main and worker.build is None:
+        elif not main and worker.build is None and "build" not in worker.extra:
             yield ("main",), (
-                f"'{worker.main}' does not exist in {shown}; if a build creates it, set the "
-                "service's build command (main is then checked after the build, by wrangler)"
+                f"{_NOT_YET} '{worker.main}' does not exist in {shown}; wrangler deploys it "
+                "once a build creates it (the service's build command, or [build])"
             )
     for db in worker.d1_databases:
         if db.migrations_dir is None:
@@ -137,7 +144,7 @@ def _worker_problems(
         if problem:
             yield sub, problem
         elif exists and sub == ("assets", "directory") and kind_of(folder / value) != "dir":
-            yield sub, f"the assets folder '{value}' does not exist in {shown}"
+            yield sub, f"{_NOT_YET} the assets folder '{value}' does not exist in {shown}"
 
 
 def _wrangler_paths(extra: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str]]:

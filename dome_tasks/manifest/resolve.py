@@ -195,6 +195,8 @@ class Resolver:
         enabled = observability.pop("enabled", None)
         enabled = None if enabled is None else bool(enabled)
         extra = {k: v for k, v in m.items() if k not in DOME_KEYS}
+        if isinstance(m.get("build"), dict):  # wrangler's [build] table: passed through
+            extra["build"] = m["build"]
         if observability:
             extra["observability"] = observability
         worker = model.WorkerConfig(
@@ -210,7 +212,7 @@ class Resolver:
             routes=tuple(_route(r) for r in m.get("routes", ())),
             vars=tuple(m.get("vars", {}).items()),
             secrets=tuple(dict.fromkeys(m.get("secrets", ()))),
-            build=command(m["build"]) if m.get("build") is not None else None,
+            build=command(m["build"]) if isinstance(m.get("build"), str | list) else None,
             health_path=m.get("health_path", "/health"),
             health_url=m.get("health_url"),
             observability=enabled,

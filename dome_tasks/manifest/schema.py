@@ -119,7 +119,11 @@ WORKER_FIELDS: dict[str, Field] = {
     "routes": Field(ListOf(ROUTE)),
     "vars": Field(MapOf(VAR_VALUE, naming.binding_name)),
     "secrets": Field(ListOf(BINDING)),
-    "build": Field(COMMAND, nullable=True),
+    # dome's build command (a string or argv), or wrangler's own [build] table (a mapping:
+    # command, cwd, watch_dir), which is rendered as written and run by wrangler itself
+    "build": Field(AnyOf((*COMMAND.options, Record({}, wrangler=("build",))),
+                         "a command (a string or a list of arguments), or wrangler's [build] "
+                         "table"), nullable=True),
     "health_path": Field(string(_path_like), nullable=True),
     "health_url": Field(string(url_problem), nullable=True),
     "smoke": Field(ListOf(COMMAND)),
