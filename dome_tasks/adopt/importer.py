@@ -24,11 +24,15 @@ class Proof:
     total: int
     differences: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     allowed: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # by the contract
+    # pairs whose original the project's wrangler refuses to read (nothing deploys it today)
+    unjudged: dict[tuple[str, str], str] = field(default_factory=dict)
     load_error: str | None = None
 
     @property
     def matching(self) -> int:
-        return 0 if self.load_error else self.total - len(self.differences)
+        if self.load_error:
+            return 0
+        return self.total - len(self.differences) - len(self.unjudged)
 
     @property
     def ok(self) -> bool:
@@ -37,7 +41,12 @@ class Proof:
     def summary(self) -> str:
         if self.load_error:
             return f"0 of {self.total} configs checked: the manifest does not load"
-        return f"{self.matching} of {self.total} configs adopt true, judged by wrangler"
+        judged = self.total - len(self.unjudged)
+        line = f"{self.matching} of {judged} configs adopt true, judged by wrangler"
+        if self.unjudged:
+            line += (f"; {len(self.unjudged)} not judged: this wrangler refuses the original "
+                     "(it does not deploy today either)")
+        return line
 
 
 @dataclass
@@ -88,6 +97,9 @@ def prove(adoption: intent.Adoption, text: str, manifest_path: Path,
     schema = load_schema(root)
     for service, env, at in judged:
         original, top, rendered_reading = readings[at:at + 3]
+        if original.error:
+            proof.unjudged[service, env] = original.error.splitlines()[-1].strip()
+            continue
         verdict = judge.judge(original, rendered_reading, top, schema=schema,
                               production=adoption.environment(env).protected)
         proof.allowed[service, env] = [f"{d} ({rule})" for d, rule in verdict.allowed]

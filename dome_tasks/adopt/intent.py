@@ -255,6 +255,9 @@ class _Intents:
                 intent[key] = value
         if block is not None:
             _keep_container_names(source, block, intent)
+        build = intent.get("build")
+        if isinstance(build, dict) and build.get("command") and "watch_dir" not in build:
+            intent["build"] = {**build, "watch_dir": "./src"}  # wrangler's default, beside it
         self._drop_ignored(source, env, intent, own)
         return intent
 

@@ -50,11 +50,13 @@ LISTS = {**BINDING_LISTS, "agent_memory": "binding", "connect": "binding", "k2":
 
 _READER_JS = r"""
 const fs = require("fs");
+const path = require("path");
 const [packageDir, inputFile, outputFile] = process.argv.slice(2);
 const wrangler = require(packageDir);
 const out = [];
 for (const { config, env } of JSON.parse(fs.readFileSync(inputFile, "utf8"))) {
   try {
+    process.chdir(path.dirname(path.resolve(config)));  // build paths come relative to the cwd
     const read = wrangler.unstable_readConfig({ config, env: env || undefined },
                                               { hideWarnings: true });
     out.push({ ok: true, config: read });
@@ -196,8 +198,11 @@ def comparable(reading: Reading) -> dict[str, Any]:
         data.pop("build", None)
     for table, key in RELATIVE_PATHS:
         inner = data.get(table)
-        if isinstance(inner, dict) and isinstance(inner.get(key), str):
-            data[table] = {**inner, key: os.path.normpath(folder / inner[key])}
+        value = inner.get(key) if isinstance(inner, dict) else None
+        if isinstance(value, str):
+            data[table] = {**inner, key: os.path.normpath(folder / value)}
+        elif isinstance(value, list):
+            data[table] = {**inner, key: [os.path.normpath(folder / v) for v in value]}
     if isinstance(data.get("main"), str):
         data["main"] = os.path.normpath(folder / data["main"])
     if data.get("route"):  # `route = X` deploys as `routes = [X]` does

@@ -43,6 +43,8 @@ def _print_import(report: ImportReport, *, show_text: bool) -> None:
     if proof.load_error:
         print("the new manifest does not load with this dome-tasks:")
         print("  " + proof.load_error.replace("\n", "\n  "))
+    for (service, env), why in proof.unjudged.items():
+        print(f"  {service} in {env}: not judged: wrangler cannot read the original: {why}")
     for (service, env), found in proof.differences.items():
         print(f"  {service} in {env} differs from the intent:")
         for line in found:
