@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dome_tasks.adopt.read import AdoptError, WranglerFile
+from dome_tasks.manifest import naming
 from dome_tasks.adopt.sources import (
     ENV_NAMES,
     PRODUCTION,
@@ -134,15 +135,7 @@ def _merge_lists(own: list[dict[str, Any]], carried: list[dict[str, Any]], key: 
     return own + added, added
 
 
-#: Values that stand in for a secret set with `wrangler secret put` (never carried elsewhere).
-_PLACEHOLDER = re.compile(
-    r"(?i)^\s*(|<[^>]*>|\$\{[^}]*\}|x{3,}|\*{3,}|\.{3}|todo|tbd|none|null|secret|changeme|"
-    r"change[-_ ]?me|replace[-_ ]?me.*|placeholder.*|your[-_ ].*|set[-_ ]?me|dummy|fake|"
-    r"fixme|redacted)\s*$")
-
-
-def _placeholder(value: Any) -> bool:
-    return isinstance(value, str) and bool(_PLACEHOLDER.match(value))
+_placeholder = naming.placeholder
 
 
 def _declared_secrets(source: ServiceSource, env: str) -> set[str]:

@@ -31,6 +31,9 @@ class Scalar(Kind):
     types: tuple[type, ...]
     label: str
     check: Check | None = None
+    #: a placeholder ('', '<PLACEHOLDER>'…) that fails ``check`` is a warning, not a problem:
+    #: wrangler reads it (and fails only when it deploys with it)
+    lenient: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class AnyOf(Kind):
 INVALID: Any = object()
 
 
-def string(check: Check | None = None) -> Scalar:
-    return Scalar((str,), "a string", check)
+def string(check: Check | None = None, *, lenient: bool = False) -> Scalar:
+    return Scalar((str,), "a string", check, lenient)
 
 
 def _nonempty(value: str) -> str | None:
@@ -165,7 +168,10 @@ class Validator:
             if not _scalar_matches(kind.types, value):
                 return self._wrong_type(kind.label, value, path)
             problem = kind.check(value) if kind.check else None
-            if problem:
+            if problem and kind.lenient and naming.placeholder(value):
+                self.problems.warn(path, f"{problem}; a placeholder: wrangler fails to deploy "
+                                   "with it until it is replaced")
+            elif problem:
                 self.problems.add(path, problem)
                 return INVALID
             return value

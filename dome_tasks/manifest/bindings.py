@@ -152,7 +152,7 @@ KINDS: tuple[BindingKind, ...] = (
         key=("d1_databases",), attr="d1_databases", table=("d1_databases",),
         fields={
             "database_name": Attr(s.string(naming.d1_name), True, NAME, resource="database"),
-            "database_id": Attr(s.string(naming.d1_id), role=ID, resource="database"),
+            "database_id": Attr(s.string(naming.d1_id, lenient=True), role=ID, resource="database"),
             "migrations_dir": Attr(s.NONEMPTY, role=PATH, nullable=True),
         },
         build=_simple(model.D1Database, "database_name", "database_id", "migrations_dir"),
@@ -167,7 +167,7 @@ KINDS: tuple[BindingKind, ...] = (
     BindingKind(
         key=("kv_namespaces",), attr="kv_namespaces", table=("kv_namespaces",),
         fields={
-            "id": Attr(s.string(naming.kv_id), role=ID, resource="KV namespace"),
+            "id": Attr(s.string(naming.kv_id, lenient=True), role=ID, resource="KV namespace"),
             "title": Attr(s.NONEMPTY, role=NAME, wrangler=None, resource="KV namespace"),
         },
         build=_simple(model.KVNamespace, "id", "title"),
@@ -183,7 +183,7 @@ KINDS: tuple[BindingKind, ...] = (
     ),
     BindingKind(
         key=("hyperdrive",), attr="hyperdrive", table=("hyperdrive",),
-        fields={"id": Attr(s.string(naming.hyperdrive_id), True, ID, resource="Hyperdrive config")},
+        fields={"id": Attr(s.string(naming.hyperdrive_id, lenient=True), True, ID, resource="Hyperdrive config")},
         build=_simple(model.Hyperdrive, "id"),
     ),
     BindingKind(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import Any
 
 WORKER_NAME_MAX = 63
 
-_WORKER = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_WORKER = re.compile(r"[a-z0-9_][a-z0-9_-]*")  # wrangler's own rule for "name"
 _SUFFIX = re.compile(r"[a-z0-9-]*")
 _ENV = re.compile(r"[a-z][a-z0-9_-]*")
 _JS_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
@@ -25,8 +26,22 @@ _RESERVED = frozenset(
 )
 
 
+#: Values that stand in for a secret set with `wrangler secret put` (never carried elsewhere).
+_PLACEHOLDER = re.compile(
+    r"(?i)^\s*(|<[^>]*>|\$\{[^}]*\}|x{3,}|\*{3,}|\.{3}|todo|tbd|none|null|secret|changeme|"
+    r"change[-_ ]?me|replace[-_ ]?me.*|placeholder.*|your[-_ ].*|set[-_ ]?me|dummy|fake|"
+    r"fixme|redacted)\s*$")
+
+
+def placeholder(value: Any) -> bool:
+    """A value that stands in for a real one (a secret's, an id's): '', 'PLACEHOLDER',
+    '<your id>', 'xxx'…"""
+    return isinstance(value, str) and bool(_PLACEHOLDER.match(value))
+
+
 def worker_name(name: str, suffix: str = "") -> str | None:
-    """A worker (script) name: lowercase a-z, 0-9 and dashes, no dash at either end, <= 63."""
+    """A worker (script) name as wrangler accepts it: lowercase a-z, 0-9, '_' and '-', not
+    starting with a dash; at most 63 characters."""
     full = name + suffix
     if len(full) > WORKER_NAME_MAX:
         extra = f" including the suffix '{suffix}'" if suffix else ""
@@ -36,8 +51,8 @@ def worker_name(name: str, suffix: str = "") -> str | None:
         )
     if not _WORKER.fullmatch(full):
         return (
-            f"'{full}' is not a valid worker name: use lowercase letters a-z, digits and dashes, "
-            "not starting or ending with a dash"
+            f"'{full}' is not a valid worker name: use lowercase letters a-z, digits, '_' and "
+            "'-', not starting with a dash"
         )
     return None
 

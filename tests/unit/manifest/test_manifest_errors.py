@@ -407,11 +407,11 @@ def test_duplicate_binding_name_from_environment_vars(problems):
 
 
 def test_invalid_worker_name(problems):
-    assert problems("Silo_API: {}\n-silo: {}\n") == [
+    assert problems("Silo_API: {}\n-silo: {}\n") == [  # wrangler's rule ('capgo_api' is fine)
         "dome.yaml:10: services.Silo_API: 'Silo_API' is not a valid worker name: use lowercase "
-        "letters a-z, digits and dashes, not starting or ending with a dash",
+        "letters a-z, digits, '_' and '-', not starting with a dash",
         "dome.yaml:11: services.-silo: '-silo' is not a valid worker name: use lowercase "
-        "letters a-z, digits and dashes, not starting or ending with a dash",
+        "letters a-z, digits, '_' and '-', not starting with a dash",
     ]
 
 
