@@ -60,7 +60,8 @@ class EnvironmentPlan:
 
     @property
     def protected(self) -> bool:
-        return self.name == PRODUCTION
+        """Production, and the regional productions beside it (``prod_eu``, ``production-jp``)."""
+        return self.name == PRODUCTION or bool(re.match(r"prod(uction)?[_-]", self.name))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ class Scalar(Kind):
     types: tuple[type, ...]
     label: str
     check: Check | None = None
-    #: a placeholder ('', '<PLACEHOLDER>'…) that fails ``check`` is a warning, not a problem:
-    #: wrangler reads it (and fails only when it deploys with it)
+    #: a value that fails ``check`` is a warning, not a problem: wrangler reads it (an id such
+    #: as '<PLACEHOLDER>' or 'DEV_KV' for `wrangler dev`) and fails only when it deploys it
     lenient: bool = False
 
 
@@ -168,9 +168,9 @@ class Validator:
             if not _scalar_matches(kind.types, value):
                 return self._wrong_type(kind.label, value, path)
             problem = kind.check(value) if kind.check else None
-            if problem and kind.lenient and naming.placeholder(value):
-                self.problems.warn(path, f"{problem}; a placeholder: wrangler fails to deploy "
-                                   "with it until it is replaced")
+            if problem and kind.lenient:  # wrangler reads it: Cloudflare refuses it on deploy
+                self.problems.warn(path, f"{problem}; wrangler reads it, but a deploy with it "
+                                   "fails until it is replaced")
             elif problem:
                 self.problems.add(path, problem)
                 return INVALID

@@ -452,9 +452,9 @@ def test_invalid_resource_ids_and_names(problems):
     text = """\
     silo:
       compatibility_date: "2025-13-01"
-      d1_databases: {DB: {database_name: "silo db", database_id: "1234"}}
+      d1_databases: {DB: {database_name: "silo db"}}
       r2_buckets: {A: {bucket_name: ab}, B: {bucket_name: Silo-Objects}}
-      kv_namespaces: {CACHE: {id: "c0de"}}
+      kv_namespaces: {}
       vectorize: {INDEX: {index_name: 1-index}}
       queues: {producers: {Q: {queue: "-jobs"}}}
     """
@@ -463,16 +463,12 @@ def test_invalid_resource_ids_and_names(problems):
         "compatibility date: expected YYYY-MM-DD",
         "dome.yaml:12: services.silo.d1_databases.DB.database_name: 'silo db' is not a valid D1 "
         "database name: use letters, digits, '-' and '_' (at most 64 characters)",
-        "dome.yaml:12: services.silo.d1_databases.DB.database_id: '1234' is not a valid D1 "
-        "database id: expected a UUID such as '00000000-0000-4000-8000-000000000000'",
         "dome.yaml:13: services.silo.r2_buckets.A.bucket_name: 'ab' is not a valid R2 bucket "
         "name: 3-63 characters, lowercase letters, digits and dashes, starting and ending with "
         "a letter or digit",
         "dome.yaml:13: services.silo.r2_buckets.B.bucket_name: 'Silo-Objects' is not a valid R2 "
         "bucket name: 3-63 characters, lowercase letters, digits and dashes, starting and ending "
         "with a letter or digit",
-        "dome.yaml:14: services.silo.kv_namespaces.CACHE.id: 'c0de' is not a valid KV namespace "
-        "id: expected 32 hexadecimal characters",
         "dome.yaml:15: services.silo.vectorize.INDEX.index_name: '1-index' is not a valid "
         "Vectorize index name: at most 32 characters, lowercase letters, digits and dashes, "
         "starting with a letter",
@@ -494,13 +490,29 @@ def test_invalid_account_id_and_environment_names(problems):
     assert problems(text, full=True) == [
         "dome.yaml:3: environments.Staging: 'Staging' is not a valid environment name: use "
         "lowercase letters, digits, '-' and '_', starting with a letter",
-        "dome.yaml:4: environments.production.account_id: 'acc1' is not a valid account id: "
-        "expected 32 hexadecimal characters",
         "dome.yaml:4: environments.production.aliases[0]: 'Prod' is not a valid environment "
         "name: use lowercase letters, digits, '-' and '_', starting with a letter",
         "dome.yaml:5: environments.dev.suffix: '_dev' is not a valid suffix: use lowercase "
         "letters a-z, digits and dashes",
     ]
+
+
+def test_a_malformed_id_is_a_warning_as_wrangler_reads_it(load_yaml):
+    m = load_yaml(PRODUCTION_ONLY + """\
+      silo:
+        d1_databases: {DB: {database_name: silo-db, database_id: "1234"}}
+        kv_namespaces: {CACHE: {id: DEV_KV}}
+    """, full=True)
+    assert m.warnings == (
+        "dome.yaml:11: services.silo.d1_databases.DB.database_id: '1234' is not a valid D1 "
+        "database id: expected a UUID such as '00000000-0000-4000-8000-000000000000'; wrangler "
+        "reads it, but a deploy with it fails until it is replaced",
+        "dome.yaml:12: services.silo.kv_namespaces.CACHE.id: 'DEV_KV' is not a valid KV namespace "
+        "id: expected 32 hexadecimal characters; wrangler reads it, but a deploy with it fails "
+        "until it is replaced",
+    )
+    assert dict((k.binding, k.id) for k in m.resolve("silo", "production").kv_namespaces) == {
+        "CACHE": "DEV_KV"}
 
 
 def test_compatibility_date_format(problems):
