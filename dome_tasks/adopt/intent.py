@@ -196,7 +196,7 @@ class _Intents:
 
     def all(self) -> dict[tuple[str, str], dict[str, Any]]:
         intents: dict[tuple[str, str], dict[str, Any]] = {}
-        order = [PRODUCTION] + [e for e in self.envs if e != PRODUCTION]
+        order = sorted(self.envs, key=lambda e: (e != PRODUCTION, not self.envs[e].protected))
         for env in order:
             for source in self.services:
                 if env not in source.blocks:  # not deployed there today: nothing is invented
@@ -238,7 +238,7 @@ class _Intents:
                                     "production's (add this environment's own under it)")
             intent.pop("routes")
         intent["name"] = self.worker(source.name, env)  # what wrangler deploys today, kept
-        production = done.get((source.name, PRODUCTION)) if env != PRODUCTION else None
+        production = self._production_like(source, env, done)
         for key in sorted(NOT_INHERITED):
             if key not in top and key not in own:
                 continue
@@ -442,10 +442,27 @@ class _Intents:
                           + "one needs the database's connection string)"]
         return item, []
 
+    def _production_like(self, source: ServiceSource, env: str,
+                         done: Mapping[tuple[str, str], dict[str, Any]]) -> dict[str, Any] | None:
+        """The binding lists of the service's production environments (production and the
+        regional ones beside it) other than ``env``; None for production itself."""
+        if env == PRODUCTION:
+            return None
+        found = [done[source.name, e] for e in self.envs
+                 if e != env and self.envs[e].protected and (source.name, e) in done]
+        union: dict[str, Any] = {}
+        for intent in found:
+            for key, value in intent.items():
+                if isinstance(value, list):
+                    union.setdefault(key, []).extend(value)
+                else:
+                    union.setdefault(key, value)
+        return union if found else None
+
     def _mark_shared(self, kind: str, item: dict[str, Any],
                      production: Mapping[str, Any]) -> list[str]:
         """An env block that declares production's own resource shares it on purpose."""
-        identity = {"d1_databases": "database_id", "kv_namespaces": "id",
+        identity = {"d1_databases": "database_id", "kv_namespaces": "id", "hyperdrive": "id",
                     "r2_buckets": "bucket_name", "vectorize": "index_name"}.get(kind)
         if identity is None or not item.get(identity):
             return []

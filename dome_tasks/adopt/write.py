@@ -151,10 +151,11 @@ class _Factor:
         values = list(per_env.values())
         if all(isinstance(v, dict) for v in values):
             return self._mapping(per_env, path)
-        if path and path[-1] == "consumers" and self.mode == CONVENTION:
-            found = self._consumers(per_env)
+        if path and path[-1] == "consumers":
+            found = self._consumers(per_env) if self.mode == CONVENTION else None
             if found is not None:
                 return found, {}
+            return self._literal(per_env)
         if len(path) >= 2 and path[-1] in ID_FIELDS.get(path[:-2], ()):
             if all(v == values[0] for v in values):
                 return values[0], {}
@@ -199,10 +200,19 @@ class _Factor:
             return value[: -len(suffix)]
         return value if not suffix else _MISSING
 
+    def _literal(self, per_env: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Names kept as written: at the base only for environments without a suffix (dome
+        would append it there); every other environment's are written out."""
+        plain = {e: v for e, v in per_env.items() if not self.suffixes.get(e, "")}
+        if not plain:
+            return _MISSING, dict(per_env)
+        chosen = self._most_common(plain)
+        return chosen, {e: v for e, v in per_env.items()
+                        if v != chosen or self.suffixes.get(e, "")}
+
     def _name(self, per_env: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         if self.mode != CONVENTION:
-            chosen = self._most_common(per_env)
-            return chosen, {e: v for e, v in per_env.items() if v != chosen}
+            return self._literal(per_env)
         stems = {e: self._stem(e, v) for e, v in per_env.items()}
         candidates = [v for v in stems.values() if v is not _MISSING]
         if not candidates:

@@ -24,6 +24,8 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     project = copy_fixture("shapes", tmp_path_factory.mktemp("shapes") / "shapes")
     done = invoke(project, "import")
     assert done.returncode == 0, done.stdout + done.stderr
+    rendering = invoke(project, "render")
+    assert rendering.returncode == 0, rendering.stdout + rendering.stderr
     return project, done.stdout + done.stderr
 
 
