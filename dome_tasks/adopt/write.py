@@ -43,15 +43,16 @@ LOCAL, LOCAL_LIKE = "local", "development"
 DEFAULTABLE = ("compatibility_date", "compatibility_flags", "main", "workers_dev", "observability")
 
 
-def dome_form(intent: Mapping[str, Any], adoption: Adoption, service: str) -> dict[str, Any]:
-    """One intent in dome's worker-key form (no name, no account id)."""
+def dome_form(intent: Mapping[str, Any], adoption: Adoption, service: str,
+              env: str | None = None) -> dict[str, Any]:
+    """One intent (of ``env``) in dome's worker-key form (no name, no account id)."""
     source = adoption.service(service)
     out: dict[str, Any] = {}
     for key, value in intent.items():
         if key in ("name", "account_id"):
             continue
         if key == "services":
-            out[key] = _service_bindings(value, adoption)
+            out[key] = _service_bindings(value, adoption, env)
         elif key in DOME_MAPS:
             out[key] = {item["binding"]: _fields(item, "binding") for item in value}
             if key == "d1_databases":
@@ -84,14 +85,24 @@ def _owner(worker: str, adoption: Adoption) -> str | None:
     return None
 
 
-def _service_bindings(items: list[dict[str, Any]], adoption: Adoption) -> dict[str, Any]:
+def _service_bindings(items: list[dict[str, Any]], adoption: Adoption,
+                      env: str | None) -> dict[str, Any]:
+    """By service name where the target is the service's worker in the same environment;
+    else by the worker's literal name (``worker:``), as wrangler binds it today."""
     out: dict[str, Any] = {}
     for item in items:
-        owner = _owner(str(item.get("service")), adoption)
-        target = owner if owner is not None else item.get("service")
+        worker = str(item.get("service"))
+        owner = _owner(worker, adoption)
+        same_env = owner is not None and env is not None and (
+            adoption.intents.get((owner, env), {}).get("name") == worker
+        )
         extra = _fields(item, "binding")
         extra.pop("service", None)
-        out[item["binding"]] = {"service": target, **extra} if extra else target
+        if same_env or env is None:
+            target = owner if owner is not None else worker
+            out[item["binding"]] = {"service": target, **extra} if extra else target
+        else:
+            out[item["binding"]] = {"worker": worker, **extra}
     return out
 
 
@@ -255,7 +266,7 @@ def manifest_data(adoption: Adoption, mode: str = CONVENTION) -> dict[str, Any]:
     for source in adoption.services:
         # only where the repository deploys it today (no environment is invented)
         present = [e for e in env_names if adoption.deploys(source.name, e)]
-        per_env = {e: dome_form(adoption.intents[source.name, e], adoption, source.name)
+        per_env = {e: dome_form(adoption.intents[source.name, e], adoption, source.name, e)
                    for e in present}
         for env in present:
             account = adoption.intents[source.name, env].get("account_id")

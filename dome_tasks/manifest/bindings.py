@@ -66,6 +66,7 @@ class BindingKind:
     upload: str | None = None  # binding type in an upload's metadata (None: not served)
     served: Mapping[str, str] = field(default_factory=dict)  # config key <- metadata key
     one_of: tuple[str, ...] = ()  # at least one of these fields, once merged
+    one_of_hint: str = "to look it up by name"  # what the alternatives are for
 
     @property
     def resources(self) -> dict[str, Attr]:
@@ -99,9 +100,10 @@ class BindingKind:
 
 
 def _service(entry: Entry) -> model.ServiceBinding:
-    target = entry.values["service"]
+    target = entry.values.get("service")
+    worker = entry.worker(target) if target else entry.values["worker"]
     return model.ServiceBinding(
-        entry.binding, target, entry.worker(target), entry.values.get("entrypoint"), entry.extra
+        entry.binding, target, worker, entry.values.get("entrypoint"), entry.extra
     )
 
 
@@ -141,11 +143,14 @@ KINDS: tuple[BindingKind, ...] = (
     BindingKind(
         key=("services",), attr="services", table=("services",),
         fields={
-            "service": Attr(s.NONEMPTY, required=True, role=SERVICE, model="worker"),
+            "service": Attr(s.NONEMPTY, role=SERVICE, model="worker"),
+            # a worker outside this manifest (or not deployed in this environment), by name
+            "worker": Attr(s.string(naming.worker_name), wrangler=None),
             "entrypoint": Attr(s.string(lambda v: naming.js_identifier(v, "entrypoint"))),
         },
-        build=_service, shorthand="service",
-        label="a service name or a mapping {service, entrypoint}",
+        build=_service, shorthand="service", one_of=("service", "worker"),
+        one_of_hint="a worker this manifest does not deploy there, by its name",
+        label="a service name or a mapping {service or worker, entrypoint}",
         upload="service", served={"service": "service", "entrypoint": "entrypoint"},
     ),
     BindingKind(

@@ -62,8 +62,8 @@ class Route:
 @dataclass(frozen=True)
 class ServiceBinding:
     binding: str
-    service: str  # the manifest's service name
-    worker: str  # the worker name in this environment (suffix applied)
+    service: str | None  # the manifest's service name; None: a worker it does not deploy
+    worker: str  # the worker name in this environment (suffix applied), or as written
     entrypoint: str | None = None
     extra: Extra = field(default=(), hash=False)
 
@@ -202,5 +202,6 @@ class WorkerConfig:
     @property
     def dependencies(self) -> tuple[str, ...]:
         """Services this worker needs deployed first: service bindings plus ``depends_on``."""
-        seen = dict.fromkeys([b.service for b in self.services] + list(self.depends_on))
+        seen = dict.fromkeys([b.service for b in self.services if b.service]
+                             + list(self.depends_on))
         return tuple(seen)

@@ -381,7 +381,7 @@ class Resolver:
                     first, *others = kind.one_of
                     alternatives = " or ".join(f"'{k}'" for k in others)
                     texts.append(f"missing required key '{first}' (or {alternatives}, "
-                                 "to look it up by name)")
+                                 f"{kind.one_of_hint})")
                 for text in texts:
                     self._missing[self.origin(service, env, where), text].append(env)
 
