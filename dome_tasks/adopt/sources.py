@@ -126,11 +126,14 @@ def services_and_environments(files: list[WranglerFile], root: Path, guesses: li
             guesses.append(Guess(rel, f"{ignored.name} in the same folder is ignored (wrangler "
                                       f"reads {file.path.name} first)"))
         name = _service_name(file, root, guesses)
-        if name in names:
-            raise AdoptError(
-                f"{rel}: worker name '{name}' is already used by another imported config",
-                hint="give each worker its own top-level name, or move one config out of the tree",
-            )
+        if name in names:  # two configs deploy one worker: both kept, as wrangler deploys them
+            taken = name
+            name = re.sub(r"[^a-z0-9-]+", "-", file.folder.name.lower()).strip("-") or "worker"
+            while name in names:
+                name += "-2"
+            guesses.append(Guess(rel, f"worker '{taken}' is deployed by another config too: "
+                                      f"this one is the service '{name}' (it keeps the worker "
+                                      "name; the last deploy wins, as today: rename one)", name))
         names.add(name)
         blocks: dict[str, str | None] = {}
         for block in file.environments:

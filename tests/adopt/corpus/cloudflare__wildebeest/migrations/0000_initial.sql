@@ -1,0 +1,2 @@
+-- stub migration (corpus fixture)
+SELECT 1;
