@@ -52,3 +52,5 @@ def test_every_pair_adopts_true(repo: str, tmp_path: Path) -> None:
     manifest = load(project / "dome.yaml")  # loads, warnings allowed (build outputs, ids)
     pairs = sum(len(manifest.services_in(e)) for e in manifest.environments if e != "local")
     assert pairs == judged + unjudged  # every pair the repository deploys was judged
+    plan = invoke(project, "deploy-env", "all", "production", "--dry-run", "--yes")
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
