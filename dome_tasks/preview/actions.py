@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dome_tasks._time import parse_time
@@ -126,11 +125,11 @@ def _provision(c: Context, derived: Manifest, name: str, store: PreviewStore,
                record: PreviewRecord, out: TextIO) -> PreviewRecord:
     """Create what the preview lacks; record each created resource with its id (also when a
     later creation fails); warn about same-named resources it uses but did not create."""
-    from dome_tasks.adopt.provision import _Runners, provision, read_inventory
+    from dome_tasks.adopt.provision import _Runners, _runners, provision, read_inventory
     from dome_tasks.adopt.read import AdoptError
     from dome_tasks.tools import find_wrangler
 
-    base = _runners(c, derived.root, False, out)
+    base = _runners(c, derived, name, False, out, echo=True)
     created: list[tuple[str, str]] = []
 
     def act(step: Step) -> Any:
@@ -223,21 +222,6 @@ def _deploy(session: Session, request: ResolvedRequest, options: UpOptions, tool
                                            force=options.force), tools)
 
 
-def _runners(c: Context, root: Path, dry_run: bool, out: TextIO) -> Any:
-    """A quiet read-only runner and an acting one whose commands' output goes to ``out`` too
-    (stderr under ``--json``: stdout holds the one JSON document)."""
-    from dome_tasks.adopt.provision import _Runners
-    from dome_tasks.runner import Runner
-    from dome_tasks.wrangler.exec import WranglerExec
-
-    state = root / ".dome" / "wrangler"
-    quiet = Runner(c, dry_run=False, out=io.StringIO(),
-                   command_runner=WranglerExec(state, hide_stdout_events=frozenset({"inventory"})))
-    acting = Runner(c, dry_run=dry_run, out=out, stdout=out, stderr=out,
-                    command_runner=WranglerExec(state))
-    return _Runners(quiet.run_step, acting.run_step)
-
-
 # --- down ---------------------------------------------------------------------------------------
 
 
@@ -253,7 +237,7 @@ def find_record(manifest: Manifest, number: int) -> tuple[PreviewStore, PreviewR
 def preview_down(c: Context, manifest: Manifest, number: int, *, dry_run: bool = False,
                  out: TextIO | None = None) -> Teardown | None:
     """Delete what preview ``number`` owns; None when nothing is recorded (already down)."""
-    from dome_tasks.adopt.provision import read_inventory
+    from dome_tasks.adopt.provision import _runners, read_inventory
     from dome_tasks.tools import find_wrangler
 
     out = out or sys.stdout
@@ -262,7 +246,7 @@ def preview_down(c: Context, manifest: Manifest, number: int, *, dry_run: bool =
         return None
     store, record = found
     name = record.environment
-    runners = _runners(c, manifest.root, dry_run, out)
+    runners = _runners(c, manifest, name, dry_run, out, echo=True)
     wrangler = find_wrangler(manifest.root, dry_run=dry_run)
     live = live_workers(store.api, list(record.workers.values()))
     kinds = list(dict.fromkeys(r.kind for r in record.resources))
