@@ -121,6 +121,24 @@ metrics *args:
 plan *args:
     @{{dome_invoke}} dome.plan "$@"
 
+# [OPTIONS] NUMBER — Delete exactly the workers and resources preview N created (safe to run twice).
+[group('dome')]
+[positional-arguments]
+preview-down *args:
+    @{{dome_invoke}} dome.preview-down "$@"
+
+# [OPTIONS] NUMBER — Deploy every service as <service>-pr-N with its own resources, from the template env.
+[group('dome')]
+[positional-arguments]
+preview-up *args:
+    @{{dome_invoke}} dome.preview-up "$@"
+
+# [OPTIONS] — List the preview environments (pull request, template, age); --prune removes old ones.
+[group('dome')]
+[positional-arguments]
+previews *args:
+    @{{dome_invoke}} dome.previews "$@"
+
 # [OPTIONS] SERVICE ENV — Give the running canary of SERVICE 100% of ENV's traffic (aborts if verification fails).
 [group('dome')]
 [positional-arguments]
@@ -156,6 +174,18 @@ rollback *args:
 [positional-arguments]
 secret-put *args:
     @{{dome_invoke}} dome.secret-put "$@"
+
+# [OPTIONS] ENV [SERVICE] — List, per service, the declared secrets ENV lacks (and undeclared ones); exit 1 if any.
+[group('dome')]
+[positional-arguments]
+secrets-check *args:
+    @{{dome_invoke}} dome.secrets-check "$@"
+
+# [OPTIONS] ENV [SERVICE] — Set ENV's declared secrets from a dotenv file or the environment (values on stdin only).
+[group('dome')]
+[positional-arguments]
+secrets-sync *args:
+    @{{dome_invoke}} dome.secrets-sync "$@"
 
 # [OPTIONS] [SERVICE] [ENV] — Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes.
 [group('dome')]

@@ -156,14 +156,16 @@ class _Runners:
 
 
 def _runners(c: Context, manifest: Manifest, environment: str, dry_run: bool,
-             out: TextIO) -> _Runners:
+             out: TextIO, *, echo: bool = False) -> _Runners:
+    """``echo``: the acting commands' own output goes to ``out`` too (not this process's)."""
     from dome_tasks.runner import Runner
     from dome_tasks.wrangler.exec import WranglerExec
 
     state = manifest.root / ".dome" / "wrangler"
     quiet = Runner(c, dry_run=False, out=io.StringIO(),
                    command_runner=WranglerExec(state, hide_stdout_events=frozenset({"inventory"})))
-    acting = Runner(c, dry_run=dry_run, out=out, command_runner=WranglerExec(state))
+    streams = {"stdout": out, "stderr": out} if echo else {}
+    acting = Runner(c, dry_run=dry_run, out=out, command_runner=WranglerExec(state), **streams)
     return _Runners(quiet.run_step, acting.run_step)
 
 

@@ -74,6 +74,9 @@ def deploy_request(
 
     if not flags.dry_run and not flags.rehearse:
         confirm_protected(request.environment, request.services, settings, flags.yes)
+        from dome_tasks.secrets.guard import check_declared
+
+        check_declared(request)  # warns; refuses a protected env's live worker that lacks one
     session, board = open_watched(c, settings, request, dry_run=flags.dry_run, json=flags.json)
     rehearse = flags.rehearse and not flags.dry_run
     with maybe_rehearsal(session, request.environment, rehearse) as rehearsing:

@@ -11,7 +11,8 @@ from importlib import import_module
 from invoke import Collection
 
 #: The task modules under ``dome_tasks.cli``, in the order ``--list`` shows their tasks.
-TASK_MODULES = ("deploy", "doctor", "local_env", "lifecycle", "rehearse", "ci", "adopt")
+TASK_MODULES = ("deploy", "doctor", "local_env", "lifecycle", "secrets", "preview", "rehearse",
+                "ci", "adopt")
 
 
 def native_tasks() -> Collection:

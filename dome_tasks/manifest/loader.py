@@ -23,6 +23,7 @@ from dome_tasks.manifest.files import outside
 from dome_tasks.manifest.graph import CycleError, Graph
 from dome_tasks.manifest.bindings import with_ids
 from dome_tasks.manifest.model import Environment, WorkerConfig
+from dome_tasks.manifest.previews import Seeds, seeds
 from dome_tasks.manifest.resource_ids import ResourceLock
 from dome_tasks.manifest.resolve import Resolver
 from dome_tasks.manifest.wrangler_schema import WranglerSchema, load_schema
@@ -52,6 +53,7 @@ class Manifest:
     templates_dir: Path | None = None  # user templates overriding the packaged ones
     warnings: tuple[str, ...] = ()  # accepted but ignored keys (file:line: key.path: why)
     wrangler_schema: str | None = None  # which wrangler config schema checked it (None: none)
+    preview_seeds: Seeds = field(default_factory=dict)  # previews.seed: service -> binding -> SQL
     _services: Mapping[str, Service] = field(default_factory=dict, repr=False)
     _workers: Mapping[tuple[str, str], WorkerConfig] = field(default_factory=dict, repr=False)
     _graph: Graph = field(default_factory=lambda: Graph((), {}), repr=False)
@@ -218,6 +220,7 @@ def _assemble(
     workers = Resolver(
         data, envs, services, root, problems, schema=wrangler, check_files=check_files
     ).build_all()
+    preview_seeds = seeds(data, workers, root, problems, check_files=check_files)
     names = {n: e.name for e in envs.values() for n in (*e.aliases, e.name)}
     names.update({e.name: e.name for e in envs.values()})
     templates = data.get("templates")
@@ -229,6 +232,7 @@ def _assemble(
         templates_dir=root / templates if templates else None,
         warnings=tuple(problems.warnings),
         wrangler_schema=wrangler.source if wrangler else None,
+        preview_seeds=preview_seeds,
         _services=MappingProxyType(
             {
                 s: Service(s, root / spec.get("path", f"services/{s}"), graph.deps[s])

@@ -55,6 +55,14 @@ class ResourceLock:
     def record(self, account: str | None, kind: str, name: str, resource_id: str) -> None:
         self.accounts.setdefault(account or "default", {}).setdefault(kind, {})[name] = resource_id
 
+    def forget(self, account: str | None, names: set[tuple[str, str]]) -> bool:
+        """Drop the ids of ``{(kind, name)}`` (resources deleted); whether any was known."""
+        kinds = self.accounts.get(account or "default", {})
+        gone = [(k, n) for k, n in names if n in (kinds.get(k) or {})]
+        for kind, name in gone:
+            del kinds[kind][name]
+        return bool(gone)
+
     def save(self) -> None:
         """Write atomically (never through a symlink planted in .dome/)."""
         text = json.dumps({"version": 1, "accounts": self.accounts}, indent=2, sort_keys=True)

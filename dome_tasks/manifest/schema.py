@@ -173,6 +173,9 @@ ENVIRONMENT = Record(
         "state_dir": Field(NONEMPTY),
     }
 )
+#: ``previews:``: what a pull request's preview environment adds (``invoke preview-up``):
+#: ``seed: {service: {D1 binding: path.sql}}`` runs once, when the preview creates its database.
+PREVIEWS = Record({"seed": Field(MapOf(MapOf(NONEMPTY, naming.binding_name)))})
 MANIFEST = Record(
     {
         "version": Field(Scalar((int,), "an integer", _version), required=True),
@@ -180,6 +183,7 @@ MANIFEST = Record(
         "environments": Field(MapOf(ENVIRONMENT, naming.environment_name), required=True),
         "services": Field(MapOf(SERVICE), required=True),
         "templates": Field(NONEMPTY),
+        "previews": Field(PREVIEWS),
     }
 )
 

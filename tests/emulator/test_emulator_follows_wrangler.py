@@ -73,6 +73,14 @@ COMMANDS: list[tuple[list[str], str]] = [
     (["kv", "namespace", "create", "PROBE_NEW"], ""),
     (["r2", "bucket", "create", "probe-new-bucket"], ""),
     (["queues", "create", "probe-new-queue"], ""),
+    (["d1", "execute", "probe-db", "--remote", "--file", "seed.sql", "-y"], ""),
+    (["secret", "bulk"], '{"FROM_STDIN": "piped"}'),
+    (["d1", "delete", "probe-new-db", "-y"], ""),
+    (["r2", "bucket", "delete", "probe-new-bucket"], ""),
+    (["queues", "delete", "probe-new-queue"], ""),
+    (["vectorize", "create", "probe-index", "--dimensions", "3", "--metric", "cosine"], ""),
+    (["vectorize", "delete", "probe-index", "--force"], ""),
+    (["kv", "namespace", "delete", "--namespace-id", "{kv}"], ""),
     (["delete", "--force"], ""),
 ]
 
@@ -88,6 +96,7 @@ def test_every_call_of_the_supported_wranglers_is_served(which: str, tmp_path: P
         "export default { fetch() { return new Response('ok'); }, queue() {}, scheduled() {} };\n")
     (project / "migrations" / "0001_init.sql").write_text("CREATE TABLE t (id INTEGER);\n")
     (project / "secrets.json").write_text(json.dumps({"TWO": "second", "THREE": "third"}))
+    (project / "seed.sql").write_text("INSERT INTO t VALUES (7);\n")
     with Emulator() as emulator:
         kv = emulator.state.add_kv("probe-kv")
         emulator.state.add_bucket("probe-files")
@@ -96,13 +105,18 @@ def test_every_call_of_the_supported_wranglers_is_served(which: str, tmp_path: P
                            api_token=emulator.token, account_id=emulator.account_id,
                            isolate_config=True)
         for args, stdin in COMMANDS:
+            args = [arg.format(kv=kv.id) for arg in args]
             done = subprocess.run([str(wrangler), *args], cwd=project, env=env, input=stdin,
                                   capture_output=True, text=True, timeout=120, check=False)
             assert done.returncode == 0, f"wrangler {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         assert emulator.unrouted == []
         state = emulator.state
         assert "probe" not in state.workers  # deleted at the end
-        assert state.kv[kv.id].entries["k"].value == b"v"
+        assert kv.entries["k"].value == b"v" and kv.id not in state.kv
         assert json.loads(state.buckets["probe-files"].objects["a/b.json"]) == {
             "TWO": "second", "THREE": "third"}
-        assert {"probe-new-bucket", "probe-files"} <= set(state.buckets)
+        assert "probe-files" in state.buckets and "probe-new-bucket" not in state.buckets
+        assert "probe-new-queue" not in state.queues and "probe-index" not in state.vectorize
+        assert list(state.d1) == ["11111111-2222-3333-4444-555555555555"]
+        seeded = state.d1["11111111-2222-3333-4444-555555555555"].rows("SELECT id FROM t")
+        assert seeded == [{"id": 7}]

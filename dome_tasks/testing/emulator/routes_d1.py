@@ -1,17 +1,23 @@
-"""D1: database list/get/create and `/query` + `/raw`, really executed in sqlite3."""
+"""D1: database list/get/create/delete, `/query` + `/raw` and `/import` (what
+`wrangler d1 execute --file --remote` uses), really executed in sqlite3."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from typing import Any
 
 from dome_tasks.testing.emulator.api import ApiError, Request, Response, Router, ok, paged
 from dome_tasks.testing.emulator.d1 import D1Database, D1Error
 from dome_tasks.testing.emulator.state import EmulatorState
 
-__all__ = ["router"]
+__all__ = ["UPLOAD_PREFIX", "receive_upload", "router"]
 
 router = Router()
 DB = "/accounts/{account}/d1/database"
+#: Where `d1 execute --file` uploads its SQL: outside the API (the real one is a signed R2 URL
+#: that takes no Cloudflare credentials).
+UPLOAD_PREFIX = "/d1-import-upload/"
 
 
 def _database(state: EmulatorState, database_id: str) -> D1Database:
@@ -85,3 +91,62 @@ def raw(state: EmulatorState, req: Request) -> Response:
         table = {"columns": columns, "rows": [list(r.values()) for r in rows]}
         out.append({**item, "results": table})
     return ok(out)
+
+
+# --- `d1 execute --file --remote`: init -> PUT the file -> ingest -> poll ------------------------
+
+
+@router.route("POST", DB + "/{db}/import")
+def import_sql(state: EmulatorState, req: Request) -> Response:
+    """The import flow of `d1 execute --file`: ``init`` hands out an upload URL, ``ingest``
+    runs the uploaded file (atomically, as the real one), ``poll`` reports the outcome."""
+    body = req.json() or {}
+    action = body.get("action")
+    db = _database(state, req.params["db"])
+    if action == "init":
+        etag = str(body.get("etag") or "")
+        name = f"{etag or 'import'}-{secrets.token_hex(4)}.sql"
+        with state.lock:
+            state.d1_uploads[name] = None
+        host = req.headers.get("host", "127.0.0.1")
+        return ok({"success": True, "filename": name,
+                   "upload_url": f"http://{host}{UPLOAD_PREFIX}{name}"})
+    if action == "ingest":
+        with state.lock:
+            sql = state.d1_uploads.pop(str(body.get("filename")), None)
+        if sql is None:
+            raise ApiError(400, 7400, "nothing was uploaded under that filename")
+        outcome = _ingest(db, sql.decode("utf-8", "replace"))
+        with state.lock:
+            state.d1_imports[db.uuid] = outcome
+        return ok(outcome)
+    if action == "poll":
+        with state.lock:
+            outcome = state.d1_imports.get(db.uuid)
+        if outcome is None:
+            raise ApiError(400, 7400, "no import is running on this database")
+        return ok(outcome)
+    raise ApiError(400, 7400, f"unknown import action {action!r}")
+
+
+def _ingest(db: D1Database, sql: str) -> dict[str, Any]:
+    try:
+        results = db.query(sql)
+    except D1Error as exc:
+        return {"success": True, "status": "error", "errors": [str(exc)], "messages": []}
+    bookmark = secrets.token_hex(8)
+    meta = {"duration": sum(r["meta"]["duration"] for r in results),
+            "rows_read": sum(r["meta"]["rows_read"] for r in results),
+            "rows_written": sum(r["meta"]["rows_written"] for r in results), "size_after": 0}
+    return {"success": True, "status": "complete", "at_bookmark": bookmark, "messages": [],
+            "result": {"num_queries": len(results), "final_bookmark": bookmark, "meta": meta}}
+
+
+def receive_upload(state: EmulatorState, name: str, body: bytes) -> Response:
+    """The PUT to an upload URL ``init`` handed out: 200 with the MD5 of the file as its ETag."""
+    with state.lock:
+        if name not in state.d1_uploads:
+            return Response(404, b"no such upload", {"Content-Type": "text/plain"})
+        state.d1_uploads[name] = body
+    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    return Response(200, b"", {"ETag": f'"{etag}"'})

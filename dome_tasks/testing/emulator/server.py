@@ -268,6 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if path == OAUTH_TOKEN_PATH and self.command == "POST":
                 return _oauth_token(emulator, body)
+            if path.startswith(routes_d1.UPLOAD_PREFIX) and self.command == "PUT":
+                return routes_d1.receive_upload(
+                    emulator.state, path[len(routes_d1.UPLOAD_PREFIX):], body)
             return Response(404, b"not found", {"Content-Type": "text/plain"})
         if self.headers.get("Authorization") != f"Bearer {emulator.token}" and not (
             routes_assets.upload_authorized(emulator.state, path, self.headers)

@@ -352,6 +352,8 @@ class EmulatorState:
         self.vectorize: dict[str, VectorizeIndex] = {}
         self.triggers = Triggers()
         self.assets = Assets()
+        self.d1_uploads: dict[str, bytes | None] = {}  # `d1 execute --file`: upload name -> SQL
+        self.d1_imports: dict[str, dict[str, Any]] = {}  # database uuid -> its last import
         self.subdomain = "emulator"
 
     def worker(self, name: str) -> Worker:
