@@ -173,11 +173,14 @@ def test_a_binding_to_a_worker_outside_the_monorepo_is_kept_and_said(tmp_path: P
                for t in guesses_about(adoption, "a"))
 
 
-def test_two_configs_with_one_worker_name_are_refused(tmp_path: Path) -> None:
+def test_two_configs_with_one_worker_name_are_both_kept_and_said(tmp_path: Path) -> None:
     write(tmp_path, "services/a/wrangler.toml", 'name = "same"\n')
     write(tmp_path, "services/b/wrangler.toml", 'name = "same"\n')
-    with pytest.raises(AdoptError, match="worker name 'same' is already used"):
-        compute_tree(tmp_path)
+    adoption = compute_tree(tmp_path)
+    assert [s.name for s in adoption.services] == ["same", "b"]
+    assert adoption.intents["b", "production"]["name"] == "same"  # as wrangler deploys it
+    assert any("worker 'same' is deployed by another config too: this one is the service 'b'"
+               in g.text for g in adoption.guesses)
 
 
 def test_nothing_to_import_says_where_it_looked(tmp_path: Path) -> None:

@@ -140,7 +140,7 @@ def test_wrong_types(problems):
         "dome.yaml:19: services.silo.queues.consumers[0].max_batch_size: expected an integer, "
         "got a string ('10')",
         "dome.yaml:20: services.silo.services.A: expected a service name or a mapping "
-        "{service, entrypoint}, got an integer (3)",
+        "{service or worker, entrypoint}, got an integer (3)",
     ]
 
 
