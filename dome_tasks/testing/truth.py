@@ -162,9 +162,8 @@ class Harness:
                 return None
             return state.worker(self.worker).current_version().id
 
-    def judge(self, uploads_before: int) -> Verdict:
-        """Wait for what is still in flight, then read the history and status as a user would."""
-        self._settle_requests()
+    def judge(self, uploads_before: int, *, check_status: bool = True) -> Verdict:
+        """Read the history (and, with *check_status*, the status) as a user would."""
         shown = self.run("history", self.service, self.environment, "--json")
         if shown.returncode != 0:
             return Verdict(False, f"history failed: {shown.stderr.strip()[-300:]}")
@@ -172,48 +171,50 @@ class Harness:
         live = self.live()
         verdict = judge(records, self.service, self.environment, live,
                         uploads=self.uploads() - uploads_before)
-        if not verdict.held:
+        if not verdict.held or not check_status:
             return verdict
-        status = self.run("status", self.service, self.environment, "--json")
-        if status.returncode != 0:
-            return Verdict(False, f"status failed: {status.stderr.strip()[-300:]}")
-        versions = json.loads(status.stdout).get("versions") or []
+        shown = self.run("status", self.service, self.environment, "--json")
+        if shown.returncode != 0:
+            return Verdict(False, f"status failed: {shown.stderr.strip()[-300:]}")
+        versions = json.loads(shown.stdout).get("versions") or []
         top = max(versions, key=lambda v: v["percentage"])["version_id"] if versions else None
         if top != live:
             return Verdict(False, f"status says {top} serves; {live} does")
         return verdict
 
-    def _settle_requests(self, seconds: float = 60.0) -> None:
-        """Wait until no request held by a delay is pending (a landing activation included)."""
+    def _settle_requests(self, since: int, seconds: float = 60.0) -> None:
+        """Wait until no request held by a delay is pending (a landing activation included);
+        *since*: how many requests the emulator had logged before the run."""
         deadline = time.monotonic() + seconds
         held = [f for f in self.emulator.faults if f.delay and f.hits]
         while time.monotonic() < deadline:
-            logged = [r for r in self.emulator.requests if r.fault]
+            logged = [r for r in self.emulator.requests[since:] if r.fault]
             if all(len([r for r in logged if f.matches(r.method, r.path)]) >= f.hits
                    for f in held):
                 return
             time.sleep(0.1)
 
     def fault(self, method: str, path: str, *, command_timeout: float | None = None,
-              **fault: Any) -> tuple[int, Verdict]:
+              check_status: bool = True, **fault: Any) -> tuple[int, Verdict]:
         """One deploy under ``emulator.faults.add(path=path, method=method, **fault)`` (each
         wrangler run limited to *command_timeout* seconds when given): its exit code and
         whether the record held afterwards."""
-        before = self.uploads()
+        before, since = self.uploads(), len(self.emulator.requests)
         self.emulator.faults.add(path=path, method=method, **fault)
         env = {} if command_timeout is None else {
             "INVOKE_DOME_COMMAND_TIMEOUT": f"{command_timeout:g}"}
         try:
             done = self.run(*self.deploy_args(), env=env)
         finally:
-            self._settle_requests()
+            self._settle_requests(since)
             self.emulator.faults.clear()
-        return done.returncode, self.judge(before)
+        return done.returncode, self.judge(before, check_status=check_status)
 
-    def signal(self, phase: str, signum: int, *, lands: bool = True) -> tuple[int, Verdict]:
+    def signal(self, phase: str, signum: int, *, lands: bool = True,
+               check_status: bool = True) -> tuple[int, Verdict]:
         """One deploy with *signum* sent once it is in *phase* (see :data:`PHASES`); at
         ``activation`` the held request lands after the signal when *lands*."""
-        before = self.uploads()
+        before, since = self.uploads(), len(self.emulator.requests)
         hold = self.workspace / ".dome-truth-hold"
         hold.unlink(missing_ok=True)
         faults = self.emulator.faults
@@ -249,7 +250,7 @@ class Harness:
             if run.poll() is None:
                 run.kill()
                 run.wait()
-            self._settle_requests()
+            self._settle_requests(since)
             faults.clear()
             self.health.hold = 0.0
-        return run.returncode, self.judge(before)
+        return run.returncode, self.judge(before, check_status=check_status)
