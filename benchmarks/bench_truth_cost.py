@@ -18,6 +18,7 @@ from pathlib import Path
 from timing import BIN, ENV, ROOT, compile_sources, interleaved, timed
 
 from dome_tasks.testing.emulator import Emulator
+from dome_tasks.tools import with_node
 
 
 def main() -> None:
@@ -33,6 +34,7 @@ def main() -> None:
         shutil.copy(ROOT / "justfile", work / "justfile")
         (work / "node_modules").symlink_to(ROOT / "node_modules")
         env = {**ENV, **emulator.env(), "NO_COLOR": "1"}
+        env["PATH"] = with_node(env)["PATH"]  # the node dome-tasks runs wrangler on, for both
         ours = [str(BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify",
                 "--force"]
         timed(ours, work, env)  # first deploy: creates the worker and renders the config
