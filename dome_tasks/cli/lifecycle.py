@@ -195,7 +195,21 @@ def _ledger_read(c: Context, env: str):
     ledger = History.for_manifest(manifest, path) if settings.shared_history else Ledger(path)
     read = ledger.read()
     _report_problems(read.problems)
-    return ledger, read.records, environment
+    return ledger, _settled(ledger, read.records, manifest), environment
+
+
+def _settled(ledger, records, manifest):
+    """The records plus those that settle an ``unknown`` change with what serves now."""
+    import os
+
+    from dome_tasks.lifecycle.reconcile import reconciler_for, settle_in
+
+    added = settle_in(ledger, records,
+                      lambda environment: reconciler_for(manifest, environment, os.environ,
+                                                         manifest.root))
+    for record in added:
+        print(f"history: {record.worker}: {record.reason}", file=sys.stderr)
+    return (*records, *added)
 
 
 def _report_problems(problems) -> None:

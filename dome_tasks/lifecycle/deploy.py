@@ -32,7 +32,7 @@ from dome_tasks.lifecycle.skip import (
     wrangler_version,
 )
 from dome_tasks.plan.deploy import deploy_steps
-from dome_tasks.plan.rollout import NEW
+from dome_tasks.plan.rollout import NEW, activate_steps
 from dome_tasks.plan.steps import Call, Plan, Step
 from dome_tasks.plan.target import Target
 
@@ -178,7 +178,8 @@ def decide_deploy(
         steps.append(verify_step(target, subdomain=subdomain, learned=state.learned_subdomain))
     steps.append(record_step(target, "deploy", version_id=NEW, **({"extra": extra} if extra else {})))
     return Plan(
-        tuple(steps), on_failure=(record_step(target, "deploy", "failure", version_id=NEW),)
+        tuple(steps), on_failure=(record_step(target, "deploy", "failure", version_id=NEW),),
+        on_unactivated=tuple(activate_steps(target)),
     )
 
 
@@ -212,7 +213,7 @@ def deploy(
     auto_rollback = (
         protected if options.rollback_on_failure is None else options.rollback_on_failure
     )
-    records = session.ledger.records(None, request.environment.name)
+    records = session.settled(session.ledger.records(None, request.environment.name))
     inputs = observe_inputs(session, request, records, force=options.force)
     written: list[LedgerRecord] = []
     waves = request.waves

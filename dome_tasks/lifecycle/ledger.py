@@ -58,7 +58,9 @@ KINDS = ("deploy", "rollback", "canary", "promote", "abort", "verify", "migrate"
 # failure: the command itself failed (wrangler exited non-zero, …)
 # unhealthy: the command worked, then verification failed (the version went live and was bad)
 # interrupted: Ctrl-C or SIGTERM stopped it (wrangler's process group was stopped with dome)
-OUTCOMES = ("success", "failure", "unhealthy", "interrupted")
+# unknown: the change got no answer (deadline, dropped connection) and did not serve yet: it may
+#   still land; the next read settles it with a record whose ``extra.settles`` names this one
+OUTCOMES = ("success", "failure", "unhealthy", "interrupted", "unknown")
 # After these kinds succeed, ``version_id`` serves 100% of the traffic.
 FULL_TRAFFIC_KINDS = ("deploy", "rollback", "promote", "abort")
 

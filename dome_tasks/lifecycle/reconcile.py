@@ -9,7 +9,11 @@ milliseconds, no Node start) and records *that*:
   subdomain call that follows the upload) is recorded as live, ``success`` with a warning, and
   is never re-run as a whole deploy;
 * a command that "succeeded" while nothing changed (wrangler exits 0 on Ctrl-C mid-upload) is
-  a ``failure``.
+  a ``failure``;
+* a ``wrangler deploy`` that uploaded its version but failed to activate it is not repeated
+  (:class:`Landing` finds the uploaded version; the session activates it);
+* an activation that got no answer (deadline, dropped connection) is ``unknown``;
+  :func:`settle` decides it on the next read from what serves then.
 
 :func:`reconcile` is the pure decision; :func:`read_live` the reader; :class:`Reconciler` ties
 them to one account; :func:`failed_after_going_live` and :meth:`Reconciler.probe` tell the
@@ -23,21 +27,34 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from dome_tasks._background import in_background
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from pathlib import Path
+
+    from dome_tasks.lifecycle.ledger import LedgerRecord
+    from dome_tasks.manifest.loader import Manifest
     from dome_tasks.plan.steps import Command
     from dome_tasks.wrangler.retry import Attempt
 
 __all__ = [
     "TRAFFIC_EVENTS",
+    "Landing",
     "LiveDeployment",
     "Reconciled",
     "Reconciler",
     "expected_after",
     "failed_after_going_live",
     "read_live",
+    "read_versions",
     "reconcile",
+    "reconciler_for",
+    "settle",
+    "settle_in",
+    "unsettled",
 ]
 
 #: Steps (and the records they write) that change what serves a worker: read back after them.
@@ -104,6 +121,21 @@ def read_live(api: CloudflareApi, worker: str) -> LiveDeployment:
         raise
     deployments = (result or {}).get("deployments") or []
     return LiveDeployment.from_api(deployments[0] if deployments else None)
+
+
+def read_versions(api: CloudflareApi, worker: str) -> tuple[str, ...]:
+    """The ids of ``worker``'s versions, newest first (none if the worker does not exist).
+
+    Raises :class:`~dome_tasks.cloudflare.api.ApiFailure` when the API cannot tell."""
+    try:
+        result = api.call("GET", f"/workers/scripts/{path_segment(worker)}/versions")
+    except ApiFailure as error:
+        if error.status == 404 and error.code in _NOT_FOUND:
+            return ()
+        raise
+    items = (result or {}).get("items") or []
+    items = sorted(items, key=lambda item: -int(item.get("number") or 0))
+    return tuple(str(item["id"]) for item in items if item.get("id"))
 
 
 @dataclass(frozen=True)
@@ -234,6 +266,34 @@ def failed_after_going_live(argv: Sequence[str], attempt: Attempt) -> bool:
     return bool(path) and any(pattern.search(path) for pattern in _AFTER_GOING_LIVE)
 
 
+def reconciler_for(
+    manifest: Manifest | None, environment: str, environ: Mapping[str, str], root: Path
+) -> Reconciler:
+    """The reconciler of *environment*'s account (its ``account_id``, wrangler's credentials)."""
+    from dome_tasks.cloudflare.credentials import wrangler_near
+
+    env = manifest.environments.get(environment) if manifest else None
+    return Reconciler(CloudflareApi.from_environ(
+        environ, account_id=env.account_id if env else None, wrangler=wrangler_near(root)))
+
+
+def settle_in(
+    ledger: Any, records: Sequence[LedgerRecord], reconciler: Callable[[str], Reconciler]
+) -> list[LedgerRecord]:
+    """:func:`settle` the *records* of a ledger with what serves (read through
+    ``reconciler(environment)``), append the settling records and return them."""
+    unknown = {r.environment for r in records if unsettled(r)}
+    if not unknown:
+        return []
+    settled: list[LedgerRecord] = []
+    for environment in sorted(unknown):
+        mine = [r for r in records if r.environment == environment]
+        settled += settle(mine, reconciler(environment).live)
+    for record in settled:
+        ledger.append(record)
+    return settled
+
+
 @dataclass(frozen=True)
 class Reconciler:
     """:func:`read_live` and :func:`reconcile` for one account (``api`` None: no API access,
@@ -263,13 +323,23 @@ class Reconciler:
         found = reconcile(expected, self.live(worker), before=before, command_ok=command_ok)
         return found if self.api is not None else replace(found, warning=None)
 
+    def versions(self, worker: str) -> tuple[str, ...] | None:
+        """``worker``'s version ids, newest first; None when they cannot be read."""
+        if self.api is None:
+            return None
+        try:
+            return read_versions(self.api, worker)
+        except ApiFailure:
+            return None
+
     def probe(
         self, command: Command, known: Mapping[str, LiveDeployment | None] | None = None
-    ) -> Callable[[Attempt], bool] | None:
+    ) -> Landing | None:
         """For ``WranglerExec.landed_probe``: before a ``deploy`` command runs, note what serves
-        (*known* holds what was read already, by worker); the returned check tells, after a
-        failed attempt, whether the deploy went live anyway (by the failed call's path, or
-        because the live deployment changed)."""
+        (*known* holds what was read already, by worker) and, beside wrangler's start, its
+        versions; the returned :class:`Landing` tells after a failed attempt whether the deploy
+        went live anyway or uploaded a version that does not serve: either way it is not
+        repeated."""
         from dome_tasks.wrangler.exec import config_worker_name
 
         if not _is_deploy(command.argv):
@@ -279,13 +349,91 @@ class Reconciler:
             before = known[worker]
         else:
             before = self.live(worker) if worker else None
+        versions = in_background(self.versions, worker, name="dome-versions") if worker else None
+        return Landing(self, tuple(command.argv), worker, before, versions)
 
-        def went_live(attempt: Attempt) -> bool:
-            if failed_after_going_live(command.argv, attempt):
-                return True
-            if worker is None or before is None:
-                return False
-            now = self.live(worker)
-            return now is not None and now.id != before.id
 
-        return went_live
+@dataclass
+class Landing:
+    """Where a failed ``wrangler deploy`` attempt left things: ``went_live`` (its version serves:
+    a call after the activation failed), or ``uploaded`` (its version exists but does not serve:
+    the activation failed). Called by the retry loop: True means "do not repeat the deploy"."""
+
+    reconciler: Reconciler
+    argv: tuple[str, ...]
+    worker: str | None
+    before: LiveDeployment | None  # what served before the command
+    versions_before: Future[tuple[str, ...] | None] | None  # its versions then (read beside it)
+    went_live: bool = False
+    uploaded: str | None = None
+
+    def __call__(self, attempt: Attempt) -> bool:
+        if failed_after_going_live(self.argv, attempt):
+            self.went_live = True
+            return True
+        if self.worker is None or self.before is None:
+            return False
+        now = self.reconciler.live(self.worker)
+        if now is not None and now.id != self.before.id:
+            self.went_live = True
+            return True
+        return self.find_upload() is not None
+
+    def find_upload(self) -> str | None:
+        """The version the command uploaded that does not serve (None: none, or unreadable)."""
+        if self.worker is None or self.versions_before is None:
+            return None
+        before = self.versions_before.result()
+        after = self.reconciler.versions(self.worker)
+        if before is None or after is None:
+            return None
+        live = set(self.before.split) if self.before is not None else set()
+        new = [v for v in after if v not in before and v not in live]
+        self.uploaded = new[0] if new else None
+        return self.uploaded
+
+
+# --- unknown outcomes, settled on the next read ---------------------------------------------
+
+
+def unsettled(record: LedgerRecord) -> bool:
+    """An ``unknown`` change, or one interrupted while its activation was in flight."""
+    return record.outcome == "unknown" or bool(record.extra.get("in_flight"))
+
+
+def settle(
+    records: Sequence[LedgerRecord], live: Callable[[str], LiveDeployment | None]
+) -> list[LedgerRecord]:
+    """The records that settle each ``unknown`` one (an activation that got no answer): for the
+    newest traffic record of a (service, environment) that is ``unknown`` and not settled yet,
+    *live(worker)* says what serves now. Its version serving: the change landed (``success``);
+    anything else: it did not (``failure``). Pure apart from *live*; unreadable: left unknown."""
+    from dome_tasks.lifecycle.ledger import LedgerRecord
+
+    settled = {r.extra.get("settles") for r in records if r.extra.get("settles")}
+    newest: dict[tuple[str, str], LedgerRecord] = {}
+    for record in records:
+        if record.kind in TRAFFIC_EVENTS:
+            newest[(record.service, record.environment)] = record
+    out: list[LedgerRecord] = []
+    for record in newest.values():
+        if not unsettled(record) or record.id in settled or not record.worker:
+            continue
+        now = live(record.worker)
+        if now is None:
+            continue
+        version = record.extra.get("in_flight") or record.version_id
+        landed = bool(version) and now.version_id == version
+        what = (f"{version} landed after the run that started it ended" if landed else
+                f"{version or 'the change'} did not land; {now.describe()} serves")
+        out.append(LedgerRecord(
+            kind=record.kind, service=record.service, environment=record.environment,
+            outcome="success" if landed else "failure", worker=record.worker,
+            version_id=now.version_id if landed else None, commit=record.commit,
+            commit_time=record.commit_time, dirty=record.dirty, actor=record.actor,
+            automatic=True, reason=f"settles the unknown {record.kind} {record.id}: {what}",
+            extra={"settles": record.id, "live": now.describe(),
+                   **({"digest": record.extra["digest"]} if landed and "digest" in record.extra
+                      else {})},
+        ))
+    return out

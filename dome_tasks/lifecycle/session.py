@@ -24,8 +24,8 @@ import dataclasses
 import io
 import json
 import os
+import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -33,14 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from dome_tasks._background import in_background
 from dome_tasks.errors import CommandFailed, DomeError, Interrupted
 from dome_tasks.events import EventLog, Redactor
 from dome_tasks.lifecycle.ledger import GitFacts, Ledger, LedgerRecord, actor, git_facts
 from dome_tasks.lifecycle.reconcile import (
     TRAFFIC_EVENTS,
+    Landing,
     Reconciled,
     Reconciler,
     expected_after,
+    reconciler_for,
+    settle_in,
 )
 from dome_tasks.lifecycle.verify import (
     VerifyError,
@@ -51,7 +55,7 @@ from dome_tasks.lifecycle.verify import (
 )
 from dome_tasks.plan.rollout import LIVE, NEW, OLD
 from dome_tasks.plan.steps import Command, Plan, Step, Verify, WriteFile, WriteRecord
-from dome_tasks.wrangler.exec import WranglerExec, WranglerFailed
+from dome_tasks.wrangler.exec import CommandTimedOut, WranglerExec, WranglerFailed
 
 if TYPE_CHECKING:
     from invoke import Context
@@ -91,6 +95,10 @@ class Facts:
     records: list[LedgerRecord] = field(default_factory=list)
     reconciled: Reconciled | None = None  # what the API said serves after the change
     landed: CommandFailed | None = None  # wrangler failed, but its change went live anyway
+    activated: str | None = None  # its activation failed; dome activated the upload (why)
+    uploaded: str | None = None  # a version uploaded whose activation failed (not serving)
+    unknown: str | None = None  # that activation got no answer: it may still land (why)
+    in_flight: str | None = None  # the version whose activation may still land (to settle)
     digest: str | None = None  # of the inputs, summed up after the build (the deploy record's)
 
     @property
@@ -139,20 +147,6 @@ def subdomain_in(urls: Sequence[str], worker: str) -> str | None:
         if host.startswith(worker + ".") and host.endswith(".workers.dev"):
             return host[len(worker) + 1 : -len(".workers.dev")] or None
     return None
-
-
-def _in_background(func: Callable[..., Any], *args: Any) -> Future[Any]:
-    """Run ``func(*args)`` on a daemon thread; its result (or exception) arrives in the future."""
-    future: Future[Any] = Future()
-
-    def work() -> None:
-        try:
-            future.set_result(func(*args))
-        except BaseException as error:  # noqa: BLE001 - handed to whoever asks for the result
-            future.set_exception(error)
-
-    threading.Thread(target=work, name="dome-git-facts", daemon=True).start()
-    return future
 
 
 @dataclass
@@ -220,7 +214,7 @@ class Session:
             ),
             command_timeout=settings.command_timeout,
             # Ledger records need the git facts: read them while wrangler runs, not after it.
-            _git=None if dry_run else _in_background(git_facts, root),
+            _git=None if dry_run else in_background(git_facts, root, name="dome-git-facts"),
         )
 
     @property
@@ -261,16 +255,21 @@ class Session:
     def reconciler(self, environment: str) -> Reconciler:
         """Reads what serves in *environment*'s account, straight from the API (no API access:
         wrangler's own report is taken)."""
-        from dome_tasks.cloudflare.api import CloudflareApi
-        from dome_tasks.cloudflare.credentials import wrangler_near
-
         if environment not in self._reconcilers:
-            env = self.manifest.environments.get(environment) if self.manifest else None
             environ = os.environ if self.base_env is None else self.base_env
-            api = CloudflareApi.from_environ(environ, account_id=env.account_id if env else None,
-                                             wrangler=wrangler_near(self.root))
-            self._reconcilers[environment] = Reconciler(api)
+            self._reconcilers[environment] = reconciler_for(self.manifest, environment, environ,
+                                                            self.root)
         return self._reconcilers[environment]
+
+    def settled(self, records: Sequence[LedgerRecord]) -> list[LedgerRecord]:
+        """*records* plus the records that settle their ``unknown`` changes with what serves now
+        (written to the history; none in a dry run)."""
+        if self.dry_run:
+            return list(records)
+        added = settle_in(self.ledger, records, self.reconciler)
+        for record in added:
+            self.say(f"history: {record.worker}: {record.reason}")
+        return [*records, *added]
     def lane(self, out: TextIO) -> Session:
         """This session printing everything (step lines, commands' output, text log lines) to
         *out*: one service's block of a concurrent wave. Ledger, events and board are shared."""
@@ -312,6 +311,14 @@ class Session:
             self.executed.append(step)
             try:
                 result = self._run_step(runner, step)
+            except KeyboardInterrupt as interrupt:  # a signal during an in-process step (verify)
+                error = Interrupted(getattr(interrupt, "signum", signal.SIGINT))
+                live = facts.reconciled.version_id if facts.reconciled else None
+                if watch and live:
+                    self.say(f"warning: {watch.worker}: {live} serves, not verified (recorded as "
+                             "interrupted)")
+                self._failed(plan, facts, runner, error)
+                raise error from None
             except (CommandFailed, Interrupted) as error:
                 if watch and step.event in TRAFFIC_EVENTS and isinstance(error, Interrupted):
                     self._read_back_interrupted(watch, facts)
@@ -320,6 +327,8 @@ class Session:
                     if found.ok:
                         facts.landed = error
                         self.say(f"warning: {watch.worker}: {found.warning}")
+                        continue
+                    if step.event == "deploy" and self._activate(plan, facts, runner, watch, error):
                         continue
                 self._failed(plan, facts, runner, error)
                 raise
@@ -335,6 +344,53 @@ class Session:
                     raise error
         return facts
 
+    def _activate(
+        self, plan: Plan, facts: Facts, runner: Runner, watch: _Watch, error: WranglerFailed
+    ) -> bool:
+        """``wrangler deploy`` failed after its upload and its version does not serve: give it
+        the traffic with the plan's ``on_unactivated`` steps (never a second upload). True when
+        it now serves (the plan goes on). Otherwise the version is noted for the record:
+        ``unknown`` when no answer came (it may still land), else a ``failure`` naming it."""
+        uploaded = watch.uploaded()
+        if uploaded is None:
+            return False
+        self.say(f"warning: {watch.worker}: uploaded {uploaded}, but activating it failed "
+                 f"({_first_line(str(error))})")
+        if isinstance(error, CommandTimedOut) or not plan.on_unactivated:
+            return self._unsettled(facts, watch, uploaded, error)  # the API hangs: do not pile on
+        facts.new_version = uploaded
+        try:
+            for step in plan.on_unactivated:
+                step = self._bound(step, facts)
+                self.executed.append(step)
+                self._run_step(runner, step)
+        except WranglerFailed as again:
+            return self._unsettled(facts, watch, uploaded, again)
+        except Interrupted as stop:
+            self._read_back_interrupted(watch, facts)
+            self._failed(plan, facts, runner, stop)
+            raise
+        found = watch.after(facts, command_ok=True)
+        if not found.ok:
+            return self._unsettled(facts, watch, uploaded, error)
+        facts.activated = f"activating {uploaded} failed once ({_first_line(str(error))}): " \
+                          "activated the uploaded version with `wrangler versions deploy`"
+        self.say(f"{watch.worker}: {uploaded} serves now (activated without a second upload)")
+        return True
+
+    def _unsettled(self, facts: Facts, watch: _Watch, uploaded: str, error: WranglerFailed) -> bool:
+        """The upload's activation failed for good (a ``failure``) or got no answer
+        (``unknown``: the next read settles it): note it for the record."""
+        facts.uploaded = uploaded
+        if error.unanswered:
+            facts.unknown = (f"activating {uploaded} got no answer ({error.kind}): it may still "
+                             "land; the next `invoke status`, `history` or deploy settles it")
+            facts.new_version = facts.in_flight = uploaded
+            self.say(f"warning: {watch.worker}: {facts.unknown}")
+        else:
+            facts.new_version = None
+        return False
+
     def _read_back_interrupted(self, watch: _Watch, facts: Facts) -> None:
         """Ctrl-C or SIGTERM stopped wrangler mid-change: read what serves, so that the
         ``interrupted`` record names the version that went live before the signal (if one
@@ -342,6 +398,11 @@ class Session:
         found = watch.after(facts, command_ok=False)
         if not found.ok:
             facts.reconciled = None
+            uploaded = watch.uploaded()
+            if uploaded:  # stopped while activating it: that request may still land
+                facts.in_flight = uploaded
+                self.say(f"warning: {watch.worker}: {uploaded} was uploaded and its activation "
+                         "may still land; the next `invoke status`, `history` or deploy settles it")
             return
         if found.version_id:
             self.say(f"warning: {watch.worker}: {found.version_id} went live before the "
@@ -352,11 +413,13 @@ class Session:
         facts.error = error
         if self.dry_run:
             return
+        outcome = ("interrupted" if isinstance(error, Interrupted)
+                   else "unknown" if facts.unknown else None)
         for step in plan.on_failure:
             step = self._bound(step, facts, strict=False)
-            if isinstance(error, Interrupted) and isinstance(step.action, WriteRecord):
-                action = dataclasses.replace(step.action, outcome="interrupted")
-                label = step.description.replace("(failure)", "(interrupted)")
+            if outcome and isinstance(step.action, WriteRecord):
+                action = dataclasses.replace(step.action, outcome=outcome)
+                label = step.description.replace("(failure)", f"({outcome})")
                 step = dataclasses.replace(step, action=action, description=label)
             runner.run_step(step)
         if isinstance(error, DomeError):
@@ -521,6 +584,14 @@ class Session:
                     values["to_version"] = live
         if facts.digest:
             extra["digest"] = facts.digest
+        if facts.activated:
+            extra["warning"] = facts.activated
+        if facts.uploaded:
+            extra["uploaded"] = facts.uploaded
+        if facts.unknown:
+            extra["warning"] = facts.unknown
+        if facts.in_flight:
+            extra["in_flight"] = facts.in_flight
         if outcome == "failure" and facts.error is not None:
             first = _first_line(str(facts.error))
             if values.get("reason"):
@@ -563,11 +634,22 @@ class _Watch:
             facts.live_version = found.version_id
         return found
 
+    landing: Landing | None = None  # what the deploy command's probe learned
+
     def probe(self, command: Command) -> Callable[[Any], bool] | None:
-        """For the retry path: did a failed ``wrangler deploy`` go live anyway?"""
+        """For the retry path: did a failed ``wrangler deploy`` go live anyway, or upload?"""
         if self.reconciler.api is None:
             return None
-        return self.reconciler.probe(command, known={self.worker: self.before})
+        landing = self.reconciler.probe(command, known={self.worker: self.before})
+        if landing is not None:
+            self.landing = landing
+        return landing
+
+    def uploaded(self) -> str | None:
+        """The version the failed deploy uploaded that does not serve, if any."""
+        if self.landing is None:
+            return None
+        return self.landing.uploaded or self.landing.find_upload()
 
 
 def _first_line(text: str) -> str:

@@ -76,7 +76,7 @@ class TrafficState:
         for record in reversed(self.records):
             if (
                 record.kind in FULL_TRAFFIC_KINDS
-                and record.outcome != "failure"
+                and record.outcome not in ("failure", "unknown")
                 and record.version_id
             ):
                 return record.version_id
@@ -98,12 +98,12 @@ def observe_traffic(
     split: read straight from the API (``direct``, when it answers), else with ``wrangler
     deployments status`` (whose failures come with wrangler's diagnosis)."""
     session.prepare(target)
-    records = session.ledger.records(target.service, target.environment)
+    records = session.settled(session.ledger.records(target.service, target.environment))
     split = None
     if live and not session.dry_run:
         serving = session.reconciler(target.environment).live(target.worker) if direct else None
         split = serving.traffic if serving is not None else tuple(current_traffic(session, target))
-    return TrafficState(target.service, target.environment, records, split)
+    return TrafficState(target.service, target.environment, tuple(records), split)
 
 
 def status(session: Session, target: Target) -> dict[str, Any]:

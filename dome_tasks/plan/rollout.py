@@ -32,6 +32,7 @@ __all__ = [
     "OLD",
     "Target",
     "abort_steps",
+    "activate_steps",
     "canary_steps",
     "check_percent",
     "promote_steps",
@@ -76,7 +77,8 @@ def upload_step(target: Target, *, message: str, tag: str | None = None) -> Step
 
 
 def split_step(
-    target: Target, new: str, old: str, percent: int, *, message: str, event: str = "canary"
+    target: Target, new: str, old: str, percent: int, *, message: str, event: str = "canary",
+    retry_safe: bool = False,
 ) -> Step:
     """``wrangler versions deploy NEW@N% OLD@(100-N)% --yes`` (NEW@100% alone when N is 100)."""
     check_percent(percent, low=1, high=100)
@@ -85,7 +87,8 @@ def split_step(
         if not old or old == new:
             raise UsageError("a traffic split needs two different versions")
         specs.append(version_spec(old, 100 - percent))
-    command = target.command("versions", "deploy", *specs, "--yes", "--message", message)
+    command = target.command("versions", "deploy", *specs, "--yes", "--message", message,
+                             retry_safe=retry_safe)
     split = f"{percent}% to {_short(new)}"
     if percent < 100:
         split += f", {100 - percent}% to {_short(old)}"
@@ -118,6 +121,19 @@ def promote_steps(target: Target, new: str, *, message: str | None = None) -> li
 def abort_steps(target: Target, old: str, *, message: str | None = None) -> list[Step]:
     """The old version takes 100% of the traffic back."""
     return [split_step(target, old, "", 100, message=message or "dome abort", event="abort")]
+
+
+def activate_steps(target: Target, version: str = NEW) -> list[Step]:
+    """After a ``wrangler deploy`` that uploaded *version* but failed to activate it: give it all
+    the traffic (``versions deploy VERSION@100% --yes``, safe to repeat), then apply what the
+    deploy applies after activating (``triggers deploy``: workers.dev, routes, crons). Never a
+    second upload."""
+    message = "dome: activate the uploaded version"
+    triggers = target.command("triggers", "deploy", retry_safe=True)
+    return [
+        split_step(target, version, "", 100, message=message, event="activate", retry_safe=True),
+        target.step("triggers", f"apply the triggers of {target.worker}", triggers),
+    ]
 
 
 def rollback_steps(target: Target, version: str | None, *, message: str) -> list[Step]:

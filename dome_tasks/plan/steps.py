@@ -123,7 +123,10 @@ class Step:
 @dataclass(frozen=True)
 class Plan:
     """What an operation decided: ``steps`` in order; ``on_failure`` runs (recording the failure)
-    when one of them fails, before the failure propagates."""
+    when one of them fails, before the failure propagates. ``on_unactivated`` runs when a
+    ``wrangler deploy`` uploaded its version but failed to activate it (the version to give the
+    traffic to, never a second upload); the plan then goes on."""
 
     steps: tuple[Step, ...]
     on_failure: tuple[Step, ...] = ()
+    on_unactivated: tuple[Step, ...] = ()

@@ -47,7 +47,9 @@ TIMED_OUT_EXIT = 124  # as timeout(1)
 
 class WranglerFailed(CommandFailed):
     """wrangler exited non-zero; ``exit_code`` is wrangler's own. ``after_upload``: the upload
-    had gone through before the failure, so the new version may be live."""
+    had gone through before the failure, so the new version may be live. ``kind``: the retry
+    classification of the final failure (``network``, ``timeout``: no answer came, so whether
+    the call in flight changed anything is unknown)."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class WranglerFailed(CommandFailed):
         stderr: str = "",
         after_upload: bool = False,
         hint: str | None = None,
+        kind: str | None = None,
     ) -> None:
         if hint is None and diagnosis is not None:
             hint = f"{diagnosis.case.title}: {diagnosis.remedies[0]}"
@@ -68,6 +71,12 @@ class WranglerFailed(CommandFailed):
         self.output = output or WranglerOutput()
         self.stderr = stderr
         self.after_upload = after_upload
+        self.kind = kind
+
+    @property
+    def unanswered(self) -> bool:
+        """No answer came to the call that failed (dropped connection, deadline)."""
+        return self.kind in ("network", "timeout")
 
 
 class CommandTimedOut(WranglerFailed):
@@ -78,6 +87,7 @@ class CommandTimedOut(WranglerFailed):
             message,
             returncode=TIMED_OUT_EXIT,
             stderr=stderr,
+            kind="timeout",
             hint=(
                 f"the Cloudflare API did not answer within {timeout:g} s: check "
                 "https://www.cloudflarestatus.com and run again, or raise dome.command_timeout "
@@ -250,4 +260,5 @@ class WranglerExec:
             output=final.output,
             stderr=self.redactor(final.stderr),
             after_upload=bool(failure and failure.after_upload),
+            kind=failure.kind if failure else None,
         )

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
         help="run deployed workers under workerd (wrangler dev) and answer "
         "<worker>.<subdomain>.workers.dev requests with them",
     )
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds every API call waits before it is answered (default 0)")
     args = parser.parse_args(argv)
     serve(
         args.host,
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         args.account_id,
         verbose=not args.quiet,
         serve_workers=args.serve_workers,
+        latency=args.latency,
     )
 
 

@@ -67,6 +67,7 @@ class Emulator:
         serve_env: Mapping[str, str] | None = None,
         wrangler: Path | str | None = None,
         serve_timeout: float = 60.0,
+        latency: float = 0.0,
     ) -> None:
         """`auto_create`: unknown D1 ids and queue names spring into existence on first use
         (set False to get the real API's not-found errors). `latest_wrangler` is what the
@@ -77,13 +78,15 @@ class Emulator:
         a temporary folder removed on `stop()`). `serve_env`: extra environment variables for
         those `wrangler dev` processes (e.g. `netguard.guard_env`). `wrangler`: the binary
         (default: `node_modules/.bin/wrangler` above the working directory or this package).
-        `serve_timeout`: how long one worker may take to start."""
+        `serve_timeout`: how long one worker may take to start. `latency`: seconds every API
+        call waits before it is handled (a far-away API; ``benchmarks/bench_truth_cost.py``)."""
         self.token = token
         self.refresh_token = "emulator-refresh-token"  # renews a `wrangler login` (login_env)
         self.account_id = account_id
         self.host = host
         self.latest_wrangler = latest_wrangler
         self.verbose = verbose
+        self.latency = latency
         self.state = EmulatorState(account_id, auto_create=auto_create)
         self.faults = FaultSet()
         self.router = build_router()

@@ -5,7 +5,9 @@ first ``skip`` matching requests through. What it does:
 
 * ``status`` / ``code`` / ``message`` / ``body``: answer with an error instead of the real API;
 * ``delay``: wait first (slow API). A client that hangs up meanwhile is not served: its
-  request is logged with status 0 and changes nothing (as if the request never completed);
+  request is logged with status 0 and changes nothing (as if the request never completed),
+  unless ``lands=True``: then its change is made all the same (a request already in flight on
+  a real API, e.g. an activation that lands after the caller timed out);
 * ``drop``: reset the connection without answering;
 * ``cut_after``: send the headers and only that many bytes of the body (of the error, or of
   the real answer when no error is set: the change is then made), then close the connection.
@@ -16,6 +18,7 @@ Examples (``emulator.faults.add(...)``)::
     add(path=r"/workers/subdomain$", status=500, times=None)                   # after the upload
     add(method="POST", path=r"/d1/database/[^/]+/query$", body_matches="0002_", status=500)
     add(method="POST", path=r"/query$", skip=3, cut_after=10)                  # answer cut short
+    add(method="POST", path=r"/deployments$", delay=30, lands=True)            # lands after a timeout
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
     delay: float = 0.0
+    lands: bool = False  # with ``delay``: the change is made even when the client hung up
     drop: bool = False
     cut_after: int | None = None
     body_matches: str | None = None
@@ -138,7 +142,8 @@ class FaultSet:
         """Add a rule, e.g. `add(method="PUT", path=r"/scripts/[^/]+$", status=429, retry_after=1)`.
 
         Keyword arguments are `Fault` fields: status, code, message, body, headers,
-        retry_after, delay, drop, cut_after, body_matches, skip, times (None = forever), glob.
+        retry_after, delay, lands, drop, cut_after, body_matches, skip, times (None = forever),
+        glob.
         """
         fault = Fault(path=path, method=method, **kwargs)
         with self._lock:

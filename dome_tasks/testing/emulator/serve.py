@@ -23,6 +23,7 @@ def serve(
     out: TextIO | None = None,
     stop: threading.Event | None = None,
     serve_workers: bool = False,
+    latency: float = 0.0,
 ) -> None:
     """Serve until Ctrl-C (or until `stop` is set), after printing the env vars to export.
 
@@ -36,6 +37,7 @@ def serve(
         port=port,
         verbose=verbose,
         serve_workers=serve_workers,
+        latency=latency,
     )
     with emulator:
         print(f"Cloudflare API emulator listening on {emulator.url}", file=out)

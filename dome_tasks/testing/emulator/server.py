@@ -158,10 +158,15 @@ class _Handler(BaseHTTPRequestHandler):
             "content_type": self.headers.get("Content-Type", ""),
             "body": body,
         }
+        if is_api and emulator.latency:
+            emulator.faults.wait(emulator.latency)  # every API call: a far-away API
         fault = emulator.faults.take(self.command, api_path, body) if is_api else None
         if fault is not None and fault.delay:
             emulator.faults.wait(fault.delay)
-            if self._client_gone():  # it hung up while we waited: the request never completed
+            if self._client_gone():  # it hung up while we waited
+                if fault.lands and fault.passes_through:  # … but the request lands all the same
+                    self._land(split.query, api_path, body, is_api, record_kwargs)
+                    return
                 emulator.record_request(RequestRecord(status=0, fault=True, at=time.time(), **record_kwargs))
                 self.close_connection = True
                 return
@@ -184,6 +189,17 @@ class _Handler(BaseHTTPRequestHandler):
         if is_api and self.command != "GET" and response.status < 400:
             emulator.state_changed()
         self._send(response, fault.cut_after if fault is not None else None)
+
+    def _land(self, query: str, api_path: str, body: bytes, is_api: bool,
+              record_kwargs: dict) -> None:
+        """Make the change of a request whose client is gone (as a real API does with a request
+        already in flight); it is logged with status 0, like any unanswered request."""
+        emulator = self.server.emulator
+        response = self._dispatch(query, api_path, body, is_api)
+        emulator.record_request(RequestRecord(status=0, fault=True, at=time.time(), **record_kwargs))
+        if self.command != "GET" and response.status < 400:
+            emulator.state_changed()
+        self.close_connection = True
 
     def _proxy(self, worker: str, body: bytes) -> None:
         """Forward this request to the served worker and relay its answer."""

@@ -217,3 +217,37 @@ def test_the_probe_notices_a_changed_deployment_even_without_a_known_path(emulat
 def test_what_a_record_says_should_serve(kind, fields, expected) -> None:
     placeholders = frozenset({"<new-version>", "<live-version>", "<old-version>"})
     assert expected_after(kind, fields, placeholders=placeholders) == expected
+
+
+# --- unknown outcomes, settled on the next read ------------------------------------------------
+
+
+def _unknown(version: str = "v-new", **extra: object):
+    from dome_tasks.lifecycle.ledger import LedgerRecord
+
+    return LedgerRecord(kind="deploy", service="silo", environment="staging", outcome="unknown",
+                        worker="silo-staging", version_id=version,
+                        extra={"in_flight": version, **extra})
+
+
+def test_an_unknown_activation_that_landed_is_settled_as_a_success_naming_it() -> None:
+    from dome_tasks.lifecycle.reconcile import settle
+    from dome_tasks.testing.truth import recorded_live
+
+    unknown = _unknown(digest="abc")
+    (settled,) = settle([unknown], lambda worker: NEW)
+    assert (settled.outcome, settled.version_id, settled.extra["settles"]) == (
+        "success", "v-new", unknown.id)
+    assert settled.extra["digest"] == "abc"  # the no-op skip can trust it
+    assert recorded_live([unknown], "silo", "staging") == "unknown"
+    assert recorded_live([unknown, settled], "silo", "staging") == "v-new"
+    assert settle([unknown, settled], lambda worker: NEW) == []  # settled once
+
+
+def test_an_unknown_activation_that_did_not_land_is_settled_as_a_failure() -> None:
+    from dome_tasks.lifecycle.reconcile import settle
+
+    (settled,) = settle([_unknown()], lambda worker: OLD)
+    assert (settled.outcome, settled.version_id) == ("failure", None)
+    assert settled.extra["live"] == "v-old@100%"
+    assert settle([_unknown()], lambda worker: None) == []  # unreadable: stays unknown
