@@ -278,3 +278,15 @@ def test_doctor_finds_a_template_that_render_would_fail_on(workspace: Path) -> N
     (workspace / "sample" / "tpl" / "wrangler.toml.j2").write_text('{% include "nope.j2" %}\n')
     (render,) = [c for c in run_checks(manifest) if c.name == "render"]
     assert not render.ok and "template 'nope.j2' not found" in render.detail
+
+
+def test_invoke_list_shows_each_task_once(workspace):
+    listing = invoke(workspace, "--list")
+    assert listing.returncode == 0, listing.stderr
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]
+             if line.startswith("  ") and not line.startswith("   ")]
+    assert "deploy-env" in names and "dome.deploy-env" not in names
+    assert len(names) == len(set(names)) and not [n for n in names if n.startswith("dome.")]
+    dome_only = invoke(workspace, "--list", "dome")
+    assert ".deploy-env" in dome_only.stdout.split()
+    assert invoke(workspace, "dome.render", "silo", "staging").returncode == 0, "dome.NAME still runs"

@@ -82,6 +82,9 @@ def test_invoke_list_from_a_subfolder_shows_both_and_says_whose(silo: Path) -> N
     assert " dome.deploy [OPTIONS] [SERVICE] — Deploy SERVICE " in flat
     assert " dome.logs SERVICE ENV — Stream the live logs " in flat
     assert " just.check " in flat
+    assert "dome.deploy-env" not in flat, "a task with its plain name is listed once"
+    mine = invoke(silo, "--list", "dome")
+    assert " .deploy-env [OPTIONS] SERVICE ENV " in " ".join(mine.stdout.split())
 
 
 def test_just_list_from_a_subfolder(silo: Path) -> None:
