@@ -19,7 +19,7 @@ from invoke.parser import Argument
 from invoke.tasks import Task
 
 from dome_tasks.errors import DomeError, Refused, UsageError
-from dome_tasks.just.args import JustArgument, JustTask
+from dome_tasks.just.args import JustArgument, JustTask, _parser_phase
 from dome_tasks.settings import Settings, load_manifest
 
 if TYPE_CHECKING:
@@ -81,7 +81,38 @@ class _WholeNumber(_CheapCopy, Argument):
 
 
 class _JustArgument(_CheapCopy, JustArgument):
-    """A positional word of a dome recipe."""
+    """A positional word of a dome recipe: a word that looks like a flag is a mistyped flag,
+    never a value (no service or environment starts with ``-``)."""
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        state = _parser_phase()
+        if state is not None and state[0] == "place":
+            _refuse_unknown_flag(self, state[1], state[2])
+        return JustArgument.value.fget(self)  # type: ignore[attr-defined]
+
+    @value.setter
+    def value(self, arg: Any) -> None:
+        JustArgument.value.fset(self, arg)  # type: ignore[attr-defined]
+
+
+def _refuse_unknown_flag(arg: JustArgument, machine: Any, word: Any) -> None:
+    """One clear parse error for ``--dry-rn``: the flag is unknown; the closest flag suggested."""
+    if not isinstance(word, str) or not re.match(r"-[-A-Za-z]", word) or machine.ignore_unknown:
+        return
+    context = machine.context
+    known = [*context.flags, *context.inverse_flags]
+    if word in known or (machine.initial is not None and word in machine.initial.flags):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+    hint = f": did you mean {close[0]}?" if close else ""
+    raise ParseError(
+        f"'{arg.task_name}' has no flag {word!r}{hint} (usage: {arg.signature}; "
+        f"`invoke --help {arg.task_name}` lists its flags)",
+        context,
+    )
 
 
 _CHEAP = {Argument: _Argument, JustArgument: _JustArgument}

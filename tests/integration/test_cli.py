@@ -290,3 +290,12 @@ def test_invoke_list_shows_each_task_once(workspace):
     dome_only = invoke(workspace, "--list", "dome")
     assert ".deploy-env" in dome_only.stdout.split()
     assert invoke(workspace, "dome.render", "silo", "staging").returncode == 0, "dome.NAME still runs"
+
+
+@pytest.mark.parametrize("argv", [["deploy-env", "silo", "staging", "--dry-rn"],
+                                  ["deploy-env", "--dry-rn", "silo", "staging"]])
+def test_a_mistyped_flag_is_named_with_the_flag_meant(workspace, recording_wrangler, argv):
+    result = invoke(workspace, *argv, record=recording_wrangler)
+    assert result.returncode == 1
+    assert result.stderr.startswith("'deploy-env' has no flag '--dry-rn': did you mean --dry-run?")
+    assert "Traceback" not in result.stderr and calls(recording_wrangler) == []

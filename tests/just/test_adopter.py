@@ -134,8 +134,8 @@ def test_every_flag_reaches_the_task_through_just(silo: Path) -> None:
     assert "Usage: inv[oke] [--core-opts] dome.deploy-env" in help_text.stdout
     unknown = just(silo, "deploy-env", "silo", "staging", "--no-such-flag")
     assert unknown.returncode == 1
-    assert unknown.stderr.startswith("'deploy-env' received an unexpected extra positional argument: "
-                                     "'--no-such-flag' (usage: deploy-env [OPTIONS] SERVICE ENV)")
+    assert unknown.stderr.startswith("'deploy-env' has no flag '--no-such-flag' "
+                                     "(usage: deploy-env [OPTIONS] SERVICE ENV;")
 
 
 def test_check_and_doctor_say_whose_names(silo: Path) -> None:
