@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from dome_tasks.cli.common import task
+from dome_tasks.cli.common import boundary, parse_whole, task
 
 if TYPE_CHECKING:
     from dome_tasks.manifest.model import Environment
@@ -70,15 +70,39 @@ def _migrations(database) -> list[dict]:
             "token": "the API token clients must send (default: emulator-token)",
             "account_id": "the emulated account id (default: the emulator's)",
             "serve_workers": "also run deployed workers under workerd, reachable as <name>.emulator.workers.dev"})
+@boundary
 def emulator(c, port=8788, token="", account_id="", serve_workers=False):
     """Run the Cloudflare API emulator in the foreground (Ctrl-C stops it).
 
     Example: invoke emulator --port 8788
     """
+    import errno
+
     from dome_tasks.testing.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, serve
 
-    serve("127.0.0.1", int(port), token or DEFAULT_TOKEN, account_id or DEFAULT_ACCOUNT_ID,
-          serve_workers=serve_workers)
+    port = parse_whole(port, "--port", low=1, high=65535, example="--port 8789")
+    try:
+        serve("127.0.0.1", port, token or DEFAULT_TOKEN, account_id or DEFAULT_ACCOUNT_ID,
+              serve_workers=serve_workers)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise _busy(port) from None
+
+
+def _busy(port: int) -> Exception:
+    """Port *port* is taken: who holds it, and the flag and variables that move the emulator."""
+    from dome_tasks.errors import UsageError
+    from dome_tasks.local.procs import port_owner
+
+    holder = port_owner("127.0.0.1", port) or "another process"
+    other = port + 1 if port < 65535 else port - 1
+    return UsageError(
+        f"port {port} on 127.0.0.1 is already in use by {holder}",
+        hint=f"stop it, or pass another port: `invoke emulator --port {other}`, then point wrangler "
+             f"at it with CLOUDFLARE_API_BASE_URL=http://127.0.0.1:{other}/client/v4 (and "
+             f"INVOKE_DOME_HEALTH_BASE_URL=http://127.0.0.1:{other} with --serve-workers)",
+    )
 
 
 TASKS = [emulator]

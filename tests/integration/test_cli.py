@@ -299,3 +299,20 @@ def test_a_mistyped_flag_is_named_with_the_flag_meant(workspace, recording_wrang
     assert result.returncode == 1
     assert result.stderr.startswith("'deploy-env' has no flag '--dry-rn': did you mean --dry-run?")
     assert "Traceback" not in result.stderr and calls(recording_wrangler) == []
+
+
+def test_emulator_on_a_busy_port_says_which_port_who_holds_it_and_what_to_set(workspace):
+    import os
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = invoke(workspace, "emulator", "--port", str(port))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: port {port} on 127.0.0.1 is already in use by ")
+    assert f"pid {os.getpid()}" in first or "another process" in first
+    assert "CLOUDFLARE_API_BASE_URL=" in result.stderr and "INVOKE_DOME_HEALTH_BASE_URL" in result.stderr
+    assert " DOME_HEALTH_BASE_URL" not in result.stderr
