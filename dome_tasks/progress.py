@@ -56,6 +56,11 @@ class Outcome:
     health: str | None = None  # healthy | unhealthy | None: not checked
     duration_ms: int | None = None
     note: str | None = None  # why it was skipped, what failed
+    urls: list[str] = field(default_factory=list)  # every URL it serves at (``url``: the first)
+
+    def __post_init__(self) -> None:
+        if self.url and not self.urls:
+            self.urls = [self.url]
 
     @property
     def failed(self) -> bool:
