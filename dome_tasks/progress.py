@@ -97,6 +97,8 @@ class Board:
     live: bool = False
     fmt: str = "text"
     title: str = "deploy"
+    #: A dry run's steps as ``--json`` lists them (None: not kept).
+    planned: list[dict[str, Any]] | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     _rows: dict[str, _Row] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -142,7 +144,10 @@ class Board:
             self._live = None
 
     def step(self, step: Step) -> None:
-        """A service's step starts: show what it is doing."""
+        """A service's step starts: show what it is doing (a dry run keeps it)."""
+        if self.planned is not None:
+            with self._lock:
+                self.planned.append(step_json(step))
         if step.service is not None:
             self.state(step.service, STATES.get(step.event, step.event))
 
@@ -269,6 +274,12 @@ class Board:
             style = _STYLE.get(row.state, "yellow" if row.started else "dim")
             table.add_row(name, f"[{style}]{row.state}[/]", elapsed)
         return table
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """One step as ``--json`` shows it: what the dry run prints, as data."""
+    return {"event": step.event, "service": step.service, "environment": step.environment,
+            "description": step.description, "display": step.display()}
 
 
 def plain_table(headline: str, outcomes: Sequence[Outcome]) -> str:

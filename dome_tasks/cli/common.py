@@ -245,25 +245,43 @@ def boundary(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dome_tasks.events import stderr_as_events
         from dome_tasks.process import signals_as_interrupts
 
-        try:
-            with signals_as_interrupts():
-                return func(*args, **kwargs)
-        except DomeError as error:
-            from dome_tasks.events import Redactor  # credentials never reach the last line either
+        with stderr_as_events(_logs_json(args, kwargs)) as events:
+            try:
+                with signals_as_interrupts():
+                    return func(*args, **kwargs)
+            except DomeError as error:
+                from dome_tasks.events import Redactor  # credentials never reach the last line
 
-            message = Redactor.from_environ().text(f"error: {error}")
-            raise Exit(message, code=error.exit_code) from None
-        except KeyboardInterrupt as interrupt:  # a signal that came between commands
-            signum = getattr(interrupt, "signum", signal.SIGINT)
-            print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-            raise Exit(code=128 + signum) from None
-        except BrokenPipeError:  # `invoke history --json | head`: the reader has what it wanted
-            _quiet_stdout()
-            raise Exit(code=0) from None
+                message = Redactor.from_environ().text(f"error: {error}")
+                if events is not None:
+                    events.event("error", message=message, exit_code=error.exit_code)
+                    raise Exit(code=error.exit_code) from None
+                raise Exit(message, code=error.exit_code) from None
+            except KeyboardInterrupt as interrupt:  # a signal that came between commands
+                signum = getattr(interrupt, "signum", signal.SIGINT)
+                print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+                raise Exit(code=128 + signum) from None
+            except BrokenPipeError:  # `invoke history --json | head`: the reader has it all
+                _quiet_stdout()
+                raise Exit(code=0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _logs_json(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    """Does this task run with ``--log-format json`` (the flag, else invoke's configuration,
+    else the deprecated ``DOME_LOG_FORMAT``)? Then every stderr line is one JSON event."""
+    flag = kwargs.get("log_format")
+    if flag:
+        return flag == "json"
+    if "log_format" not in kwargs:  # a task without the flag keeps plain stderr
+        return False
+    config = getattr(args[0], "config", None) if args else None
+    dome = (config.get("dome", {}) if config is not None else {}) or {}
+    return (dome.get("log_format") or os.environ.get("DOME_LOG_FORMAT")) == "json"
 
 
 def _quiet_stdout() -> None:

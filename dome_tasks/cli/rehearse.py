@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dome_tasks.cli.common import boundary, parse_whole, task
 
@@ -32,30 +32,47 @@ def rehearsal(environment: Environment) -> Iterator[Emulator]:
             print(describe(emulator))
 
 
-def describe(emulator: Emulator) -> str:
-    """What the emulated account holds: workers with their live versions, bindings and vars."""
+def holdings(emulator: Emulator) -> dict[str, Any]:
+    """What the emulated account holds, as data: each worker's versions, traffic and the live
+    version's bindings; each D1 database's applied migrations."""
     state = emulator.state
-    lines = ["rehearsal: Cloudflare would now hold:"]
-    if not state.workers:
-        lines.append("  no workers")
+    workers = []
     for name in sorted(state.workers):
         worker = state.workers[name]
-        traffic = ", ".join(f"{v[:8]}@{p:g}%" for v, p in worker.traffic().items()) or "not deployed"
-        lines.append(f"  worker {name}: {len(worker.versions)} version(s); traffic {traffic}")
+        bindings = []
         if worker.versions:
-            version = worker.current_version()
-            for binding in version.bindings:
-                kind = binding.get("type", "?")
+            for binding in worker.current_version().bindings:
                 target = next(
                     (str(binding[key]) for key in ("service", "id", "database_id", "bucket_name",
                                                    "namespace_id", "queue_name", "text")
                      if key in binding),
                     "",
                 )
-                lines.append(f"    {binding.get('name', '?'):<14} {kind:<13} {target}")
-    for database in sorted(state.d1.values(), key=lambda d: d.name):
-        applied = [row.get("name") for row in _migrations(database)]
-        lines.append(f"  d1 {database.name}: migrations {', '.join(applied) if applied else 'none'}")
+                bindings.append({"name": binding.get("name", "?"),
+                                 "type": binding.get("type", "?"), "target": target})
+        workers.append({"name": name, "versions": len(worker.versions),
+                        "traffic": dict(worker.traffic()), "bindings": bindings})
+    databases = [{"name": database.name,
+                  "migrations": [row.get("name") for row in _migrations(database)]}
+                 for database in sorted(state.d1.values(), key=lambda d: d.name)]
+    return {"workers": workers, "d1": databases}
+
+
+def describe(emulator: Emulator) -> str:
+    """What the emulated account holds (:func:`holdings`), as lines for people."""
+    held = holdings(emulator)
+    lines = ["rehearsal: Cloudflare would now hold:"]
+    if not held["workers"]:
+        lines.append("  no workers")
+    for worker in held["workers"]:
+        traffic = ", ".join(f"{v[:8]}@{p:g}%" for v, p in worker["traffic"].items())
+        lines.append(f"  worker {worker['name']}: {worker['versions']} version(s); "
+                     f"traffic {traffic or 'not deployed'}")
+        for binding in worker["bindings"]:
+            lines.append(f"    {binding['name']:<14} {binding['type']:<13} {binding['target']}")
+    for database in held["d1"]:
+        applied = database["migrations"]
+        lines.append(f"  d1 {database['name']}: migrations {', '.join(applied) if applied else 'none'}")
     return "\n".join(lines)
 
 

@@ -189,7 +189,8 @@ def url_fields(target: Target, subdomain: str | None) -> dict[str, object]:
     (custom domains, routes); ``workers_dev`` when it is on workers.dev: the subdomain known
     now ("" when unknown), which the subdomain of this deploy's own workers.dev URL replaces
     when the record is written (never wrangler's other free text)."""
-    fields: dict[str, object] = {"urls": worker_urls(target.config, None)}
+    urls = worker_urls(target.config, None)
+    fields: dict[str, object] = {"urls": urls} if urls else {}
     if serves_workers_dev(target.config):
         fields["workers_dev"] = subdomain or ""
     return fields
