@@ -192,7 +192,8 @@ def test_plan_json_lists_the_waves(project):
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["waves"] == [["silo"], ["constellation"], ["dome-api"]]
-    assert [s["event"] for s in plan["steps"] if s["service"] == "silo"] == ["build", "render", "deploy"]
+    assert [s["event"] for s in plan["steps"] if s["service"] == "silo"] == [
+        "render", "migrate", "record", "build", "render", "deploy", "verify", "record"]
 
 
 def test_the_url_shown_and_recorded_is_where_the_worker_serves(project, emulator, tripwire):
