@@ -265,7 +265,7 @@ def test_history_json_into_a_pipe_that_closes_early_ends_quietly(workspace: Path
         f"'{VENV_BIN / 'invoke'}' history --json | head -c 100", shell=True,
         cwd=workspace / "sample", env=run_env(CLOUDFLARE_API_TOKEN=""), capture_output=True,
         text=True, timeout=120, check=False)
-    assert len(done.stdout) == 100 and done.stdout.startswith("[")
+    assert len(done.stdout) == 100 and done.stdout.startswith("{")
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
 
 
