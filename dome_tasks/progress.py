@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -234,26 +235,27 @@ class Board:
         if not outcomes:
             return
         if _is_terminal(out):
+            width = shutil.get_terminal_size().columns
+            table = plain_table(self.headline(), outcomes)
+            if max(len(line) for line in table.splitlines()) > width:
+                print(list_form(self.headline(), outcomes), file=out, flush=True)
+                return
             from rich.console import Console
             from rich.table import Table
 
-            table = Table(title=self.headline(), title_justify="left", show_edge=False)
-            rows = [o.row() for o in outcomes]
-            for index, column in enumerate(_COLUMNS):
-                widest = max(len(column), *(len(row[index]) for row in rows))
-                if column == "url":  # the one column that gives way on a narrow terminal
-                    table.add_column(column, overflow="fold")
-                else:
-                    table.add_column(column, no_wrap=True, min_width=widest)
+            rich_table = Table(title=self.headline(), title_justify="left", show_edge=False,
+                               box=None, padding=(0, 1))
+            for column in _COLUMNS:  # it fits: no cell wraps (a URL is never broken)
+                rich_table.add_column(column, no_wrap=True)
             for outcome in outcomes:
                 style = _STYLE.get(outcome.result, "")
                 cells = outcome.row()
                 cells[2] = f"[{style}]{cells[2]}[/]" if style else cells[2]
-                table.add_row(*cells)
-            Console(file=out, highlight=False).print(table)
-            notes = [o for o in outcomes if o.note]
-            for outcome in notes:
-                print(f"  {outcome.service}: {outcome.note}", file=out)
+                rich_table.add_row(*cells)
+            Console(file=out, highlight=False, width=width).print(rich_table)
+            for outcome in outcomes:
+                if outcome.note:
+                    print(f"  {outcome.service}: {outcome.note}", file=out)
             return
         print(plain_table(self.headline(), outcomes), file=out, flush=True)
 
@@ -290,6 +292,19 @@ def plain_table(headline: str, outcomes: Sequence[Outcome]) -> str:
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     lines += [f"  {o.service}: {o.note}" for o in outcomes if o.note]
+    return "\n".join(lines)
+
+
+def list_form(headline: str, outcomes: Sequence[Outcome]) -> str:
+    """The summary for a narrow terminal: one line per service, each URL whole on its own line."""
+    lines = [headline]
+    for o in outcomes:
+        cells = [c for c in o.row() if c not in ("", "-")]
+        url = o.url or ""
+        lines.append("  " + "  ".join(c for c in cells if c != url))
+        lines += [f"    {u}" for u in (o.urls or ([url] if url else []))]
+        if o.note:
+            lines.append(f"    {o.note}")
     return "\n".join(lines)
 
 
