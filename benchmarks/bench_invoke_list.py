@@ -1,6 +1,6 @@
 """`invoke --list` in this repository against invoke with a one-task module, side by side.
 
-Goal: ratio <= 1.10. Usage: .venv/bin/python benchmarks/bench_invoke_list.py [--runs 15]
+Goal: ratio <= 1.15. Usage: .venv/bin/python benchmarks/bench_invoke_list.py [--runs 15]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
     print(f"invoke --list, median of {runs} interleaved runs")
     print(f"  one-task module    : {base_s * 1000:7.1f} ms")
     print(f"  dome-tasks (repo)  : {ours_s * 1000:7.1f} ms")
-    print(f"  ratio              : {ours_s / base_s:7.2f}x  (goal <= 1.10x)")
+    print(f"  ratio              : {ours_s / base_s:7.2f}x  (goal <= 1.15x)")
 
 
 if __name__ == "__main__":

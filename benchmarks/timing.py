@@ -12,10 +12,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dome_tasks.tools import with_node
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-#: Users have .pyc files; this workplace's shells may set PYTHONDONTWRITEBYTECODE.
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+#: Users have .pyc files; this workplace's shells may set PYTHONDONTWRITEBYTECODE. wrangler runs
+#: on the node dome-tasks picks (the machine's when new enough, else the venv's Node 24), so the
+#: bare side starts on the same node as dome's.
+ENV = with_node({k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
 
 
 def compile_sources() -> None:

@@ -9,7 +9,9 @@ Usage in a Workers monorepo::
 Relative paths are relative to the folder that holds the tasks module (the folder of
 ``tasks.py``, or the one above the ``tasks/`` package), so invoke and just work from any
 subfolder; ``root=`` names another folder. Every dome task is ``invoke dome.NAME``; it keeps its
-plain name too unless a recipe of the justfile has it (``prefix=`` renames ``dome``).
+plain name too unless a recipe of the justfile has it (``prefix=`` renames ``dome``). ``invoke
+--list`` shows each task once: ``dome.NAME`` only where a recipe took the plain name
+(``invoke --list dome`` shows all of dome's).
 """
 
 from __future__ import annotations
@@ -43,15 +45,16 @@ def namespace(
     base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
     manifest = base / manifest
     native = native_tasks()
+    listing = lists_root(sys.argv)
     if justfile is None:
         from dome_tasks.just.bridge import coexisting
 
-        ns = coexisting(native, None, prefix=prefix)
+        ns = coexisting(native, None, prefix=prefix, listing=listing)
     else:
         from dome_tasks.just.dump import justfile_in
 
         justfile = justfile_in(base, justfile)  # `Justfile` where the tasks module says justfile
-        ns = _with_justfile(native, justfile, prefix, base)
+        ns = _with_justfile(native, justfile, prefix, base, listing)
     # Every key is declared here so that INVOKE_DOME_<KEY> environment variables reach it.
     from dome_tasks.settings import declared
 
@@ -61,6 +64,17 @@ def namespace(
 
         install()
     return ns
+
+
+def lists_root(argv: list[str]) -> bool:
+    """Is this run ``invoke --list`` of the whole namespace (not ``--list NAMESPACE``)?"""
+    for index, word in enumerate(argv):
+        if word.startswith("--list="):
+            return False
+        if word in ("--list", "-l"):
+            following = argv[index + 1] if index + 1 < len(argv) else ""
+            return not following or following.startswith("-")
+    return False
 
 
 def tasks_root(frame: FrameType | None) -> Path:
@@ -74,7 +88,9 @@ def tasks_root(frame: FrameType | None) -> Path:
     return folder
 
 
-def _with_justfile(native: Collection, justfile: Path, prefix: str, base: Path) -> Collection:
+def _with_justfile(
+    native: Collection, justfile: Path, prefix: str, base: Path, listing: bool
+) -> Collection:
     from dome_tasks.errors import JustError
     from dome_tasks.just.block import BlockSpec
     from dome_tasks.just.bridge import coexisting
@@ -85,11 +101,11 @@ def _with_justfile(native: Collection, justfile: Path, prefix: str, base: Path) 
     if not justfile.is_file():
         _warn(f"no justfile at {justfile}: no recipe is bridged; `invoke just.sync` writes one "
               f"with a recipe per dome task (or pass justfile=None)")
-        ns = coexisting(native, None, prefix=prefix)
+        ns = coexisting(native, None, prefix=prefix, listing=listing)
     else:
         try:
             full = cached_dump_json(justfile, base / ".dome" / "cache")
-            ns = coexisting(native, parse_dump(full, justfile), prefix=prefix)
+            ns = coexisting(native, parse_dump(full, justfile), prefix=prefix, listing=listing)
             replaced = replaced_recipes(justfile, spec, full)
             if replaced:
                 _warn(f"{justfile}: the generated block replaces your recipes "
@@ -98,7 +114,7 @@ def _with_justfile(native: Collection, justfile: Path, prefix: str, base: Path) 
             _warn(f"cannot read {justfile}: {error}\n  until it is fixed, your recipes are not "
                   f"invoke tasks and dome's tasks are only `invoke {prefix}.NAME`; "
                   f"`invoke just.check` explains")
-            ns = coexisting(native, None, prefix=prefix, known=False)
+            ns = coexisting(native, None, prefix=prefix, known=False, listing=listing)
     if prefix not in ns.collections:
         _warn(f"your recipe '{prefix}' has the name of dome-tasks' namespace, so dome's tasks are "
               f"not all reachable: pass another prefix, e.g. namespace(..., prefix='cf')")

@@ -9,10 +9,12 @@ text or one JSON object per line (``--log-format json``). Every string goes thro
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -319,6 +321,8 @@ class EventLog:
             # never rewrite a JSON key or structure).
             line = item.to_json() if self.fmt == "json" else item.to_text()
             stream = self.stream or sys.stderr
+            if isinstance(stream, EventLines):  # already an event: straight to the real stream
+                stream = stream.target
             print(line, file=stream, flush=True)
         return item
 
@@ -387,3 +391,59 @@ class EventLog:
             **summary.to_fields(),
             **fields,
         )
+
+
+class EventLines(io.TextIOBase):
+    """A text stream that writes each line given to it as one JSON event on *target*:
+    ``{"time", "event": "output", "stream", "line"}`` (``--log-format json``: what commands and
+    just print, and any other text, never breaks the one-event-per-line stream)."""
+
+    def __init__(self, target: TextIO, stream: str = "stderr") -> None:
+        super().__init__()
+        self.target, self.stream, self._partial = target, stream, ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._partial += text
+            *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self.event("output", stream=self.stream, line=line.rstrip("\r"))
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            left, self._partial = self._partial, ""
+        if left:
+            self.event("output", stream=self.stream, line=left)
+        self.target.flush()
+
+    def event(self, name: str, **fields: Any) -> None:
+        """Write one event (blank lines are dropped)."""
+        if fields.get("line", "x") == "":
+            return
+        record = {"time": utc_now(), "event": name, **fields}
+        self.target.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+        self.target.flush()
+
+
+@contextmanager
+def stderr_as_events(enabled: bool) -> Iterator[EventLines | None]:
+    """With *enabled*: every line written to ``sys.stderr`` inside the block is one event."""
+    if not enabled:
+        yield None
+        return
+    from contextlib import redirect_stderr
+
+    lines = EventLines(sys.stderr)
+    try:
+        with redirect_stderr(lines):  # type: ignore[type-var]
+            yield lines
+    finally:
+        lines.flush()

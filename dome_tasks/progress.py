@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -56,6 +57,11 @@ class Outcome:
     health: str | None = None  # healthy | unhealthy | None: not checked
     duration_ms: int | None = None
     note: str | None = None  # why it was skipped, what failed
+    urls: list[str] = field(default_factory=list)  # every URL it serves at (``url``: the first)
+
+    def __post_init__(self) -> None:
+        if self.url and not self.urls:
+            self.urls = [self.url]
 
     @property
     def failed(self) -> bool:
@@ -92,6 +98,8 @@ class Board:
     live: bool = False
     fmt: str = "text"
     title: str = "deploy"
+    #: A dry run's steps as ``--json`` lists them (None: not kept).
+    planned: list[dict[str, Any]] | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     _rows: dict[str, _Row] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,7 +145,10 @@ class Board:
             self._live = None
 
     def step(self, step: Step) -> None:
-        """A service's step starts: show what it is doing."""
+        """A service's step starts: show what it is doing (a dry run keeps it)."""
+        if self.planned is not None:
+            with self._lock:
+                self.planned.append(step_json(step))
         if step.service is not None:
             self.state(step.service, STATES.get(step.event, step.event))
 
@@ -224,26 +235,27 @@ class Board:
         if not outcomes:
             return
         if _is_terminal(out):
+            width = shutil.get_terminal_size().columns
+            table = plain_table(self.headline(), outcomes)
+            if max(len(line) for line in table.splitlines()) > width:
+                print(list_form(self.headline(), outcomes), file=out, flush=True)
+                return
             from rich.console import Console
             from rich.table import Table
 
-            table = Table(title=self.headline(), title_justify="left", show_edge=False)
-            rows = [o.row() for o in outcomes]
-            for index, column in enumerate(_COLUMNS):
-                widest = max(len(column), *(len(row[index]) for row in rows))
-                if column == "url":  # the one column that gives way on a narrow terminal
-                    table.add_column(column, overflow="fold")
-                else:
-                    table.add_column(column, no_wrap=True, min_width=widest)
+            rich_table = Table(title=self.headline(), title_justify="left", show_edge=False,
+                               box=None, padding=(0, 1))
+            for column in _COLUMNS:  # it fits: no cell wraps (a URL is never broken)
+                rich_table.add_column(column, no_wrap=True)
             for outcome in outcomes:
                 style = _STYLE.get(outcome.result, "")
                 cells = outcome.row()
                 cells[2] = f"[{style}]{cells[2]}[/]" if style else cells[2]
-                table.add_row(*cells)
-            Console(file=out, highlight=False).print(table)
-            notes = [o for o in outcomes if o.note]
-            for outcome in notes:
-                print(f"  {outcome.service}: {outcome.note}", file=out)
+                rich_table.add_row(*cells)
+            Console(file=out, highlight=False, width=width).print(rich_table)
+            for outcome in outcomes:
+                if outcome.note:
+                    print(f"  {outcome.service}: {outcome.note}", file=out)
             return
         print(plain_table(self.headline(), outcomes), file=out, flush=True)
 
@@ -266,6 +278,12 @@ class Board:
         return table
 
 
+def step_json(step: Step) -> dict[str, Any]:
+    """One step as ``--json`` shows it: what the dry run prints, as data."""
+    return {"event": step.event, "service": step.service, "environment": step.environment,
+            "description": step.description, "display": step.display()}
+
+
 def plain_table(headline: str, outcomes: Sequence[Outcome]) -> str:
     """The summary as aligned text columns (no colour), then one line per note."""
     rows = [_COLUMNS, *(o.row() for o in outcomes)]
@@ -274,6 +292,19 @@ def plain_table(headline: str, outcomes: Sequence[Outcome]) -> str:
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     lines += [f"  {o.service}: {o.note}" for o in outcomes if o.note]
+    return "\n".join(lines)
+
+
+def list_form(headline: str, outcomes: Sequence[Outcome]) -> str:
+    """The summary for a narrow terminal: one line per service, each URL whole on its own line."""
+    lines = [headline]
+    for o in outcomes:
+        cells = [c for c in o.row() if c not in ("", "-")]
+        url = o.url or ""
+        lines.append("  " + "  ".join(c for c in cells if c != url))
+        lines += [f"    {u}" for u in (o.urls or ([url] if url else []))]
+        if o.note:
+            lines.append(f"    {o.note}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,11 @@ import pytest
 
 from dome_tasks.tools import with_node
 
+# The `cloudflare_emulator` fixture, opted into as an adopter does (no auto-loaded pytest11
+# plugin); imported rather than listed in pytest_plugins, so that a checkout whose stale
+# *.egg-info still names the old entry point does not register the module twice.
+from dome_tasks.testing.pytest_plugin import cloudflare_emulator  # noqa: E402,F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample"
 VENV_BIN = Path(sys.executable).parent

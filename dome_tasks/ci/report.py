@@ -44,9 +44,9 @@ def service_reports(
         if deploy is None:
             rows.append(ServiceReport(service, worker, "", "", "not deployed", False))
             continue
-        targets = list(deploy.extra.get("targets") or [])
+        urls = list(deploy.extra.get("urls") or [])
         health, ok = _health(deploy, final)
-        rows.append(ServiceReport(service, worker, deploy.version_id or "", targets[0] if targets else "",
+        rows.append(ServiceReport(service, worker, deploy.version_id or "", urls[0] if urls else "",
                                   health, ok))
     return rows
 
@@ -66,10 +66,14 @@ def _health(deploy: LedgerRecord, final: LedgerRecord | None) -> tuple[str, bool
 
 def primary_url(rows: Sequence[ServiceReport]) -> str:
     """The URL a GitHub deployment links to: the last service in deploy order that has one
-    (the one that depends on the others, usually the public front)."""
+    (the one that depends on the others, usually the public front); a route pattern becomes
+    the link to its host (``api.example.com/*``: ``https://api.example.com``)."""
+    from dome_tasks.lifecycle.verify import route_link
+
     for row in reversed(rows):
-        if row.url:
-            return row.url
+        link = route_link(row.url) if row.url else None
+        if link:
+            return link
     return ""
 
 

@@ -355,12 +355,14 @@ def changed(c, since="HEAD~1", json_=False):
     Example: invoke changed origin/main
     """
     from dome_tasks.ci.changed import detect_changes
+    from dome_tasks.cli.output import json_output
 
-    manifest = load_manifest(c)
-    changes = detect_changes(manifest, Path(manifest.root), since)
-    if json_:
-        print(json.dumps(changes.as_dict(), indent=2))
-        return
+    with json_output(json_, "changed") as document:
+        manifest = load_manifest(c)
+        changes = detect_changes(manifest, Path(manifest.root), since)
+        if document is not None:
+            document.send(changes.as_dict())
+            return
     if not changes.services:
         print(f"no service changed since {since}")
         return

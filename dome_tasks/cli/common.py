@@ -19,7 +19,7 @@ from invoke.parser import Argument
 from invoke.tasks import Task
 
 from dome_tasks.errors import DomeError, Refused, UsageError
-from dome_tasks.just.args import JustArgument, JustTask
+from dome_tasks.just.args import JustArgument, JustTask, _parser_phase
 from dome_tasks.settings import Settings, load_manifest
 
 if TYPE_CHECKING:
@@ -81,7 +81,38 @@ class _WholeNumber(_CheapCopy, Argument):
 
 
 class _JustArgument(_CheapCopy, JustArgument):
-    """A positional word of a dome recipe."""
+    """A positional word of a dome recipe: a word that looks like a flag is a mistyped flag,
+    never a value (no service or environment starts with ``-``)."""
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        state = _parser_phase()
+        if state is not None and state[0] == "place":
+            _refuse_unknown_flag(self, state[1], state[2])
+        return JustArgument.value.fget(self)  # type: ignore[attr-defined]
+
+    @value.setter
+    def value(self, arg: Any) -> None:
+        JustArgument.value.fset(self, arg)  # type: ignore[attr-defined]
+
+
+def _refuse_unknown_flag(arg: JustArgument, machine: Any, word: Any) -> None:
+    """One clear parse error for ``--dry-rn``: the flag is unknown; the closest flag suggested."""
+    if not isinstance(word, str) or not re.match(r"-[-A-Za-z]", word) or machine.ignore_unknown:
+        return
+    context = machine.context
+    known = [*context.flags, *context.inverse_flags]
+    if word in known or (machine.initial is not None and word in machine.initial.flags):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+    hint = f": did you mean {close[0]}?" if close else ""
+    raise ParseError(
+        f"'{arg.task_name}' has no flag {word!r}{hint} (usage: {arg.signature}; "
+        f"`invoke --help {arg.task_name}` lists its flags)",
+        context,
+    )
 
 
 _CHEAP = {Argument: _Argument, JustArgument: _JustArgument}
@@ -214,25 +245,43 @@ def boundary(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dome_tasks.events import stderr_as_events
         from dome_tasks.process import signals_as_interrupts
 
-        try:
-            with signals_as_interrupts():
-                return func(*args, **kwargs)
-        except DomeError as error:
-            from dome_tasks.events import Redactor  # credentials never reach the last line either
+        with stderr_as_events(_logs_json(args, kwargs)) as events:
+            try:
+                with signals_as_interrupts():
+                    return func(*args, **kwargs)
+            except DomeError as error:
+                from dome_tasks.events import Redactor  # credentials never reach the last line
 
-            message = Redactor.from_environ().text(f"error: {error}")
-            raise Exit(message, code=error.exit_code) from None
-        except KeyboardInterrupt as interrupt:  # a signal that came between commands
-            signum = getattr(interrupt, "signum", signal.SIGINT)
-            print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-            raise Exit(code=128 + signum) from None
-        except BrokenPipeError:  # `invoke history --json | head`: the reader has what it wanted
-            _quiet_stdout()
-            raise Exit(code=0) from None
+                message = Redactor.from_environ().text(f"error: {error}")
+                if events is not None:
+                    events.event("error", message=message, exit_code=error.exit_code)
+                    raise Exit(code=error.exit_code) from None
+                raise Exit(message, code=error.exit_code) from None
+            except KeyboardInterrupt as interrupt:  # a signal that came between commands
+                signum = getattr(interrupt, "signum", signal.SIGINT)
+                print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+                raise Exit(code=128 + signum) from None
+            except BrokenPipeError:  # `invoke history --json | head`: the reader has it all
+                _quiet_stdout()
+                raise Exit(code=0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _logs_json(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    """Does this task run with ``--log-format json`` (the flag, else invoke's configuration,
+    else the deprecated ``DOME_LOG_FORMAT``)? Then every stderr line is one JSON event."""
+    flag = kwargs.get("log_format")
+    if flag:
+        return flag == "json"
+    if "log_format" not in kwargs:  # a task without the flag keeps plain stderr
+        return False
+    config = getattr(args[0], "config", None) if args else None
+    dome = (config.get("dome", {}) if config is not None else {}) or {}
+    return (dome.get("log_format") or os.environ.get("DOME_LOG_FORMAT")) == "json"
 
 
 def _quiet_stdout() -> None:

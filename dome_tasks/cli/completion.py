@@ -1,5 +1,5 @@
 """Shell completion of a task's positional words: ``invoke deploy-env <TAB>`` offers the
-manifest's services, then its environments.
+manifest's services, then its environments (then, for ``rollback``, the versions deployed).
 
 invoke's completion (``invoke --complete -- <words>``, what its bash/zsh/fish scripts call)
 offers task names and flags only. :func:`install` wraps it, for ``--complete`` runs alone (the
@@ -26,6 +26,7 @@ __all__ = ["candidates", "install", "manifest_words", "slot"]
 #: Which manifest words each positional parameter name takes.
 SERVICE_PARAMS = frozenset({"service", "services"})
 ENV_PARAMS = frozenset({"env", "environment"})
+VERSION_PARAMS = frozenset({"version"})
 
 
 def install(argv: Sequence[str] | None = None) -> None:
@@ -56,30 +57,90 @@ def install(argv: Sequence[str] | None = None) -> None:
 
 
 def candidates(invocation: str, collection: Collection) -> list[str] | None:
-    """What to offer for the last word of *invocation* (None: leave it to invoke)."""
+    """What to offer for the word after *invocation* (None: leave it to invoke).
+
+    The shells send the words typed so far without the empty word under the cursor
+    (``invoke deploy-env <TAB>`` arrives as ``deploy-env``), and filter what is offered by the
+    typed prefix themselves. So a last word that is a whole value of its slot (or a task's name)
+    is finished and the next slot's values are offered; a last word that is not (``si``) is
+    being typed, and its own slot's values are offered."""
     try:
         tokens = shlex.split(invocation)
     except ValueError:
         return None
-    new_word = not tokens or invocation[-1:].isspace()
-    if not new_word and tokens[-1].startswith("-"):
+    if not tokens or invocation[-1:].isspace():
+        return _offer(tokens, collection)
+    if tokens[-1].startswith("-"):
         return None
-    words = tokens if new_word else tokens[:-1]
+    typing = _offer(tokens[:-1], collection)
+    if typing is not None and tokens[-1] not in typing:
+        return typing
+    return _offer(tokens, collection)
+
+
+def _offer(words: Sequence[str], collection: Collection) -> list[str] | None:
+    """The values of the positional slot after *words* (None: not a dome task's positional)."""
     found = slot(words, collection)
     if found is None:
         return None
-    _, param, optional = found
+    task, param, optional = found
     config = collection.configuration().get("dome") or {}
     services, environments = manifest_words(config.get("manifest"))
     if param in SERVICE_PARAMS:
         values = [*services, "all"] if "all" not in services else services
     elif param in ENV_PARAMS:
         values = environments
+    elif param in VERSION_PARAMS:
+        values = _versions(config, words, services)
     else:
         return None
     if optional:
         values = values + _task_names(collection)
     return values
+
+
+def _versions(config: dict[str, Any], words: Sequence[str], services: list[str]) -> list[str]:
+    """The versions the ledger cache saw deployed for the service and environment typed before
+    (newest first): what ``rollback SERVICE ENV <TAB>`` offers."""
+    import json
+
+    typed = [w for w in words if not w.startswith("-")]
+    service = next((w for w in typed if w in services), None)
+    manifest = config.get("manifest")
+    if service is None or not manifest:
+        return []
+    env = typed[-1]
+    ledger = Path(config.get("ledger") or Path(manifest).parent / ".dome" / "ledger.jsonl")
+    names = {env, _canonical(manifest, env)}
+    found: list[str] = []
+    try:
+        lines = ledger.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        version = record.get("version_id") if isinstance(record, dict) else None
+        if (version and version not in found and record.get("service") == service
+                and record.get("environment") in names and record.get("outcome") == "success"):
+            found.append(str(version))
+    return found
+
+
+def _canonical(manifest: str | Path, env: str) -> str:
+    """The environment that *env* names (itself, or the one it is an alias of)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(manifest).read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError, yaml.YAMLError):
+        return env
+    for name, body in ((data.get("environments") or {}) if isinstance(data, dict) else {}).items():
+        if env in ((body or {}).get("aliases") or () if isinstance(body, dict) else ()):
+            return str(name)
+    return env
 
 
 def slot(words: Sequence[str], collection: Collection) -> tuple[str, str, bool] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +27,10 @@ if TYPE_CHECKING:
     from dome_tasks.lifecycle.migrate import Applied
     from dome_tasks.lifecycle.session import Session
     from dome_tasks.manifest.model import Environment
+    from dome_tasks.cli.output import JsonDocument
     from dome_tasks.plan.target import ResolvedRequest
     from dome_tasks.progress import Board
+    from dome_tasks.testing.emulator import Emulator
     from dome_tasks.tools import Tools
     from dome_tasks.wrangler.argv import VersionLabel
 
@@ -57,17 +58,20 @@ class DeployFlags:
 
 
 def deploy_request(
-    c: Context, settings: Settings, request: ResolvedRequest, flags: DeployFlags, tools: Tools
+    c: Context, settings: Settings, request: ResolvedRequest, flags: DeployFlags, tools: Tools,
+    document: JsonDocument | None = None,
 ) -> None:
     """Deploy a resolved request (services in dependency order): the call behind every deploy task.
 
     Remote environments: build, render, ``wrangler deploy``, verify, and (when verification fails
-    and rollback is on) roll back; each step is logged and recorded in the ledger.
+    and rollback is on) roll back; each step is logged and recorded in the ledger. *document*:
+    where the summary goes with ``--json`` (docs/json.md).
     """
     if request.environment.is_local:
         from dome_tasks.cli.local_env import deploy_local
 
-        deploy_local(c, request, dry_run=flags.dry_run, jobs=flags.jobs or None)
+        deploy_local(c, request, dry_run=flags.dry_run, jobs=flags.jobs or None,
+                     document=document)
         return
     from dome_tasks.lifecycle.deploy import DeployOptions, deploy
     from dome_tasks.lifecycle.migrate import decide_migrate, migrate
@@ -79,13 +83,13 @@ def deploy_request(
         check_declared(request)  # warns; refuses a protected env's live worker that lacks one
     session, board = open_watched(c, settings, request, dry_run=flags.dry_run, json=flags.json)
     rehearse = flags.rehearse and not flags.dry_run
-    with maybe_rehearsal(session, request.environment, rehearse) as rehearsing:
+    with maybe_rehearsal(session, request.environment, rehearse) as emulator:
         from dome_tasks.runner import default_jobs
 
-        options = DeployOptions(flags.build, flags.verify and not rehearsing,
+        options = DeployOptions(flags.build, flags.verify and emulator is None,
                                 flags.rollback_on_failure, flags.label,
                                 jobs=flags.jobs or default_jobs(), force=flags.force)
-        with watched(session, board):
+        with watched(session, board, document, emulator):
             if flags.migrate:  # the schema first: the new code may need it
                 applied = _observe_beside_history(session, request)
                 plans = decide_migrate(request, applied, say=session.say)
@@ -115,7 +119,8 @@ def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dr
                  json: bool, title: str = "deploy",
                  services: list[str] | None = None) -> tuple[Session, Board]:
     """The task's session and its progress board. With ``--json`` every human line (wrangler's
-    own output too) goes to stderr, and stdout gets the summary alone."""
+    own output too) goes to stderr, and stdout gets the summary alone. A dry run's board keeps
+    the steps it shows (``--json`` lists them)."""
     import dataclasses
 
     from dome_tasks.lifecycle.session import Session
@@ -126,27 +131,43 @@ def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dr
     board = Board.open(request.services if services is None else services,
                        request.environment.name, out=out,
                        fmt="json" if json else "text", title=title)
+    if dry_run:
+        board.planned = []
     session = dataclasses.replace(session, out=out, board=board, captured=json)
     return session, board
 
 
 @contextlib.contextmanager
-def watched(session: Session, board: Board) -> Iterator[None]:
-    """Show the board while the block runs; then the summary (on stdout) and the run event."""
+def watched(session: Session, board: Board, document: JsonDocument | None = None,
+            emulator: Emulator | None = None) -> Iterator[None]:
+    """Show the board while the block runs; then the summary (on stdout, or as the JSON
+    *document*: with the dry run's steps, or what the rehearsal's *emulator* holds) and the run
+    event."""
     try:
         with board:
             yield
     finally:
-        if not session.dry_run:
+        if document is not None:
+            payload = {**board.to_dict(), "dry_run": session.dry_run}
+            if board.planned is not None:
+                payload["steps"] = board.planned
+            if emulator is not None:
+                from dome_tasks.cli.rehearse import holdings
+
+                payload["rehearsal"] = holdings(emulator)
+            document.send(payload)
+        elif not session.dry_run:
             board.summary(sys.stdout)
+        if not session.dry_run:
             session.log.emit_summary()
 
 
 @contextlib.contextmanager
-def maybe_rehearsal(session: Session, environment: Environment, rehearse: bool) -> Iterator[bool]:
-    """Point the session's wrangler at a throwaway emulator when rehearsing."""
+def maybe_rehearsal(session: Session, environment: Environment,
+                    rehearse: bool) -> Iterator[Emulator | None]:
+    """Point the session's wrangler at a throwaway emulator when rehearsing (yielded)."""
     if not rehearse:
-        yield False
+        yield None
         return
     import os
 
@@ -155,7 +176,7 @@ def maybe_rehearsal(session: Session, environment: Environment, rehearse: bool) 
     with rehearsal(environment) as emulator:
         session.use_emulator({**os.environ, **emulator.env()})  # never the real history
         print("rehearsal: health checks skipped (the emulator does not run workers)")
-        yield True
+        yield emulator
 
 
 def _deploy_task(c: Context, service: str, env: str, *, dry_run: bool, yes: bool, no_build: bool,
@@ -163,16 +184,19 @@ def _deploy_task(c: Context, service: str, env: str, *, dry_run: bool, yes: bool
                  rehearse: bool, jobs: int | str, force: bool, json: bool, no_wait: bool,
                  no_migrate: bool) -> None:
     """Read the settings, resolve the words, deploy: each exactly once."""
-    settings = Settings.read(c, log_format=log_format or None, yes=yes, no_wait=no_wait)
-    jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
-    manifest = load_manifest(settings)
-    dry = is_dry(c, dry_run)
-    tools = discover_tools(manifest.root, dry_run=dry)
-    request = request_for(manifest, service, env, wrangler=tools.wrangler)
-    rollback = True if rollback_on_failure else (False if no_rollback else None)
-    flags = DeployFlags(dry, yes, not no_build, not no_verify, rollback, rehearse, jobs=jobs,
-                        force=force, json=json, migrate=not no_migrate)
-    deploy_request(c, settings, request, flags, tools)
+    from dome_tasks.cli.output import json_output
+
+    with json_output(json, "deploy") as document:
+        settings = Settings.read(c, log_format=log_format or None, yes=yes, no_wait=no_wait)
+        jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
+        manifest = load_manifest(settings)
+        dry = is_dry(c, dry_run)
+        tools = discover_tools(manifest.root, dry_run=dry)
+        request = request_for(manifest, service, env, wrangler=tools.wrangler)
+        rollback = True if rollback_on_failure else (False if no_rollback else None)
+        flags = DeployFlags(dry, yes, not no_build, not no_verify, rollback, rehearse, jobs=jobs,
+                            force=force, json=json, migrate=not no_migrate)
+        deploy_request(c, settings, request, flags, tools, document)
 
 
 JOBS_HELP = "services of one dependency wave deployed at once (default: one per CPU core)"
@@ -224,19 +248,22 @@ def deploy_env(c, service, env, *, dry_run=False, yes=False, jobs=0, force=False
 
 def _migrate(c: Context, environment: str, dry_run: bool, yes: bool, rehearse: bool,
              jobs: int | str = 0, json: bool = False, no_wait: bool = False) -> None:
-    settings = Settings.read(c, yes=yes, no_wait=no_wait)
-    jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
-    manifest = load_manifest(settings)
-    dry = is_dry(c, dry_run)
-    wrangler = discover_tools(manifest.root, dry_run=dry).wrangler
-    request = request_for(manifest, "all", environment, wrangler=wrangler)
-    migrate_request(c, settings, request, dry_run=dry, yes=yes, rehearse=rehearse, jobs=jobs,
-                    json=json)
+    from dome_tasks.cli.output import json_output
+
+    with json_output(json, "migrate") as document:
+        settings = Settings.read(c, yes=yes, no_wait=no_wait)
+        jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
+        manifest = load_manifest(settings)
+        dry = is_dry(c, dry_run)
+        wrangler = discover_tools(manifest.root, dry_run=dry).wrangler
+        request = request_for(manifest, "all", environment, wrangler=wrangler)
+        migrate_request(c, settings, request, dry_run=dry, yes=yes, rehearse=rehearse, jobs=jobs,
+                        json=json, document=document)
 
 
 def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool, yes: bool,
                     rehearse: bool, quiet_when_none: bool = False, jobs: int = 0,
-                    json: bool = False) -> None:
+                    json: bool = False, document: JsonDocument | None = None) -> None:
     """Apply the request's remote D1 migrations (confirmed, recorded), wave by wave; says when
     there are none."""
     from dome_tasks.lifecycle.migrate import decide_migrate, migrate
@@ -246,6 +273,9 @@ def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *,
     if not plans:
         if not quiet_when_none:
             print(f"no service has D1 migrations in {request.environment.name}")
+        if document is not None:
+            document.send({"title": "migrate", "environment": request.environment.name,
+                           "ok": True, "counts": {}, "services": [], "dry_run": dry_run})
         return
     touched = [t.service for t in request.targets
                if any(step.service == t.service for plan in plans for step in plan.steps)]
@@ -254,7 +284,8 @@ def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *,
     session, board = open_watched(c, settings, request, dry_run=dry_run, json=json,
                                   title="migrate", services=touched)
     rehearse = rehearse and not dry_run
-    with maybe_rehearsal(session, request.environment, rehearse), watched(session, board):
+    with maybe_rehearsal(session, request.environment, rehearse) as emulator, \
+            watched(session, board, document, emulator):
         migrate(session, plans, waves=request.waves, jobs=jobs or default_jobs())
 
 
@@ -318,34 +349,34 @@ def render(c, service="", env=""):
 )
 @boundary
 def plan(c, service="", env="production", json_=False):
-    """Print the ordered steps a deploy would run, wave by wave.
+    """Print the steps a deploy would run, wave by wave: exactly what its --dry-run shows.
 
     Example: invoke plan all staging
     """
-    from dome_tasks.plan.deploy import deploy_plan
+    from dome_tasks.cli.output import json_output
 
-    manifest = load_manifest(c)
-    tools = discover_tools(manifest.root, dry_run=True)
-    request = request_for(manifest, service, env, wrangler=tools.wrangler)
-    environment = request.environment
-    steps = [] if environment.is_local else deploy_plan(request, tools)
-    if json_:
-        from dome_tasks.ci.events import waves_json
+    with json_output(json_, "plan") as document:
+        settings = Settings.read(c)
+        manifest = load_manifest(settings)
+        tools = discover_tools(manifest.root, dry_run=True)
+        request = request_for(manifest, service, env, wrangler=tools.wrangler)
+        dry = _Kept() if document is not None else None
+        deploy_request(c, settings, request, DeployFlags(dry_run=True, json=json_), tools, dry)
+        if document is not None and dry is not None:
+            from dome_tasks.ci.events import waves_json
 
-        payload = waves_json(manifest, request.services, environment.name)
-        payload["steps"] = [
-            {"event": s.event, "service": s.service, "description": s.description, "display": s.display()}
-            for s in steps
-        ]
-        print(json.dumps(payload, indent=2))
-        return
-    waves = request.waves
-    print(f"plan for {environment.name}: {len(request.targets)} service(s) in {len(waves)} wave(s)")
-    for number, wave in enumerate(waves, 1):
-        print(f"wave {number}: {', '.join(wave)}")
-        for step in steps:
-            if step.service in wave:
-                print(f"  {step.event:<7} {step.display()}")
+            payload = waves_json(manifest, request.services, request.environment.name)
+            document.send({**payload, "steps": dry.payload.get("steps", [])})
+
+
+class _Kept:
+    """A JSON document kept in memory (``plan --json`` reshapes the dry run's)."""
+
+    sent = False
+    payload: dict = {}
+
+    def send(self, payload: dict) -> None:
+        self.sent, self.payload = True, payload
 
 
 TASKS = [deploy, deploy_env, db_migrate_dev, db_migrate_staging, db_migrate_prod, render, plan]

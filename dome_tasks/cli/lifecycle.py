@@ -4,6 +4,7 @@ secret-put, resources. Thin: read the settings and resolve the words once, open 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from dome_tasks.cli.common import (
     parse_whole,
     recipe,
 )
+from dome_tasks.cli.output import JsonDocument
 
 if TYPE_CHECKING:
     from invoke import Context
@@ -31,6 +33,7 @@ SERVICE = "a service from the manifest"
 ENV = "development|staging|production (aliases: dev, stg, prod)"
 DRY = "print the steps and exact commands without running anything"
 YES = "confirm a protected environment without a prompt (needed without a terminal)"
+JSON = "print one JSON document on stdout (docs/json.md); everything else goes to stderr"
 LOG_FORMAT = "structured log events on stderr: text (default) or json (one object per line)"
 SUBDOMAIN = "your account's workers.dev subdomain (<sub>.workers.dev), when no route/health_url"
 BASE_URL = "send health checks to this origin instead, keeping the real Host (tests, proxies)"
@@ -87,20 +90,31 @@ def _summarised(session: Session) -> Iterator[Session]:
 
 @recipe(help={"service": SERVICE, "env": ENV, "subdomain": SUBDOMAIN, "base_url": BASE_URL,
               "deadline": DEADLINE, "no_smoke": "skip the service's smoke commands",
-              "dry_run": DRY, "log_format": LOG_FORMAT})
+              "dry_run": DRY, "log_format": LOG_FORMAT, "json": JSON})
 @boundary
 def verify(c, service, env, *, subdomain="", base_url="", deadline="", no_smoke=False, dry_run=False,
-           log_format=""):
+           log_format="", json_=False):
     """Check that SERVICE in ENV is healthy: GET its health URL (200), then its smoke commands.
 
     Example: invoke verify silo staging
     """
+    from dome_tasks.cli.output import json_output
     from dome_tasks.lifecycle.deploy import verify_target
 
-    opened = _open(c, service, env, dry_run=dry_run, log_format=log_format, subdomain=subdomain,
-                   base_url=base_url, deadline=deadline)
-    with _summarised(opened.session):
-        verify_target(opened.session, opened.target, smoke=not no_smoke)
+    with json_output(json_, "verify") as document:
+        opened = _open(c, service, env, dry_run=dry_run, log_format=log_format,
+                       subdomain=subdomain, base_url=base_url, deadline=deadline)
+        with _summarised(opened.session):
+            result = verify_target(opened.session, opened.target, smoke=not no_smoke)
+        if document is not None:
+            target = opened.target
+            document.send({
+                "service": target.service, "environment": target.environment,
+                "worker": target.worker, "dry_run": opened.session.dry_run,
+                "ok": result is not None and result.ok,
+                "checks": [] if result is None else [dataclasses.asdict(check)
+                                                     for check in result.checks],
+            })
 
 
 @recipe(help={"service": SERVICE, "env": ENV,
@@ -219,7 +233,7 @@ def _report_problems(problems) -> None:
 
 @recipe(help={"service": "only this service (default: all)",
               "env": "only this environment (default: all)",
-              "json": "print the records as a JSON array", "limit": "only the newest N records"})
+              "json": JSON, "limit": "only the newest N records"})
 @boundary
 def history(c, service="", env="", *, json_=False, limit=""):
     """Show the deployment ledger: deploys, rollbacks, canary steps, migrations.
@@ -234,7 +248,8 @@ def history(c, service="", env="", *, json_=False, limit=""):
     if newest:
         records = records[-newest:]
     if json_:
-        print(json.dumps([json.loads(r.to_json()) for r in records], indent=2))
+        document = JsonDocument("history", sys.stdout)
+        document.send({"records": [json.loads(r.to_json()) for r in records]})
         return
     if not records:
         print(f"no records in {ledger.path}")
@@ -255,7 +270,7 @@ def history(c, service="", env="", *, json_=False, limit=""):
 
 
 @recipe(help={"since": "only records from this date/time (ISO 8601) or age (7d, 12h)",
-              "json": "print JSON instead of a table", "env": "only this environment",
+              "json": JSON, "env": "only this environment",
               "service": "only this service"})
 @boundary
 def metrics(c, *, since="", json_=False, env="", service=""):
@@ -272,7 +287,10 @@ def metrics(c, *, since="", json_=False, env="", service=""):
         raise UsageError(f"--since {since!r}: {error}", hint="e.g. 2026-01-31 or 7d") from None
     _, records, environment = _ledger_read(c, env)
     report = dora.compute(dora.select_records(records, environment, service or None), since=start)
-    print(dora.to_json(report) if json_ else dora.to_table(report))
+    if json_:
+        JsonDocument("metrics", sys.stdout).send(json.loads(dora.to_json(report)))
+    else:
+        print(dora.to_table(report))
 
 
 @recipe(help={"service": SERVICE, "env": ENV})
@@ -289,7 +307,7 @@ def logs(c, service, env):
 
 
 @recipe(help={"service": SERVICE + "; or 'local' alone for the whole local environment",
-              "env": ENV, "json": "print JSON", "dry_run": DRY})
+              "env": ENV, "json": JSON, "dry_run": DRY})
 @boundary
 def status(c, service="", env="", *, json_=False, dry_run=False):
     """Show what serves SERVICE in ENV (wrangler deployments status); `status local`: local processes.
@@ -297,19 +315,21 @@ def status(c, service="", env="", *, json_=False, dry_run=False):
     Example: invoke status silo staging
     """
     from dome_tasks.cli.local_env import print_local_status, wants_local
+    from dome_tasks.cli.output import json_output
 
-    local_services = wants_local(c, service, env)
-    if local_services is not None:
-        print_local_status(c, local_services)
-        return
-    from dome_tasks.lifecycle.traffic import status as traffic_status
+    with json_output(json_, "status") as document:
+        local_services = wants_local(c, service, env)
+        if local_services is not None:
+            print_local_status(c, local_services, document)
+            return
+        from dome_tasks.lifecycle.traffic import status as traffic_status
 
-    opened = _open(c, service, env, dry_run=dry_run)
-    data = traffic_status(opened.session, opened.target)
+        opened = _open(c, service, env, dry_run=dry_run)
+        data = traffic_status(opened.session, opened.target)
+        if document is not None:
+            document.send({"dry_run": opened.session.dry_run, **(data or {})})
+            return
     if not data:
-        return
-    if json_:
-        print(json.dumps(data, indent=2))
         return
     print(f"{data['worker']} ({data['environment']}):")
     for v in data["versions"]:

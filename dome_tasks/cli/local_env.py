@@ -6,7 +6,7 @@ Workers run under ``wrangler dev`` (workerd); the process management is ``dome_t
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dome_tasks.cli.common import boundary, is_dry, load_manifest, recipe
 
@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
     from invoke import Context
 
-    from dome_tasks.local import LocalEnv, LocalService, Outcome
+    from dome_tasks.cli.output import JsonDocument
+    from dome_tasks.local import LocalEnv, LocalService, Outcome, ServiceStatus
     from dome_tasks.manifest.loader import Manifest
     from dome_tasks.plan.steps import Step
     from dome_tasks.plan.target import ResolvedRequest, Target
@@ -99,20 +100,38 @@ def _print_outcome(waves: int, outcome: Outcome) -> None:
     print("  " + text.replace("\n", "\n  "), flush=True)
 
 
-def deploy_local(c: Context, request: ResolvedRequest, *, dry_run: bool, jobs: int | None = None
-                 ) -> None:
+def deploy_local(c: Context, request: ResolvedRequest, *, dry_run: bool, jobs: int | None = None,
+                 document: JsonDocument | None = None) -> None:
     """``deploy-env SERVICE local``: render, migrate, (re)start wave by wave, wait for health,
-    print the table. ``jobs``: services of one wave started at once (default: the cores)."""
+    print the table (with ``--json``: the *document*). ``jobs``: services of one wave started at
+    once (default: the cores)."""
     from dome_tasks import local
+    from dome_tasks.progress import step_json
     from dome_tasks.runner import Runner
 
     manifest, services = request.manifest, request.services
     env = local_env(manifest, dry_run=dry_run)
     rendered = {target.service: target for target in request.targets}
-    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env, jobs=jobs,
-                                              rendered=rendered))
-    if not dry_run:
-        print(local.format_status(local.status(env, services)))
+    steps = local_plan(manifest, services, env, jobs=jobs, rendered=rendered)
+    Runner(c, dry_run=dry_run).run(steps)
+    statuses = [] if dry_run else local.status(env, services)
+    if document is not None:
+        payload = status_json(statuses, "local")
+        payload.update(title="deploy", dry_run=dry_run,
+                       ok=all(s.state == "running" and s.healthy is not False for s in statuses))
+        if dry_run:
+            payload["steps"] = [step_json(step) for step in steps]
+        document.send(payload)
+    elif not dry_run:
+        print(local.format_status(statuses))
+
+
+def status_json(statuses: list[ServiceStatus], environment: str) -> dict[str, Any]:
+    """The local services' state as ``--json`` shows it (docs/json.md)."""
+    import dataclasses
+
+    return {"environment": environment,
+            "services": [dataclasses.asdict(status) for status in statuses]}
 
 
 def migrate_local(c: Context, manifest: Manifest, *, dry_run: bool) -> None:
@@ -196,11 +215,16 @@ def wants_local(c: Context, service: str, env: str) -> list[str] | None:
     )
 
 
-def print_local_status(c: Context, services: list[str]) -> None:
-    """Each local service's state, URL, health, pid and uptime."""
+def print_local_status(c: Context, services: list[str],
+                       document: JsonDocument | None = None) -> None:
+    """Each local service's state, URL, health, pid and uptime (as the *document* with --json)."""
     from dome_tasks import local
 
-    print(local.format_status(local.status(local_env(load_manifest(c)), services)))
+    statuses = local.status(local_env(load_manifest(c)), services)
+    if document is not None:
+        document.send(status_json(statuses, "local"))
+    else:
+        print(local.format_status(statuses))
 
 
 @recipe(name="db-migrate-local", help={"dry_run": "print the steps without running anything"})

@@ -250,6 +250,7 @@ def coexisting(
     prefix: str = DEFAULT_PREFIX,
     name: str | None = None,
     known: bool = True,
+    listing: bool = False,
 ) -> Collection:
     """One collection: the justfile's public recipes, ``native``'s tasks, and ``PREFIX.``.
 
@@ -258,6 +259,8 @@ def coexisting(
     are also at the top. Recipes that only delegate to the native task of their own name (the
     generated block) are left out: the task itself takes the name. ``known=False`` (the
     justfile could not be read): no native task takes a plain name, since any may collide.
+    ``listing`` (a root ``invoke --list``): ``PREFIX.`` holds only the tasks without a plain
+    name, so that each task is listed once.
     """
     check_prefix(prefix)
     tasks = tuple(sorted(native.tasks))
@@ -274,7 +277,8 @@ def coexisting(
         if coexistence.plain(task_name):
             result.add_task(native[task_name], name=task_name)
     if prefix not in result.tasks:
-        result.add_collection(_clone(native, prefix))
+        hidden = {t for t in tasks if not coexistence.plain(t)} if listing else None
+        result.add_collection(_clone(native, prefix, only=hidden))
     result.configure(native.configuration())
     return result
 
@@ -305,13 +309,16 @@ def _dash(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _clone(native: Collection, name: str | None) -> Collection:
+def _clone(native: Collection, name: str | None, only: set[str] | None = None) -> Collection:
+    """*native* under another name (``only``: just these of its tasks)."""
     clone = Collection(name or native.name) if (name or native.name) else Collection()
     clone.__doc__ = native.__doc__
     for key, value in native.tasks.items():
-        clone.tasks[key] = value
+        if only is None or key in only:
+            clone.tasks[key] = value
     for alias, target in getattr(native.tasks, "aliases", {}).items():
-        clone.tasks.alias(alias, to=target)
+        if target in clone.tasks:
+            clone.tasks.alias(alias, to=target)
     for key, value in native.collections.items():
         clone.collections[key] = value
     clone.default = native.default

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 from dome_tasks.errors import DomeError, Interrupted
 from dome_tasks.lifecycle.common import checks_health, learned_subdomain, record_step, verify_step
 from dome_tasks.lifecycle.session import LifecycleError, Session
+from dome_tasks.lifecycle.verify import serves_workers_dev, worker_urls
 from dome_tasks.lifecycle.skip import (
     Unchanged,
     inputs_digest,
@@ -171,16 +172,29 @@ def decide_deploy(
     if state.unchanged is not None and not options.force:
         return Plan(())
     steps = deploy_steps(target, root, tools, build=options.build, label=options.label)
-    extra = {"digest": state.digest} if state.digest else {}
+    extra: dict[str, object] = {"digest": state.digest} if state.digest else {}
+    extra.update(url_fields(target, subdomain or state.learned_subdomain))
     if state.digest and steps[0].event == "build":
         steps.insert(1, digest_step(target, state.upstream))
     if options.verify and checks_health(target.config):
         steps.append(verify_step(target, subdomain=subdomain, learned=state.learned_subdomain))
-    steps.append(record_step(target, "deploy", version_id=NEW, **({"extra": extra} if extra else {})))
+    steps.append(record_step(target, "deploy", version_id=NEW, extra=extra))
     return Plan(
         tuple(steps), on_failure=(record_step(target, "deploy", "failure", version_id=NEW),),
         on_unactivated=tuple(activate_steps(target)),
     )
+
+
+def url_fields(target: Target, subdomain: str | None) -> dict[str, object]:
+    """What the deploy record says about where the worker serves: ``urls`` from its config
+    (custom domains, routes); ``workers_dev`` when it is on workers.dev: the subdomain known
+    now ("" when unknown), which the subdomain of this deploy's own workers.dev URL replaces
+    when the record is written (never wrangler's other free text)."""
+    urls = worker_urls(target.config, None)
+    fields: dict[str, object] = {"urls": urls} if urls else {}
+    if serves_workers_dev(target.config):
+        fields["workers_dev"] = subdomain or ""
+    return fields
 
 
 def digest_step(target: Target, upstream: Mapping[str, tuple[Path, ...]] | None = None) -> Step:
@@ -271,9 +285,9 @@ def _deploy_one(
         session.log.emit("deploy", service=target.service, environment=where, outcome="skipped",
                          reason="unchanged", version_id=state.unchanged.record.version_id)
         record = state.unchanged.record
-        board.done(Outcome(target.service, where, "skipped", target.worker,
-                           record.version_id, _first(record.extra.get("targets")),
-                           _health(record.verified), 0))
+        urls = list(record.extra.get("urls") or ())
+        board.done(Outcome(target.service, where, "skipped", target.worker, record.version_id,
+                           _first(urls), _health(record.verified), 0, urls=urls))
         return []
     with session.locked(target.environment, target.service):
         return _deploy_locked(session, target, options, tools, root, auto_rollback, state)
@@ -308,14 +322,15 @@ def _deploy_locked(
                            note=_first_line(str(error))))
         raise
     written = list(facts.records)
-    url = facts.targets[0] if facts.targets else None
+    urls = list(next((r.extra.get("urls") or () for r in written if r.kind == "deploy"), ()))
+    url = _first(urls)
     health = _health(None if facts.verification is None else facts.verification.ok)
     live = facts.reconciled.version_id if facts.reconciled else None
     version = live or facts.new_version
     if facts.healthy:
         if not session.dry_run:
             board.done(Outcome(target.service, where, "deployed", target.worker,
-                               version, url, health))
+                               version, url, health, urls=urls))
         if facts.landed is not None:
             raise facts.landed
         return written
@@ -323,7 +338,7 @@ def _deploy_locked(
     message = f"{target.worker} failed verification after deploy: {facts.verification.summary()}"
     if not auto_rollback:
         board.done(Outcome(target.service, where, "unhealthy", target.worker,
-                           version, url, health, note=message))
+                           version, url, health, note=message, urls=urls))
         raise LifecycleError(
             message,
             hint=f"roll back with `invoke rollback {target.service} {target.environment}`"
@@ -340,7 +355,7 @@ def _deploy_locked(
     )
     written += [back] if back else []
     to = back.to_version if back else "the previous version"
-    board.done(Outcome(target.service, where, "rolled back", target.worker, to, url, health,
+    board.done(Outcome(target.service, where, "rolled back", target.worker, to, url, health, urls=urls,
                        note=f"{version} failed verification; rolled back to {to}"))
     raise LifecycleError(
         message + f"; rolled back to {to}",

@@ -575,6 +575,11 @@ class Session:
                 values.setdefault("reason", facts.verification.summary())
         if facts.targets:
             extra.setdefault("targets", list(facts.targets))
+        if "workers_dev" in extra:  # the worker's workers.dev URL, from this deploy's if known
+            known = subdomain_in(facts.targets, worker) or extra.pop("workers_dev")
+            extra.pop("workers_dev", None)
+            if known:
+                extra["urls"] = [*extra.get("urls", ()), f"https://{worker}.{known}.workers.dev"]
         if facts.reconciled is not None:
             extra.update(facts.reconciled.extra())
             live = facts.reconciled.version_id

@@ -115,15 +115,37 @@ def health_target(
 def _route_origin(config: WorkerConfig) -> str | None:
     """``https://host[/prefix]`` from the first usable route, None if none is usable."""
     for route in config.routes:
-        pattern = route.pattern.strip()
-        if "://" in pattern:
-            pattern = pattern.split("://", 1)[1]
-        host, _, rest = pattern.partition("/")
-        if not host or "*" in host:
-            continue
-        prefix = rest.split("*", 1)[0].rstrip("/")
-        return f"https://{host}" + (f"/{prefix}" if prefix else "")
+        link = route_link(route.pattern)
+        if link:
+            return link
     return None
+
+
+def route_link(pattern: str) -> str | None:
+    """``https://host[/prefix]`` for a route pattern or custom domain (None: a wildcard host)."""
+    pattern = pattern.strip()
+    if "://" in pattern:
+        pattern = pattern.split("://", 1)[1]
+    host, _, rest = pattern.partition("/")
+    if not host or "*" in host:
+        return None
+    prefix = rest.split("*", 1)[0].rstrip("/")
+    return f"https://{host}" + (f"/{prefix}" if prefix else "")
+
+
+def serves_workers_dev(config: WorkerConfig) -> bool:
+    """Does wrangler put the worker on workers.dev? (``workers_dev``, by default: no routes.)"""
+    return config.workers_dev if config.workers_dev is not None else not config.routes
+
+
+def worker_urls(config: WorkerConfig, subdomain: str | None) -> list[str]:
+    """Where the worker serves, from its config: each custom domain (``https://domain``) and
+    route pattern as written, then its workers.dev URL (when on, and the subdomain is known)."""
+    urls = [f"https://{r.pattern.strip()}" if r.custom_domain else r.pattern.strip()
+            for r in config.routes]
+    if serves_workers_dev(config) and subdomain:
+        urls.append(f"https://{config.name}.{subdomain}.workers.dev")
+    return urls
 
 
 @dataclass(frozen=True)

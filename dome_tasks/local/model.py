@@ -218,6 +218,7 @@ class Outcome:
     migrations: tuple[MigrationResult, ...] = ()
     error: DomeError | None = None
     wave: int = 0  # index of its dependency wave
+    waited: float = 0.0  # seconds it waited (a free slot, the earlier waves), not in ``seconds``
 
     def describe(self) -> str:
         """One block per service (never mixed with another service's lines)."""
@@ -227,6 +228,8 @@ class Outcome:
             return f"{self.service}: not started (an earlier wave failed)"
         else:
             head = f"{self.service}: ready at {self.record.url} in {self.seconds:.1f}s"
+            if self.waited >= 0.1:
+                head += f" (after waiting {self.waited:.1f}s for its turn)"
         applied = [m.describe().split(": ", 1)[1] for m in self.migrations if m.applied]
         return head + "".join(f"\n  {line}" for line in applied)
 

@@ -152,7 +152,8 @@ def _choose_port(env: LocalEnv, service: str, preferred: int | None, taken: dict
             f"port {port} on {env.host} is already in use by {owner}",
             port=port,
             where=service,
-            hint="stop what uses it, or give the local environment a port range such as 8787-8799",
+            hint="stop what uses it, or give the local environment a port range in dome.yaml "
+                 "(environments.local.ports: \"8787-8799\")",
         )
     raise PortInUse(
         f"no free port in {env.ports} on {env.host} (all in use)",

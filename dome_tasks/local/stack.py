@@ -110,7 +110,7 @@ def _bring_up(
     migrations: bool,
     boot_ahead: bool,
 ) -> Outcome:
-    began = time.monotonic()
+    queued = time.monotonic()
     allowed = not waves.stopped_before(wave) if boot_ahead else waves.await_turn(wave)
     if allowed:
         slots.acquire(order, waves.cancel)
@@ -118,6 +118,10 @@ def _bring_up(
         if allowed:
             slots.release()
         return Outcome(service.name, 0.0, wave=wave)
+    # Its own time: from its start (a slot free, its wave's turn) to ready, less the time spent
+    # waiting for the earlier waves after booting ahead, so each service shows its own.
+    began = time.monotonic()
+    waited = began - queued
     try:
         try:
             applied = tuple(
@@ -143,9 +147,13 @@ def _bring_up(
     finally:
         slots.release()
     try:
+        turn = time.monotonic()
         if not waves.await_turn(wave, lambda: starting.process.poll() is not None):
             abort(env, starting)  # booted ahead, but an earlier wave failed
             return Outcome(service.name, time.monotonic() - began, wave=wave)
+        waited_turn = time.monotonic() - turn
+        began += waited_turn
+        waited += waited_turn
         record = wait_ready(env, starting, ports, waves.cancel)
     except DomeError as error:
         abort(env, starting)
@@ -157,7 +165,8 @@ def _bring_up(
         abort(env, starting)
         raise
     waves.healthy(wave)
-    return Outcome(service.name, time.monotonic() - began, record, applied, wave=wave)
+    return Outcome(service.name, time.monotonic() - began, record, applied, wave=wave,
+                   waited=waited)
 
 
 def _bring_up_all(

@@ -88,11 +88,17 @@ class WriteRecord:
 
     def display(self) -> str:
         outcome = self.outcome or "success/unhealthy"
+        fields = dict(self.fields)
+        extra = {k: v for k, v in (fields.pop("extra", None) or {}).items() if k not in _WHERE}
+        fields["extra"] = extra or None
         shown = ", ".join(
-            f"{k}={v}" for k, v in self.fields.items() if v is not None and k != "worker"
+            f"{k}={v}" for k, v in fields.items() if v is not None and k != "worker"
         )
         return f"ledger: {self.kind} {outcome}" + (f" ({shown})" if shown else "")
 
+
+#: Where a deploy serves (filled in when the record is written): not shown in dry runs.
+_WHERE = ("urls", "workers_dev")
 
 Action = Command | WriteFile | Call | Verify | WriteRecord
 

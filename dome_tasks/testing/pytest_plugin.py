@@ -1,7 +1,9 @@
-"""pytest plugin (entry point `dome_emulator`): the `cloudflare_emulator` fixture.
+"""pytest plugin: the `cloudflare_emulator` fixture.
 
-Loaded into every pytest run of an environment where dome-tasks is installed, so it imports
-nothing heavy: the emulator is imported inside the fixture, only by tests that use it.
+Opt-in, never loaded into a test run unasked: ``pytest_plugins =
+["dome_tasks.testing.pytest_plugin"]`` in a conftest.py (or ``from
+dome_tasks.testing.pytest_plugin import cloudflare_emulator`` there), or ``pytest -p
+dome_tasks.testing.pytest_plugin``. It imports nothing heavy: the emulator is imported inside the fixture, only by tests that use it.
 
 Example::
 

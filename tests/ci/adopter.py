@@ -59,8 +59,9 @@ def build_dist(out: Path) -> Dist:
     """``python -m build --no-isolation`` of a clean copy of the sources: sdist, then its wheel."""
     src = out / "src"
     src.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
         shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "docs", src / "docs")
     shutil.copytree(ROOT / "dome_tasks", src / "dome_tasks",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = out / "dist"

@@ -45,7 +45,7 @@ def adopter_caller() -> str:
 class HealthServer:
     """Stands in for the deployed workers (the emulator runs none): 200 on GET, Host recorded.
 
-    The deploy's health checks reach it through DOME_HEALTH_BASE_URL, which keeps the real
+    The deploy's health checks reach it through INVOKE_DOME_HEALTH_BASE_URL, which keeps the real
     host in the Host header (like ``curl --resolve``)."""
 
     def __init__(self) -> None:
@@ -102,7 +102,7 @@ class Stage:
             GITHUB_SERVER_URL="https://github.com",
             CLOUDFLARE_API_BASE_URL=self.emulator.url,  # added: the emulator, the network guard
             npm_registry=self.emulator.env()["npm_registry"],
-            DOME_HEALTH_BASE_URL=self.health.url,
+            INVOKE_DOME_HEALTH_BASE_URL=self.health.url,
             **self.guard,
         )
         base.update(GIT_ENV)

@@ -25,7 +25,8 @@ def deploy(service: str, outcome: str = "success", **fields: object) -> LedgerRe
 def test_each_service_gets_its_version_url_and_health() -> None:
     records = [
         deploy("silo", version_id="v-silo", verified=True,
-               extra={"targets": ["https://silo-staging.acme.workers.dev"]}),
+               extra={"targets": ["Producer for silo-jobs-staging"],  # wrangler's free text
+                      "urls": ["https://silo-staging.acme.workers.dev"]}),
         deploy("api", version_id="v-api", verified=None),
         LedgerRecord(kind="verify", service="other", environment="staging", outcome="success"),
     ]
@@ -89,3 +90,12 @@ def test_outputs_are_appended_and_refuse_newlines(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="newline"):
         append_outputs({"bad": "a\nb"}, out)
     assert out.read_text().count("\n") == 3
+
+
+def test_a_route_pattern_links_the_deployment_to_its_host() -> None:
+    records = [deploy("api", version_id="v-api", verified=True, extra={
+        "targets": ["api-staging.example.com/* (zone name: example.com)"],
+        "urls": ["api-staging.example.com/*"]})]
+    rows = service_reports(["api"], WORKERS, records)
+    assert rows[0].url == "api-staging.example.com/*"
+    assert primary_url(rows) == "https://api-staging.example.com"

@@ -157,7 +157,10 @@ def test_the_reusable_workflow_takes_the_adopters_inputs() -> None:
         "environment", "services", "confirm-protected", "python-version", "node-version",
         "package-manager", "working-directory", "requirements", "requirements-file",
     }
-    assert call["inputs"]["requirements"]["default"] == "dome-tasks"  # never `pip install .`
+    # dome-tasks is not on PyPI yet: no default that would fail there (nor `pip install .`)
+    assert call["inputs"]["requirements"]["default"] == ""
+    assert "git+https://github.com/" in call["inputs"]["requirements"]["description"]
+    assert "pip install dome-tasks" not in REUSABLE.read_text()
     assert call["inputs"]["confirm-protected"] == {**call["inputs"]["confirm-protected"],
                                                    "type": "boolean", "default": False}
     assert all(not secret["required"] for secret in call["secrets"].values())

@@ -27,6 +27,28 @@ def venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     return env
 
 
+def test_the_package_says_its_licence_platforms_and_home_and_ships_its_docs(dist: Dist) -> None:
+    import configparser
+
+    with tarfile.open(dist.sdist) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    linked = set(re.findall(r"\]\((docs/[a-z-]+\.md)", (ROOT / "README.md").read_text()))
+    assert linked and linked <= names, "every doc the README links is in the sdist"
+    assert "LICENSE" in names
+    wheel = zipfile.ZipFile(dist.wheel)
+    info = f"dome_tasks-{VERSION}.dist-info"
+    meta = email.message_from_bytes(wheel.read(f"{info}/METADATA"))
+    assert meta["License-Expression"] == "MIT" and "LICENSE" in meta.get_all("License-File")
+    classifiers = meta.get_all("Classifier")
+    assert "Operating System :: POSIX" in classifiers and "Operating System :: MacOS" in classifiers
+    assert "Programming Language :: Python :: 3.12" in classifiers
+    assert {url.split(",")[0] for url in meta.get_all("Project-URL")} >= {"Source", "Documentation"}
+    entry_points = configparser.ConfigParser()
+    if f"{info}/entry_points.txt" in wheel.namelist():
+        entry_points.read_string(wheel.read(f"{info}/entry_points.txt").decode())
+    assert "pytest11" not in entry_points, "the pytest plugin is opt-in, not auto-loaded"
+
+
 def test_the_sdist_and_the_wheel_built_from_it_carry_templates_and_modules(dist: Dist) -> None:
     template = "dome_tasks/render/templates/wrangler.toml.j2"
     with tarfile.open(dist.sdist) as sdist:

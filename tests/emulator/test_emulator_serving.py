@@ -2,7 +2,7 @@
 
 The real wrangler deploys; requests to the emulator's origin with `Host:
 <worker>.emulator.workers.dev` reach the served version; the deploy tasks verify against it
-(`DOME_HEALTH_BASE_URL`) and roll back automatically when it is red. Every wrangler process,
+(`INVOKE_DOME_HEALTH_BASE_URL`) and roll back automatically when it is red. Every wrangler process,
 the served `wrangler dev`s included, runs under the network guard.
 """
 
@@ -189,7 +189,7 @@ def workspace_copy(tmp_path: Path) -> Path:
 def invoke(
     root: Path, emulator: Emulator, guard: dict[str, str], *args: str, **extra: str
 ) -> subprocess.CompletedProcess:
-    env = run_env(**{**emulator.env(), **guard, "DOME_HEALTH_BASE_URL": emulator.origin, **extra})
+    env = run_env(**{**emulator.env(), **guard, "INVOKE_DOME_HEALTH_BASE_URL": emulator.origin, **extra})
     return subprocess.run(
         [str(VENV_BIN / "invoke"), *args],
         cwd=root,

@@ -343,7 +343,7 @@ def test_workers_dev_hosts_name_a_worker(emu):
     assert emu.worker_name_for_host(f"127.0.0.1:{emu.port}") is None
     assert emu.worker_name_for_host("a.b.emulator.workers.dev") is None
     assert emu.worker_name_for_host("silo.other.workers.dev") is None
-    assert "DOME_HEALTH_BASE_URL" not in emu.env()
+    assert "INVOKE_DOME_HEALTH_BASE_URL" not in emu.env()
 
 
 def test_workers_dev_requests_without_serving_say_how_to_turn_it_on(emu):
@@ -360,8 +360,8 @@ def test_workers_dev_requests_without_serving_say_how_to_turn_it_on(emu):
 def test_a_worker_that_cannot_start_answers_502_with_the_reason(tmp_path):
     with Emulator(serve_workers=True, wrangler="/bin/false", serve_dir=tmp_path) as emu:
         env = emu.env()
-        assert env["DOME_HEALTH_BASE_URL"] == emu.origin
-        assert env["DOME_WORKERS_SUBDOMAIN"] == "emulator"
+        assert env["INVOKE_DOME_HEALTH_BASE_URL"] == emu.origin
+        assert env["INVOKE_DOME_WORKERS_SUBDOMAIN"] == "emulator"
         assert _get_host(emu, "ghost.emulator.workers.dev")[0] == 404
         with pytest.raises(LookupError):
             emu.worker_url("ghost")

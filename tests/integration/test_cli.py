@@ -265,7 +265,7 @@ def test_history_json_into_a_pipe_that_closes_early_ends_quietly(workspace: Path
         f"'{VENV_BIN / 'invoke'}' history --json | head -c 100", shell=True,
         cwd=workspace / "sample", env=run_env(CLOUDFLARE_API_TOKEN=""), capture_output=True,
         text=True, timeout=120, check=False)
-    assert len(done.stdout) == 100 and done.stdout.startswith("[")
+    assert len(done.stdout) == 100 and done.stdout.startswith("{")
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
 
 
@@ -278,3 +278,41 @@ def test_doctor_finds_a_template_that_render_would_fail_on(workspace: Path) -> N
     (workspace / "sample" / "tpl" / "wrangler.toml.j2").write_text('{% include "nope.j2" %}\n')
     (render,) = [c for c in run_checks(manifest) if c.name == "render"]
     assert not render.ok and "template 'nope.j2' not found" in render.detail
+
+
+def test_invoke_list_shows_each_task_once(workspace):
+    listing = invoke(workspace, "--list")
+    assert listing.returncode == 0, listing.stderr
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]
+             if line.startswith("  ") and not line.startswith("   ")]
+    assert "deploy-env" in names and "dome.deploy-env" not in names
+    assert len(names) == len(set(names)) and not [n for n in names if n.startswith("dome.")]
+    dome_only = invoke(workspace, "--list", "dome")
+    assert ".deploy-env" in dome_only.stdout.split()
+    assert invoke(workspace, "dome.render", "silo", "staging").returncode == 0, "dome.NAME still runs"
+
+
+@pytest.mark.parametrize("argv", [["deploy-env", "silo", "staging", "--dry-rn"],
+                                  ["deploy-env", "--dry-rn", "silo", "staging"]])
+def test_a_mistyped_flag_is_named_with_the_flag_meant(workspace, recording_wrangler, argv):
+    result = invoke(workspace, *argv, record=recording_wrangler)
+    assert result.returncode == 1
+    assert result.stderr.startswith("'deploy-env' has no flag '--dry-rn': did you mean --dry-run?")
+    assert "Traceback" not in result.stderr and calls(recording_wrangler) == []
+
+
+def test_emulator_on_a_busy_port_says_which_port_who_holds_it_and_what_to_set(workspace):
+    import os
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = invoke(workspace, "emulator", "--port", str(port))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: port {port} on 127.0.0.1 is already in use by ")
+    assert f"pid {os.getpid()}" in first or "another process" in first
+    assert "CLOUDFLARE_API_BASE_URL=" in result.stderr and "INVOKE_DOME_HEALTH_BASE_URL" in result.stderr
+    assert " DOME_HEALTH_BASE_URL" not in result.stderr

@@ -192,4 +192,37 @@ def test_plan_json_lists_the_waves(project):
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["waves"] == [["silo"], ["constellation"], ["dome-api"]]
-    assert [s["event"] for s in plan["steps"] if s["service"] == "silo"] == ["build", "render", "deploy"]
+    assert [s["event"] for s in plan["steps"] if s["service"] == "silo"] == [
+        "render", "migrate", "record", "build", "render", "deploy", "verify", "record"]
+
+
+def test_the_url_shown_and_recorded_is_where_the_worker_serves(project, emulator, tripwire):
+    """silo-staging on a route only (workers.dev off) with a queue producer: wrangler's free
+    text ("Producer for …", "… (zone name: …)") is never taken for its URL."""
+    from dome_tasks.ci.report import primary_url, service_reports
+    from dome_tasks.lifecycle.ledger import Ledger
+
+    emulator.state.triggers.add_zone("example.com")
+    manifest = project / "sample/dome.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "        queues:\n          producers:\n            EVENTS: { queue: silo-events-staging }\n",
+        "        queues:\n          producers:\n            EVENTS: { queue: silo-events-staging }\n"
+        "        workers_dev: false\n"
+        "        routes: [{ pattern: \"silo-staging.example.com/*\", zone_name: example.com }]\n", 1,
+    ))
+    result = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "Producer for silo-events-staging" in result.stderr  # wrangler said it, to stderr
+    summary = json.loads(result.stdout)
+    assert [s["url"] for s in summary["services"]] == ["silo-staging.example.com/*"]
+    records = Ledger(project / "sample/.dome/ledger.jsonl").read().records
+    rows = service_reports(["silo"], {"silo": "silo-staging"}, records)
+    assert primary_url(rows) == "https://silo-staging.example.com"  # the GitHub deployment's URL
+
+
+def test_a_workers_dev_worker_shows_its_workers_dev_url(project, emulator, tripwire):
+    result = invoke(project, emulator, tripwire, "deploy-env", "silo", "staging", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["services"][0]["url"] == "https://silo-staging.emulator.workers.dev"
+    assert summary["services"][0]["urls"] == ["https://silo-staging.emulator.workers.dev"]

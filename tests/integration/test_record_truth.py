@@ -281,7 +281,7 @@ def test_a_deploy_made_by_ci_shows_on_a_laptop(tmp_path, workspace, emulator) ->
 
     shown = invoke(laptop, emulator, "history", "silo", "staging", "--json")
     assert shown.returncode == 0, shown.stderr
-    migrated, record = json.loads(shown.stdout)  # deploy-env applied silo's migrations first
+    migrated, record = json.loads(shown.stdout)["records"]  # deploy-env applied silo's migrations first
     assert (migrated["kind"], migrated["outcome"]) == ("migrate", "success")
     assert (record["kind"], record["actor"], record["version_id"], record["outcome"]) == (
         "deploy", "github:ci-bot", live, "success")
@@ -313,7 +313,7 @@ def test_a_laptop_with_only_wrangler_login_shares_the_history(tmp_path, workspac
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     shown = on_laptop("history", "silo", "staging", "--json")
     assert shown.returncode == 0, shown.stderr
-    assert [(r["kind"], r["actor"]) for r in json.loads(shown.stdout)] == [
+    assert [(r["kind"], r["actor"]) for r in json.loads(shown.stdout)["records"]] == [
         ("migrate", "github:ci-bot"), ("deploy", "github:ci-bot")]
     assert "machine's only" not in shown.stderr
 
@@ -321,7 +321,7 @@ def test_a_laptop_with_only_wrangler_login_shares_the_history(tmp_path, workspac
     assert redeployed.returncode == 0, redeployed.stdout + redeployed.stderr
     live = emulator.state.worker("silo-staging").current_version().id
     seen_by_ci = invoke(ci, emulator, "history", "silo", "staging", "--json")
-    last = json.loads(seen_by_ci.stdout)[-1]
+    last = json.loads(seen_by_ci.stdout)["records"][-1]
     assert (last["actor"], last["version_id"], last["outcome"]) == ("laptop", live, "success")
     # renewed once by wrangler itself (the second run found the fresh token it stored)
     assert len(emulator.requests_matching("POST", "/oauth2/token$")) == 1

@@ -3,6 +3,7 @@ copy of the sample workspace (three services in three dependency waves)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -100,10 +101,17 @@ def test_deploy_all_status_redeploy_stop(local_workspace):
         ("silo", "running", "ok"),
     ]
 
-    again = invoke(local_workspace, "deploy-env", "silo", "local")
+    again = invoke(local_workspace, "deploy-env", "silo", "local", "--json")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "applied" not in again.stdout  # migrations unchanged: not applied again
-    assert rows(again.stdout) == [("silo", "running", "ok")]
+    assert "applied" not in again.stderr  # migrations unchanged: not applied again
+    document = json.loads(again.stdout)  # one JSON document; the human lines on stderr
+    assert (document["schema_version"], document["kind"], document["ok"]) == (1, "deploy", True)
+    assert [(s["service"], s["state"], s["healthy"]) for s in document["services"]] == [
+        ("silo", "running", True)]
+    assert "ready at http://127.0.0.1:28900" in again.stderr
+    state = json.loads(invoke(local_workspace, "status", "local", "--json").stdout)
+    assert {s["service"]: s["state"] for s in state["services"]} == {
+        "silo": "running", "constellation": "running", "dome-api": "running"}
 
     stopped = invoke(local_workspace, "stop")
     assert (stopped.returncode, stopped.stdout.strip()) == (

@@ -220,3 +220,13 @@ def test_a_damaged_migration_stamp_means_apply_again(env, tmp_path, garbage):
     [again] = start_wave(env, [silo])
     assert [(m.database, m.skipped) for m in again.migrations] == [("silo-db", False)]
     assert sum(1 for c in calls(env) if c["argv"][:2] == ["d1", "migrations"]) == 2
+
+
+def test_ready_in_is_each_services_own_time_not_the_wait_for_earlier_waves(env, tmp_path):
+    waves = [[fake_service(tmp_path, "slow", delay="2.0")], [fake_service(tmp_path, "quick")]]
+    seen = []
+    start_stack(env, waves, jobs=2, on_done=seen.append)
+    slow, quick = seen
+    assert quick.seconds < slow.seconds - 1.0, "quick waited for slow, and says so separately"
+    assert quick.waited >= 1.0
+    assert " (after waiting " in quick.describe() and " (after waiting " not in slow.describe()

@@ -6,7 +6,7 @@
 Opt-in, `Emulator(serve_workers=True)` (`--serve-workers`) also runs each deployed worker's
 current version under workerd (`serving.WorkerHost`): `emulator.worker_url(name)` is its own
 127.0.0.1 port, and the emulator's origin answers requests whose `Host` is
-`<name>.<subdomain>.workers.dev` by proxying them there, so `DOME_HEALTH_BASE_URL=<origin>`
+`<name>.<subdomain>.workers.dev` by proxying them there, so `INVOKE_DOME_HEALTH_BASE_URL=<origin>`
 makes dome-tasks' post-deploy verification reach it. Vectorize indexes can be listed,
 created, read and deleted (configuration only).
 """

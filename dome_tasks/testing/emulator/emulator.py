@@ -3,7 +3,7 @@
 With `serve_workers=True` it also runs every deployed worker's current version under
 workerd (see `serving.WorkerHost`) and answers requests whose `Host` is
 `<worker>.<subdomain>.workers.dev` by proxying them to that worker, so the emulator's origin
-works as a health-check base URL (`DOME_HEALTH_BASE_URL`).
+works as a health-check base URL (`INVOKE_DOME_HEALTH_BASE_URL`).
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ class Emulator:
     def env(self) -> dict[str, str]:
         """Environment variables that point wrangler at this emulator and nothing else.
 
-        When workers are served, also `DOME_HEALTH_BASE_URL` (this origin) and
-        `DOME_WORKERS_SUBDOMAIN`, so dome-tasks' verification reaches the served workers."""
+        When workers are served, also `INVOKE_DOME_HEALTH_BASE_URL` (this origin) and
+        `INVOKE_DOME_WORKERS_SUBDOMAIN`, so dome-tasks' verification reaches the served workers."""
         loopback = "127.0.0.1,localhost"
         env = {
             "CLOUDFLARE_API_BASE_URL": self.url,
@@ -173,8 +173,8 @@ class Emulator:
             "no_proxy": loopback,
         }
         if self.serve_workers:
-            env["DOME_HEALTH_BASE_URL"] = self.origin
-            env["DOME_WORKERS_SUBDOMAIN"] = self.state.subdomain
+            env["INVOKE_DOME_HEALTH_BASE_URL"] = self.origin
+            env["INVOKE_DOME_WORKERS_SUBDOMAIN"] = self.state.subdomain
         return env
 
     def login_env(self) -> dict[str, str]:

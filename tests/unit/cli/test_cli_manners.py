@@ -96,9 +96,46 @@ def test_a_broken_manifest_completes_nothing(tmp_path):
     assert manifest_words(tmp_path / "missing.yaml") == ([], [])
 
 
+@pytest.mark.parametrize(
+    ("invocation", "expected"),
+    [  # what bash, zsh and fish send: the words so far, without the empty word being typed
+        ("deploy-env", SERVICES + ["all"]),
+        ("deploy-env silo", ENVIRONMENTS),
+        ("deploy-env sil", SERVICES + ["all"]),
+        ("deploy-env -j 2", SERVICES + ["all"]),
+        ("rollback silo", ENVIRONMENTS),
+    ],
+)
+def test_completion_offers_the_next_word_as_the_shells_ask(ns, invocation, expected):
+    assert candidates(invocation, ns) == expected
+
+
+def test_rollback_completes_the_versions_deployed_newest_first(tmp_path):
+    import json
+    import shutil
+
+    shutil.copy(SAMPLE / "dome.yaml", tmp_path / "dome.yaml")
+    (tmp_path / ".dome").mkdir()
+    records = [("silo", "staging", "v-old", "success"), ("silo", "production", "v-prod", "success"),
+               ("silo", "staging", "v-bad", "failure"), ("silo", "staging", "v-new", "success")]
+    (tmp_path / ".dome" / "ledger.jsonl").write_text("".join(
+        json.dumps({"kind": "deploy", "service": s, "environment": e, "version_id": v,
+                    "outcome": o}) + "\n" for s, e, v, o in records))
+    ns = namespace(manifest=tmp_path / "dome.yaml", root=tmp_path)
+    offered = candidates("rollback silo staging", ns)
+    assert offered[:2] == ["v-new", "v-old"] and "v-bad" not in offered and "v-prod" not in offered
+    assert candidates("rollback silo stg ", ns)[:2] == ["v-new", "v-old"]
+    assert candidates("rollback silo staging v-", ns)[:2] == ["v-new", "v-old"]
+
+
 def test_invoke_complete_offers_services_through_the_real_invoke():
     result = subprocess.run(
         [str(VENV_BIN / "invoke"), "--complete", "--", "invoke", "deploy-env", ""],
         cwd=ROOT, env=run_env(), capture_output=True, text=True, check=True,
     )
     assert result.stdout.split() == SERVICES + ["all"]
+    words = subprocess.run(  # bash's `${COMP_WORDS[*]}` drops the empty word under the cursor
+        [str(VENV_BIN / "invoke"), "--complete", "--", "invoke", "deploy-env", "silo"],
+        cwd=ROOT, env=run_env(), capture_output=True, text=True, check=True,
+    )
+    assert words.stdout.split() == ENVIRONMENTS

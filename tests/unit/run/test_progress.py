@@ -6,6 +6,8 @@ import io
 import json
 import re
 
+import pytest
+
 from dome_tasks.plan.steps import Step, WriteFile
 from dome_tasks.progress import Board, Outcome
 
@@ -85,3 +87,25 @@ def test_steps_map_to_what_a_service_is_doing():
                          ("migrate", "migrating")):
         board.step(Step(event, event, WriteFile(__file__, ""), "silo", "staging"))  # type: ignore[arg-type]
         assert board._rows["silo"].state == state
+
+
+LONG = "https://constellation-staging.my-team-with-a-long-name.workers.dev"
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_the_summary_fits_the_terminal_and_never_breaks_a_url(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.delenv("TERM", raising=False)
+    board = Board(services=["constellation", "silo"], environment="staging", title="deploy")
+    board.done(Outcome("constellation", "staging", "deployed", "constellation-staging",
+                       "0123456789abcdef", LONG, "healthy", 1500))
+    board.done(Outcome("silo", "staging", "deployed", "silo-staging", "fedcba9876543210",
+                       "api-staging.example.com/*", "healthy", 900))
+    out = Terminal()
+    board.summary(out)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()  # colours take no room
+    assert max(len(line) for line in lines) <= columns
+    assert any(LONG in line for line in lines), "the URL is whole on one line"
+    assert any("api-staging.example.com/*" in line for line in lines)
+    if columns == 80:  # the list form: each service's URL on a line of its own
+        assert f"    {LONG}" in lines
