@@ -53,7 +53,11 @@ def describe(emulator: Emulator) -> str:
                     "",
                 )
                 lines.append(f"    {binding.get('name', '?'):<14} {kind:<13} {target}")
+    from dome_tasks.lifecycle.account_store import DATABASE_NAME
+
     for database in sorted(state.d1.values(), key=lambda d: d.name):
+        if database.name == DATABASE_NAME:
+            continue  # dome's own history and locks, not the project's
         applied = [row.get("name") for row in _migrations(database)]
         lines.append(f"  d1 {database.name}: migrations {', '.join(applied) if applied else 'none'}")
     return "\n".join(lines)
