@@ -12,8 +12,11 @@ from dome_tasks.cli.common import boundary, is_dry, load_manifest, recipe
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from contextlib import AbstractContextManager
 
     from invoke import Context
+
+    from dome_tasks.settings import Settings
 
     from dome_tasks.local import LocalEnv, LocalService, Outcome
     from dome_tasks.manifest.loader import Manifest
@@ -37,6 +40,16 @@ def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
         wrangler=Path(wrangler_bin),
         ports=PortRange(settings.port_first, settings.port_last),
     )
+
+
+def local_lock(env: LocalEnv, settings: Settings) -> AbstractContextManager[object]:
+    """One ``deploy-env … local`` (or ``stop``) at a time per state folder: a second one waits,
+    saying for whom, or with ``--no-wait`` refuses naming it."""
+    from dome_tasks.lifecycle.lock import Locks
+
+    locks = Locks(env.state_dir / "locks", wait=not settings.no_wait,
+                  timeout=settings.lock_timeout)
+    return locks.hold("local", what="the local environment")
 
 
 def local_plan(
@@ -99,18 +112,22 @@ def _print_outcome(waves: int, outcome: Outcome) -> None:
     print("  " + text.replace("\n", "\n  "), flush=True)
 
 
-def deploy_local(c: Context, request: ResolvedRequest, *, dry_run: bool, jobs: int | None = None
-                 ) -> None:
+def deploy_local(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
+                 jobs: int | None = None) -> None:
     """``deploy-env SERVICE local``: render, migrate, (re)start wave by wave, wait for health,
-    print the table. ``jobs``: services of one wave started at once (default: the cores)."""
+    print the table, one run at a time. ``jobs``: services of one wave started at once
+    (default: the cores)."""
+    from contextlib import nullcontext
+
     from dome_tasks import local
     from dome_tasks.runner import Runner
 
     manifest, services = request.manifest, request.services
     env = local_env(manifest, dry_run=dry_run)
     rendered = {target.service: target for target in request.targets}
-    Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env, jobs=jobs,
-                                              rendered=rendered))
+    with nullcontext() if dry_run else local_lock(env, settings):
+        Runner(c, dry_run=dry_run).run(local_plan(manifest, services, env, jobs=jobs,
+                                                  rendered=rendered))
     if not dry_run:
         print(local.format_status(local.status(env, services)))
 
@@ -169,10 +186,13 @@ def stop(c, service="", env="local"):
     Example: invoke stop silo
     """
     from dome_tasks import local
+    from dome_tasks.settings import Settings
 
     manifest = load_manifest(c)
     names = _local_services(manifest, service, env)
-    stopped = local.stop(local_env(manifest), names)
+    where = local_env(manifest)
+    with local_lock(where, Settings.read(c)):  # not in the middle of a deploy's start
+        stopped = local.stop(where, names)
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
