@@ -213,13 +213,18 @@ class Session:
         manifest = manifest or load_manifest(settings)
         redactor = Redactor.from_environ()
         path = settings.ledger_path(root)
-        history = History.for_manifest(manifest, path) if settings.shared_history and not dry_run \
-            else None
+        history = None
+        if settings.shared_history and not dry_run:
+            history = History.for_manifest(manifest, path)
+        if history is not None:  # the history's account stores hold the locks too
+            stores = history.stores
+        else:
+            stores = {} if dry_run else _stores(manifest)
         return cls(
             c=c,
             root=root,
-            ledger=history or Ledger(path),
-            stores=history.stores if history else {} if dry_run else _stores(manifest),
+            ledger=history if history is not None else Ledger(path),
+            stores=stores,
             log=EventLog(log_stream, settings.log_format, redactor=redactor),
             redactor=redactor,
             policy=VerifyPolicy(deadline_s=settings.verify_deadline),
@@ -277,9 +282,11 @@ class Session:
         scope = deploy_scope(environment, worker) if service else migration_scope(environment)
         store = self.stores.get(environment)
         account, api = self._account_of(environment)
-        with self.locks.hold(machine_scope(scope, account=account, api=api), what=what), \
-                self._account_lock(store).hold(what, what=what) if store else \
-                contextlib.nullcontext():
+        with contextlib.ExitStack() as held:
+            held.enter_context(self.locks.hold(machine_scope(scope, account=account, api=api),
+                                               what=what))
+            if store is not None:
+                held.enter_context(self._account_lock(store).hold(what, what=what))
             yield
 
     def _worker(self, environment: str, service: str) -> str:
