@@ -324,8 +324,8 @@ class History:
                 self._note(f"history: could not record in the shared history: {_reason(error)}")
                 return record
             self.outbox.add([record])
-            self._note(f"history: Cloudflare D1 unreachable ({_reason(error)}); the record is kept in "
-                       f"{self.path} and will be pushed on the next run")
+            self._note(f"history: Cloudflare D1 unreachable ({_reason(error)}); the record is kept "
+                       f"in {self.path} and will be pushed on the next run")
         return record
 
     def read(self) -> LedgerRead:

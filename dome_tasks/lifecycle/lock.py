@@ -43,6 +43,7 @@ from typing import TextIO
 import psutil
 
 from dome_tasks.errors import DomeError
+from dome_tasks.process import interruptible
 
 __all__ = [
     "Holder",
@@ -197,7 +198,7 @@ class Locks:
     out: TextIO | None = None
     command: str | None = None  # the command line to record (default: this process's)
     poll: float = 0.1
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None  # None: a pause Ctrl-C/SIGTERM ends, any thread
     clock: Callable[[], float] = time.monotonic
     _held: dict[str, _Held] = field(default_factory=dict, repr=False)
 
@@ -253,34 +254,36 @@ class Locks:
         started = self.clock()
         announced: Holder | str | None = None
         delay = self.poll
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            holder = self.holder(scope)
-            if holder is not None and not holder.alive():
-                holder = None  # an old info file; the real holder has not written its own yet
-            kill = f"; if it hangs, stop it (kill {holder.pid})" if holder else ""
-            if not self.wait:
-                raise LockBusy(
-                    f"{what} is locked by {_who(holder)}",
-                    hint="wait for it to finish, or run again without --no-wait to queue behind it"
-                    + kill,
-                )
-            waited = self.clock() - started
-            if self.timeout is not None and waited >= self.timeout:
-                raise LockBusy(f"{what} is still locked by {_who(holder)} after {self.timeout:g}s",
-                               hint="try again later" + kill)
-            if holder is not None and holder != announced:
-                self._say(f"lock {what}: waiting for {holder.describe()} to finish")
-                announced = holder
-            elif holder is None and announced is None and waited >= 1.0:
-                self._say(f"lock {what}: waiting for another process to finish")
-                announced = "unknown"
-            self.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        with interruptible() as pause:  # a wave's thread: signals reach it this way
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    pass
+                holder = self.holder(scope)
+                if holder is not None and not holder.alive():
+                    holder = None  # an old info file; the real holder has not written its own yet
+                kill = f"; if it hangs, stop it (kill {holder.pid})" if holder else ""
+                if not self.wait:
+                    raise LockBusy(
+                        f"{what} is locked by {_who(holder)}",
+                        hint="wait for it to finish, or run again without --no-wait to queue "
+                        "behind it" + kill,
+                    )
+                waited = self.clock() - started
+                if self.timeout is not None and waited >= self.timeout:
+                    raise LockBusy(
+                        f"{what} is still locked by {_who(holder)} after {self.timeout:g}s",
+                        hint="try again later" + kill)
+                if holder is not None and holder != announced:
+                    self._say(f"lock {what}: waiting for {holder.describe()} to finish")
+                    announced = holder
+                elif holder is None and announced is None and waited >= 1.0:
+                    self._say(f"lock {what}: waiting for another process to finish")
+                    announced = "unknown"
+                (self.sleep or pause)(delay)
+                delay = min(delay * 1.5, 1.0)
 
     def _release(self, scope: str, me: Holder) -> None:
         held = self._held.pop(scope)

@@ -109,7 +109,8 @@ def test_two_checkouts_on_two_machines_deploy_one_after_the_other(tmp_path, emul
     with account_locks(emulator).hold("staging/silo-staging"):  # both must queue behind it
         runs = [start(laptop, emulator, *DEPLOY, name="laptop", **machine(tmp_path, "laptop")),
                 start(ci, emulator, *DEPLOY, name="ci", **machine(tmp_path, "ci"), **CI)]
-        waiting = f"lock staging/silo-staging: waiting for github:release-bot on {socket.gethostname()}"
+        waiting = ("lock staging/silo-staging: waiting for github:release-bot on "
+                   f"{socket.gethostname()}")
         for root, name in ((laptop, "laptop"), (ci, "ci")):
             wait_for(lambda r=root, n=name: waiting in output(r, n), f"{name} to wait")
         assert emulator.requests_matching(path="/workers/") == []  # nothing deployed meanwhile
@@ -199,7 +200,8 @@ def test_two_migrations_at_once_apply_each_migration_once(tmp_path, emulator) ->
         for root, name in ((laptop, "m1"), (ci, "m2")):
             wait_for(lambda r=root, n=name: "lock staging/migrations: waiting for" in output(r, n),
                      f"{name} to wait for the migration lock")
-    assert [run.wait(timeout=300) for run in runs] == [0, 0], output(laptop, "m1") + output(ci, "m2")
+    codes = [run.wait(timeout=300) for run in runs]
+    assert codes == [0, 0], output(laptop, "m1") + output(ci, "m2")
     database = emulator.state.d1["00000000-0000-4000-8000-0000000000a1"]  # silo-db-staging
     applied = [row["name"] for row in database.rows("SELECT name FROM d1_migrations ORDER BY id")]
     assert applied == ["0001_init.sql", "0002_events.sql"]  # once each, not twice

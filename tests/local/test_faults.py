@@ -139,7 +139,8 @@ def test_a_record_from_before_psutil_still_names_its_process(wrangler, tmp_path)
     assert_nothing_left(env, worker)
 
 
-def test_a_killed_wrangler_s_children_are_orphaned_in_status_and_stopped_by_stop(wrangler, tmp_path):
+def test_a_killed_wrangler_s_children_are_orphaned_in_status_and_stopped_by_stop(
+        wrangler, tmp_path):
     env = make_env(tmp_path / "state", "28860-28869")
     worker = write_worker(tmp_path / "src", "w", HEALTHY)
     record = start(env, worker)

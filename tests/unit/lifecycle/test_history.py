@@ -150,13 +150,14 @@ def test_the_shared_record_wins_over_the_cache(machines) -> None:
 def test_unreachable_cloudflare_keeps_the_record_and_pushes_it_on_the_next_run(
         machines, emulator) -> None:
     a = machines("a")
-    a.history().append(deploy("v-first"))  # the database exists
+    a.history().append(deploy("v-first", time="2026-03-04T09:00:00.000Z"))  # the database exists
     emulator.faults.add(path="/query$", method="POST", status=500, times=None)
     record = a.history().append(deploy("v-offline"))
     assert [r.id for r in Ledger(a.ledger_path).read().records][-1] == record.id
     assert [r.id for r in a.history().unsynced] == [record.id]
     assert any("will be pushed on the next run" in w for w in a.warnings)
-    assert "v-offline" not in [r.version_id for r in machines("b").history().records("silo", "staging")]
+    elsewhere = machines("b").history().records("silo", "staging")
+    assert "v-offline" not in [r.version_id for r in elsewhere]
 
     emulator.faults.clear()
     a.warnings.clear()
