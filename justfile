@@ -115,7 +115,7 @@ logs *args:
 metrics *args:
     @{{dome_invoke}} dome.metrics "$@"
 
-# [OPTIONS] [SERVICE] [ENV] — Print the ordered steps a deploy would run, wave by wave.
+# [OPTIONS] [SERVICE] [ENV] — Print the steps a deploy would run, wave by wave: exactly what its --dry-run shows.
 [group('dome')]
 [positional-arguments]
 plan *args:

@@ -49,17 +49,29 @@ def test_dry_run_prints_the_manifest_and_writes_nothing(redeclared: Path) -> Non
     assert not (redeclared / "dome.yaml").exists()
 
 
-def test_a_config_dome_cannot_express_fails_the_proof_loudly(redeclared: Path) -> None:
+def test_a_binding_to_a_worker_outside_the_monorepo_is_kept_by_name(redeclared: Path) -> None:
     config = redeclared / "services" / "api" / "wrangler.jsonc"
     config.write_text(config.read_text().replace(
         '"services": [{ "binding": "SILO", "service": "silo" },],',
         '"services": [{ "binding": "SILO", "service": "silo" }, '
         '{ "binding": "AUTH", "service": "auth-worker" }],'), encoding="utf-8")
     done = invoke(redeclared, "import")
-    assert done.returncode == 1
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "'auth-worker' is not an imported worker" in done.stdout
-    assert "unknown service 'auth-worker'" in done.stdout
-    assert "0 of 6 configs checked: the manifest does not load" in done.stdout
+    assert "6 of 6 configs adopt true, judged by wrangler" in done.stdout
+    auth = {b.binding: b for b in load(redeclared / "dome.yaml").resolve("api", "staging").services}
+    assert (auth["AUTH"].service, auth["AUTH"].worker) == (None, "auth-worker")
+
+
+def test_a_manifest_that_does_not_load_fails_the_proof_loudly(redeclared: Path) -> None:
+    config = redeclared / "services" / "api" / "wrangler.jsonc"
+    config.write_text(config.read_text().replace(  # wrangler reads it; Cloudflare refuses it
+        '"compatibility_date": "2025-01-01"', '"compatibility_date": "2025-1-1"', 1),
+        encoding="utf-8")
+    done = invoke(redeclared, "import")
+    assert done.returncode == 1
+    assert "is not a valid compatibility date" in done.stdout
+    assert "configs checked: the manifest does not load" in done.stdout
     assert "it was written so that you can fix it" in done.stderr
     assert (redeclared / "dome.yaml").is_file()
 

@@ -217,7 +217,12 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
         workspace_copy, emulator, network_guard, "deploy-env", "silo", "production", "--yes"
     )
     assert good.returncode == 0, good.stdout + good.stderr
-    healthy = emulator.state.worker("silo").current_version()
+    healthy = emulator.state.worker("silo").current_version()  # the last version verified
+    # production refuses a deploy over a live worker that lacks a declared secret: set it
+    # (a new version; the rollback below returns to the last version dome verified healthy)
+    synced = invoke(workspace_copy, emulator, network_guard, "secrets-sync", "production",
+                    "--from-env", "--yes", SILO_API_KEY="not-a-real-key-0123456789")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
 
     source = workspace_copy / "sample/services/silo/src/index.js"
     text = source.read_text()
@@ -236,7 +241,7 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
         "--yes",
         # long enough for a restart of the served worker on a loaded machine (the red version
         # must answer its 500, the rolled-back one its 200); a red answer only costs the wait
-        DOME_VERIFY_DEADLINE="20",
+        INVOKE_DOME_VERIFY_DEADLINE="20",
     )
 
     output = bad.stdout + bad.stderr
@@ -244,7 +249,7 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
     assert "verify silo: UNHEALTHY" in output and "-> 500" in output
     assert "rolling back silo automatically" in output
     worker = emulator.state.worker("silo")
-    assert [v.number for v in worker.versions] == [1, 2]
+    assert [v.number for v in worker.versions] == [1, 2, 3]  # deploy, secret, the red deploy
     assert emulator.state.traffic("silo") == {healthy.id: 100}
     assert emulator.served_worker("silo").version_id == healthy.id
     records = Ledger(workspace_copy / "sample/.dome/ledger.jsonl").read().records

@@ -193,4 +193,6 @@ def test_an_api_error_echoing_the_secret_and_token_is_masked(project, tripwire, 
         events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
         (failed,) = [e for e in events if e["event"] == "secret"]
         assert failed["outcome"] == "failure" and failed["service"] == "silo"
-        assert events[-1]["event"] == "run"
+        # the run's end, then the error that ends the task: every line one JSON event
+        assert [e["event"] for e in events][-2:] == ["run", "error"]
+        assert all(line.startswith("{") for line in result.stderr.splitlines() if line)
