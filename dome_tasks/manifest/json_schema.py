@@ -27,7 +27,7 @@ from dome_tasks.manifest import _kinds as k
 from dome_tasks.manifest import schema
 from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation
 
-__all__ = ["PATH", "SCHEMA_URL", "generate", "text", "wrangler_url"]
+__all__ = ["PATH", "SCHEMA_URL", "generate", "registry", "text", "validator", "wrangler_url"]
 
 #: Where the schema is published (OWNER: where this repository is published, as in the README).
 SCHEMA_URL = "https://raw.githubusercontent.com/OWNER/dome-tasks/main/dome_tasks/manifest/dome.schema.json"
@@ -155,10 +155,7 @@ def _objects(pointer: str, node: Mapping[str, Any]) -> Iterator[tuple[str, Mappi
     """The object schemas ``node`` may be, each with its JSON pointer in wrangler's schema."""
     if "$ref" in node:
         ref = node["$ref"].lstrip("#")
-        target: Any = _wrangler()
-        for part in ref.strip("/").split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        yield from _objects(ref, target)
+        yield from _objects(ref, _at(ref))
         return
     combined = False
     for word in ("allOf", "anyOf", "oneOf"):
@@ -167,6 +164,15 @@ def _objects(pointer: str, node: Mapping[str, Any]) -> Iterator[tuple[str, Mappi
             yield from _objects(f"{pointer}/{word}/{i}", option)
     if not combined or "properties" in node:
         yield pointer, node
+
+
+def _at(pointer: str) -> Any:
+    """The node at a JSON pointer of wrangler's schema."""
+    node: Any = _wrangler()
+    for part in filter(None, pointer.split("/")):
+        node = node[int(part) if isinstance(node, list) else
+                    part.replace("~1", "/").replace("~0", "~")]
+    return node
 
 
 def _wrangler_keys(place: tuple[str, ...]) -> dict[str, str]:
@@ -257,9 +263,10 @@ class _Generator:
         inner = place + (key,)
         if not any(d[: len(inner)] == inner for d in DEPRECATED):
             return {"$ref": f"{self.url}#{pointer}"}
+        described = {"description": _at(pointer).get("description", "")}
         if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
-            return {"type": "array", "items": self.wrangler_object((*inner, "[]"))}
-        return self.wrangler_object(inner)
+            return {**described, "type": "array", "items": self.wrangler_object((*inner, "[]"))}
+        return {**described, **self.wrangler_object(inner)}
 
     def wrangler_object(self, place: tuple[str, ...]) -> dict[str, Any]:
         properties = {key: self.wrangler_value(place, key, pointer)
@@ -289,6 +296,21 @@ def generate() -> dict[str, Any]:
 def text() -> str:
     """The schema as the committed file's text."""
     return json.dumps(generate(), indent=1, ensure_ascii=False) + "\n"
+
+
+def registry() -> Any:
+    """A ``referencing`` registry serving wrangler's schema from the bundled copy (offline)."""
+    from referencing import Registry, Resource
+
+    return Registry().with_resource(wrangler_url(), Resource.from_contents(_wrangler()))
+
+
+def validator() -> Any:
+    """A jsonschema validator of the shipped schema; nothing is fetched."""
+    import jsonschema
+
+    return jsonschema.Draft7Validator(json.loads(PATH.read_text(encoding="utf-8")),
+                                      registry=registry())
 
 
 def main(argv: list[str]) -> int:
