@@ -30,7 +30,8 @@ from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation
 __all__ = ["PATH", "SCHEMA_URL", "generate", "registry", "text", "validator", "wrangler_url"]
 
 #: Where the schema is published (OWNER: where this repository is published, as in the README).
-SCHEMA_URL = "https://raw.githubusercontent.com/OWNER/dome-tasks/main/dome_tasks/manifest/dome.schema.json"
+SCHEMA_URL = ("https://raw.githubusercontent.com/OWNER/dome-tasks/main/"
+              "dome_tasks/manifest/dome.schema.json")
 #: The copy shipped in the package.
 PATH = Path(__file__).resolve().parent / "dome.schema.json"
 
@@ -245,8 +246,8 @@ class _Generator:
             properties[key] = {"description": f"Ignored: {advice}"}
         if kind.wrangler is not None:
             place = "/".join(kind.wrangler) or "the top level"
-            out["$comment"] = (f"Other keys: wrangler's own at {place}, checked by wrangler's "
-                               "config schema")
+            out["$comment"] = (f"Keys without a description here are wrangler's own (at {place} "
+                               "of its config): $refs into wrangler's config schema")
             for key, pointer in sorted(_wrangler_keys(kind.wrangler).items()):
                 if key not in properties and key not in kind.refused:
                     properties[key] = self.wrangler_value(kind.wrangler, key, pointer)
