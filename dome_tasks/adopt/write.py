@@ -17,8 +17,12 @@ import yaml
 from dome_tasks._atomic import write_atomic
 from dome_tasks.adopt.intent import PRODUCTION, Adoption, Guess
 from dome_tasks.adopt.read import AdoptError
+from dome_tasks.manifest.json_schema import SCHEMA_URL
 
-__all__ = ["CONVENTION", "EXPLICIT", "dome_form", "manifest_data", "manifest_text", "write_manifest"]
+__all__ = [
+    "CONVENTION", "EXPLICIT", "MODELINE", "dome_form", "manifest_data", "manifest_text",
+    "write_manifest",
+]
 
 def _dome_maps() -> tuple[str, ...]:
     """Binding kinds dome writes as maps keyed by binding name (besides services and durable
@@ -364,6 +368,11 @@ def _comment(text: str, indent: int = 0) -> str:
     return "".join(f"{' ' * indent}# {line}\n" for line in lines)
 
 
+#: The first line: editors using yaml-language-server (VS Code's YAML extension…) complete and
+#: check dome.yaml against dome's JSON Schema.
+MODELINE = f"# yaml-language-server: $schema={SCHEMA_URL}"
+
+
 def manifest_text(adoption: Adoption, mode: str = CONVENTION) -> str:
     """dome.yaml as text: a header, then the document with each service's guesses above it."""
     data = manifest_data(adoption, mode)
@@ -372,6 +381,7 @@ def manifest_text(adoption: Adoption, mode: str = CONVENTION) -> str:
         by_service.setdefault(guess.service, []).append(guess)
     count = len(adoption.services)
     out = [
+        f"{MODELINE}\n",
         f"# dome.yaml: written by `invoke import` from {count} wrangler config(s); review every "
         + "GUESS below.\n",
         "# Reference: docs/manifest.md. Render and compare: `invoke render`, `invoke diff`.\n",

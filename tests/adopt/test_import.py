@@ -39,7 +39,9 @@ def test_an_existing_manifest_needs_force(redeclared: Path) -> None:
     assert (redeclared / "dome.yaml").read_text() == "# mine\n"
     forced = invoke(redeclared, "import", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert (redeclared / "dome.yaml").read_text().startswith("# dome.yaml: written by")
+    first, second = (redeclared / "dome.yaml").read_text().splitlines()[:2]
+    assert first.startswith("# yaml-language-server: $schema=https://")  # editors check it
+    assert second.startswith("# dome.yaml: written by")
 
 
 def test_dry_run_prints_the_manifest_and_writes_nothing(redeclared: Path) -> None:

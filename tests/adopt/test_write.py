@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dome_tasks.adopt.importer import prove
+from dome_tasks.adopt.importer import _workers_configs, prove
 from dome_tasks.adopt.intent import Adoption, compute
 from dome_tasks.adopt.read import AdoptError, find_configs, read
 from dome_tasks.adopt.write import (
@@ -19,6 +19,7 @@ from dome_tasks.adopt.write import (
     manifest_text,
     write_manifest,
 )
+from dome_tasks.manifest import json_schema
 from tests.adopt.adopt_helpers import FIXTURES
 
 
@@ -98,3 +99,21 @@ def test_an_existing_manifest_is_kept_without_force(tmp_path: Path) -> None:
     write_manifest(target, "new\n", force=True)
     assert target.read_text() == "new\n"
     assert [p.name for p in tmp_path.iterdir()] == ["dome.yaml"]  # no temporary file left
+
+
+CORPUS = FIXTURES.parent / "corpus"
+
+
+@pytest.mark.parametrize("root", [
+    *sorted(p for p in FIXTURES.iterdir() if p.is_dir()),
+    *sorted(p for p in CORPUS.iterdir() if p.is_dir()),
+], ids=lambda p: p.name)
+def test_the_imported_manifest_names_dome_s_schema_and_validates_against_it(root: Path) -> None:
+    files, _ = _workers_configs(root)  # what `invoke import` reads (no Pages projects)
+    adoption = compute(files, root)
+    for mode in (CONVENTION, EXPLICIT):  # the import writes one of them (the smaller proven)
+        text = manifest_text(adoption, mode)
+        assert text.splitlines()[0] == f"# yaml-language-server: $schema={json_schema.SCHEMA_URL}"
+        problems = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+                    for e in json_schema.validator().iter_errors(yaml.safe_load(text))]
+        assert problems == []

@@ -55,6 +55,8 @@ def test_the_sdist_and_the_wheel_built_from_it_carry_templates_and_modules(dist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     wheel = zipfile.ZipFile(dist.wheel)
     assert template in names and template in wheel.namelist()
+    schema = "dome_tasks/manifest/dome.schema.json"  # editors' schema of dome.yaml
+    assert schema in names and schema in wheel.namelist()
     for module in (ROOT / "dome_tasks").rglob("*.py"):
         assert module.relative_to(ROOT).as_posix() in wheel.namelist()
     meta = email.message_from_bytes(wheel.read(f"dome_tasks-{VERSION}.dist-info/METADATA"))

@@ -1,0 +1,329 @@
+"""dome.yaml's JSON Schema (``dome.schema.json``, shipped in the package) for editors.
+
+Generated from the declarative shape in :mod:`~dome_tasks.manifest.schema` (which reads the
+binding kinds of :mod:`~dome_tasks.manifest.bindings`): every dome key with its type and a
+description. Where dome passes wrangler's own keys through (a :class:`Record` with a
+``wrangler`` place), each key wrangler accepts there is listed as a ``$ref`` into wrangler's
+published ``config-schema.json`` of the wrangler dome pins (its bundled copy says which), so
+the file stays small and editors show wrangler's own descriptions; other keys are refused, as
+the loader refuses them. Checks that JSON Schema cannot say (names, merged layers, references)
+stay the loader's.
+
+``python -m dome_tasks.manifest.json_schema`` prints the schema (the committed file is that
+output); ``--path`` prints where the installed copy is, for editors offline.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dome_tasks.manifest import _kinds as k
+from dome_tasks.manifest import schema
+from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation
+
+__all__ = ["PATH", "SCHEMA_URL", "generate", "registry", "text", "validator", "wrangler_url"]
+
+#: Where the schema is published (OWNER: where this repository is published, as in the README).
+SCHEMA_URL = ("https://raw.githubusercontent.com/OWNER/dome-tasks/main/"
+              "dome_tasks/manifest/dome.schema.json")
+#: The copy shipped in the package.
+PATH = Path(__file__).resolve().parent / "dome.schema.json"
+
+#: Each dome key's description, looked up by its key path with map keys and list items left
+#: out: ``.key`` is a top-level key only, ``parent.key`` a key under ``parent``, ``key`` any.
+DESCRIPTIONS = {
+    ".version": "The manifest format's version: 1.",
+    ".defaults": "Worker keys every service starts from (each service's own keys win).",
+    ".environments": "The environments (production, staging, local…), by name.",
+    ".services": "The services (one Worker each per environment), by name.",
+    ".templates": "A folder of Jinja templates that replace the built-in ones for rendering "
+    "wrangler.toml.",
+    ".previews": "What a pull request's preview environment adds (`invoke preview-up`).",
+    "previews.seed": "SQL files run once, when a preview creates its database: "
+    "{service: {D1 binding: path.sql}}.",
+    "environments.suffix": "Appended to each worker's and resource's name in this environment "
+    "(e.g. '-staging'; '' for none).",
+    "environments.aliases": "Other names this environment answers to on the command line.",
+    "environments.kind": "'remote' (deployed to Cloudflare) or 'local' (wrangler dev).",
+    "environments.protected": "Deploys and destructive tasks here ask for confirmation.",
+    "environments.vars": "Variables every service gets in this environment.",
+    "environments.ports": "The local dev port, or a range such as '8787-8799' for the services.",
+    "environments.state_dir": "Where wrangler dev keeps local state for this environment.",
+    "services.environments": "What differs per environment for this service, by environment "
+    "name (worker keys).",
+    "path": "The service's folder, relative to dome.yaml.",
+    "depends_on": "Services deployed before this one (and started before it locally).",
+    "only_in": "The only environments this service exists in.",
+    "interface": "Files whose changes mean the services depending on this one redeploy too.",
+    "main": "The worker's entry point, relative to the service's folder.",
+    "name": "This worker's own name in one environment, where it is not the service's name "
+    "plus the environment's suffix.",
+    "compatibility_date": "The Workers runtime's compatibility date (YYYY-MM-DD).",
+    "compatibility_flags": "The Workers runtime's compatibility flags.",
+    "account_id": "The Cloudflare account id (null: the one wrangler is logged in to).",
+    "workers_dev": "Whether the worker is served on its workers.dev subdomain.",
+    "routes": "Routes the worker serves: patterns, or {pattern, zone_name, custom_domain}.",
+    "routes.pattern": "The route pattern, such as 'example.com/*'.",
+    "routes.zone_name": "The zone the route belongs to.",
+    "routes.zone_id": "The zone's id.",
+    "routes.custom_domain": "Serve the pattern as a Custom Domain.",
+    "vars": "Plain-text variables (strings, numbers, booleans or JSON values), by binding name.",
+    "secrets": "Names of the secrets the worker needs (their values never enter dome.yaml).",
+    "build": "dome's build command (a string or a list of arguments), or wrangler's own [build] "
+    "table.",
+    "health_path": "The path checked after a deploy (starts with '/').",
+    "health_url": "The URL checked after a deploy, where it is not the worker's own.",
+    "smoke": "Commands run after a deploy to check it.",
+    "wrangler": "The wrangler command to run (a string or a list of arguments).",
+    "observability": "Workers Logs and observability settings.",
+    "observability.enabled": "Turn Workers observability on or off.",
+    "ai": "The Workers AI binding: {binding}.",
+    "ai.binding": "The binding name.",
+    "services": "Service bindings, by binding name: a service of this manifest, or a mapping.",
+    "services.service": "The service of this manifest whose worker (in the same environment) "
+    "is bound.",
+    "services.worker": "A worker this manifest does not deploy there, by its name.",
+    "services.entrypoint": "The named entrypoint of the bound worker.",
+    "d1_databases": "D1 databases, by binding name.",
+    "d1_databases.database_name": "The database's name (dome appends the environment's suffix "
+    "unless shared).",
+    "d1_databases.database_id": "The database's id (looked up by name when left out).",
+    "d1_databases.migrations_dir": "The migrations folder, relative to the service "
+    "(null: none).",
+    "r2_buckets": "R2 buckets, by binding name.",
+    "r2_buckets.bucket_name": "The bucket's name (dome appends the environment's suffix "
+    "unless shared).",
+    "kv_namespaces": "KV namespaces, by binding name.",
+    "kv_namespaces.id": "The namespace's id (looked up by title when left out).",
+    "kv_namespaces.title": "The namespace's title (dome appends the environment's suffix "
+    "unless shared).",
+    "vectorize": "Vectorize indexes, by binding name.",
+    "vectorize.index_name": "The index's name (dome appends the environment's suffix unless "
+    "shared).",
+    "hyperdrive": "Hyperdrive configs, by binding name.",
+    "hyperdrive.id": "The Hyperdrive config's id.",
+    "queues": "Queue producers and consumers.",
+    "queues.producers": "Queues the worker sends to, by binding name.",
+    "producers.queue": "The queue's name (dome appends the environment's suffix unless shared).",
+    "queues.consumers": "Queues the worker consumes.",
+    "consumers.queue": "The queue's name (dome appends the environment's suffix unless shared).",
+    "consumers.max_batch_size": "The most messages in one batch.",
+    "consumers.max_batch_timeout": "The longest wait (seconds) for a batch to fill.",
+    "consumers.max_retries": "How often a failed message is retried.",
+    "consumers.dead_letter_queue": "Where messages go after the last retry.",
+    "consumers.max_concurrency": "The most consumer invocations at once.",
+    "durable_objects": "Durable Object bindings, by binding name.",
+    "durable_objects.class_name": "The Durable Object's class.",
+    "durable_objects.service": "The service whose worker hosts the class (default: this one).",
+    "shared": "The resource is shared between environments: its name gets no suffix.",
+    "durable_object_migrations": "Durable Object migrations (wrangler's [[migrations]]).",
+    "durable_object_migrations.tag": "The migration's tag.",
+    "durable_object_migrations.new_classes": "Classes this migration creates.",
+    "durable_object_migrations.new_sqlite_classes": "SQLite-backed classes this migration "
+    "creates.",
+}
+
+#: What JSON Schema can say of a scalar check (the rest is the loader's).
+_CHECKS: dict[Any, dict[str, Any]] = {
+    k._nonempty: {"minLength": 1},
+    schema._version: {"const": 1},
+    schema._kind: {"enum": ["remote", "local"]},
+    schema._path_like: {"pattern": "^/"},
+}
+_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object",
+          list: "array"}
+
+
+@cache
+def _wrangler() -> Mapping[str, Any]:
+    with gzip.open(BUNDLED, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def wrangler_url() -> str:
+    """The published config-schema.json of the wrangler whose schema dome bundles."""
+    version = str(_wrangler().get("x-dome-wrangler-version", "")).split()[-1]
+    return f"https://unpkg.com/wrangler@{version}/config-schema.json"
+
+
+def _objects(pointer: str, node: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The object schemas ``node`` may be, each with its JSON pointer in wrangler's schema."""
+    if "$ref" in node:
+        ref = node["$ref"].lstrip("#")
+        yield from _objects(ref, _at(ref))
+        return
+    combined = False
+    for word in ("allOf", "anyOf", "oneOf"):
+        for i, option in enumerate(node.get(word, ())):
+            combined = True
+            yield from _objects(f"{pointer}/{word}/{i}", option)
+    if not combined or "properties" in node:
+        yield pointer, node
+
+
+def _at(pointer: str) -> Any:
+    """The node at a JSON pointer of wrangler's schema."""
+    node: Any = _wrangler()
+    for part in filter(None, pointer.split("/")):
+        node = node[int(part) if isinstance(node, list) else
+                    part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _wrangler_keys(place: tuple[str, ...]) -> dict[str, str]:
+    """Each key wrangler accepts at ``place`` -> its pointer in wrangler's schema."""
+    nodes = list(_objects("", _wrangler()))
+    for part in place:
+        following = []
+        for pointer, node in nodes:
+            if part == "[]" and "items" in node:
+                following += _objects(f"{pointer}/items", node["items"])
+            elif part in node.get("properties", {}):
+                following += _objects(f"{pointer}/properties/{_escape(part)}",
+                                      node["properties"][part])
+        nodes = following
+    keys: dict[str, str] = {}
+    for pointer, node in nodes:
+        for key in node.get("properties", {}):
+            keys.setdefault(key, f"{pointer}/properties/{_escape(key)}")
+    return keys
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _description(path: tuple[str, ...]) -> str:
+    candidates = ["." + ".".join(path)] + [".".join(path[i:]) for i in range(len(path))]
+    for candidate in candidates:
+        if candidate in DESCRIPTIONS:
+            return DESCRIPTIONS[candidate]
+    raise KeyError(f"no description for dome.yaml key {'.'.join(path)}; add it to DESCRIPTIONS")
+
+
+class _Generator:
+    def __init__(self) -> None:
+        self.url = wrangler_url()
+
+    def kind(self, kind: k.Kind, path: tuple[str, ...]) -> dict[str, Any]:
+        if kind is schema.OVERRIDE:
+            return {"$ref": "#/definitions/worker"}
+        if isinstance(kind, k.Scalar):
+            types = [_TYPES[t] for t in kind.types]
+            if "number" in types and "integer" in types:
+                types.remove("integer")
+            out: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+            return {**out, **_CHECKS.get(kind.check, {})}
+        if isinstance(kind, k.ListOf):
+            return {"type": "array", "items": self.kind(kind.item, path)}
+        if isinstance(kind, k.MapOf):
+            return {"type": "object", "additionalProperties": self.kind(kind.value, path)}
+        if isinstance(kind, k.AnyOf):
+            return {"anyOf": [self.kind(option, path) for option in kind.options]}
+        if isinstance(kind, k.Record):
+            return self.record(kind, path)
+        raise TypeError(kind)  # pragma: no cover
+
+    def field(self, spec: k.Field, path: tuple[str, ...]) -> dict[str, Any]:
+        out = self.kind(spec.kind, path)
+        if spec.nullable:
+            if isinstance(out.get("type"), str) and "$ref" not in out:
+                out["type"] = [out["type"], "null"]
+            else:
+                out = {"anyOf": [out, {"type": "null"}]}
+        return {"description": _description(path), **out}
+
+    def record(self, kind: k.Record, path: tuple[str, ...]) -> dict[str, Any]:
+        properties = {key: self.field(spec, path + (key,)) for key, spec in kind.fields.items()}
+        out: dict[str, Any] = {"type": "object", "properties": properties}
+        for key, advice in kind.dropped.items():
+            properties[key] = {"description": f"Ignored: {advice}"}
+        if kind.wrangler is not None:
+            place = "/".join(kind.wrangler) or "the top level"
+            out["$comment"] = (f"Keys without a description here are wrangler's own (at {place} "
+                               "of its config): $refs into wrangler's config schema")
+            for key, pointer in sorted(_wrangler_keys(kind.wrangler).items()):
+                if key not in properties and key not in kind.refused:
+                    properties[key] = self.wrangler_value(kind.wrangler, key, pointer)
+        required = [key for key, spec in kind.fields.items() if spec.required]
+        if required:
+            out["required"] = required
+        out["additionalProperties"] = False
+        return out
+
+
+    def wrangler_value(self, place: tuple[str, ...], key: str, pointer: str) -> dict[str, Any]:
+        """wrangler's schema of ``key``; spelled out down to the keys wrangler still reads
+        though its schema no longer lists them (:data:`DEPRECATED`), which dome accepts."""
+        inner = place + (key,)
+        if not any(d[: len(inner)] == inner for d in DEPRECATED):
+            return {"$ref": f"{self.url}#{pointer}"}
+        described = {"description": _at(pointer).get("description", "")}
+        if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
+            return {**described, "type": "array", "items": self.wrangler_object((*inner, "[]"))}
+        return {**described, **self.wrangler_object(inner)}
+
+    def wrangler_object(self, place: tuple[str, ...]) -> dict[str, Any]:
+        properties = {key: self.wrangler_value(place, key, pointer)
+                      for key, pointer in sorted(_wrangler_keys(place).items())}
+        for key in DEPRECATED.get(place, {}):
+            properties[key] = {"description": deprecation((*place, key)), "deprecated": True}
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def generate() -> dict[str, Any]:
+    """The JSON Schema of dome.yaml (draft-07, the draft wrangler's own schema uses)."""
+    gen = _Generator()
+    root = gen.record(schema.MANIFEST, ())
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_URL,
+        "title": "dome.yaml",
+        "description": "The dome-tasks manifest: environments and services of a Cloudflare "
+        "Workers monorepo. Reference: docs/manifest.md.",
+        "$comment": "Generated by `python -m dome_tasks.manifest.json_schema`; do not edit. "
+        f"Wrangler's keys refer to {gen.url}.",
+        **root,
+        "definitions": {"worker": gen.record(schema.OVERRIDE, ("worker",))},
+    }
+
+
+def text() -> str:
+    """The schema as the committed file's text."""
+    return json.dumps(generate(), indent=1, ensure_ascii=False) + "\n"
+
+
+def registry() -> Any:
+    """A ``referencing`` registry serving wrangler's schema from the bundled copy (offline)."""
+    from referencing import Registry, Resource
+
+    return Registry().with_resource(wrangler_url(), Resource.from_contents(_wrangler()))
+
+
+def validator() -> Any:
+    """A jsonschema validator of the shipped schema; nothing is fetched."""
+    import jsonschema
+
+    return jsonschema.Draft7Validator(json.loads(PATH.read_text(encoding="utf-8")),
+                                      registry=registry())
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--path"]:
+        print(PATH)
+        return 0
+    if argv:
+        print("usage: python -m dome_tasks.manifest.json_schema [--path]", file=sys.stderr)
+        return 2
+    sys.stdout.write(text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
