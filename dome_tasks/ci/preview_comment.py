@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from dome_tasks.ci.report import markdown_cell
 from dome_tasks.errors import DomeError, UsageError
 from dome_tasks.progress import FAILED_RESULTS
 
@@ -52,17 +53,13 @@ class CommentAction:
         return "created" if self.method == "POST" else "updated"
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|") or "—"
-
-
 def _status(row: Mapping[str, Any]) -> str:
     result = str(row.get("result") or "not run")
     if result in _FAILED:
         note = f": {row['note']}" if row.get("note") else ""
-        return f"❌ {result}{note}"
+        return f"❌ {markdown_cell(result + note)}"
     health = row.get("health")
-    return f"✅ {result}" + (f", {health}" if health else "")
+    return f"✅ {markdown_cell(result)}" + (f", {markdown_cell(health)}" if health else "")
 
 
 def comment_body(preview: Mapping[str, Any]) -> str:
@@ -70,17 +67,17 @@ def comment_body(preview: Mapping[str, Any]) -> str:
     rows = {str(r["service"]): r for r in (preview.get("deploy") or {}).get("services") or []}
     urls = {str(k): str(v) for k, v in (preview.get("urls") or {}).items()}
     services = list(dict.fromkeys([*rows, *urls]))
-    failed = [s for s in services if str(rows.get(s, {}).get("result", "")) in _FAILED]
+    statuses = {s: _status(rows.get(s, {})) for s in services}
+    failed = [s for s, status in statuses.items() if status.startswith("❌")]
     state = f"{len(failed)} of {len(services)} failed" if failed else "up"
     lines = [MARKER, f"### Preview `{preview['preview']}` (from {preview['from']}): {state}", "",
              "| service | URL | status |", "|---|---|---|"]
     for service in services:
         url = f"<{urls[service]}>" if service in urls else "—"
-        lines.append(f"| {_cell(service)} | {url} | {_status(rows.get(service, {}))} |")
-    lines.append("")
+        lines.append(f"| {markdown_cell(service)} | {url} | {statuses[service]} |")
+    lines += ["", "Updated on every push, taken down when the pull request closes."]
     if preview.get("commit"):
-        lines.append(f"Commit `{preview['commit']}`. ")
-    lines.append("Updated on every push; taken down when the pull request closes.")
+        lines[-1] = f"Commit `{preview['commit']}`. {lines[-1]}"
     return "\n".join(lines) + "\n"
 
 
