@@ -141,8 +141,9 @@ class GitHubApi:
             "User-Agent": "dome-tasks", "X-GitHub-Api-Version": "2022-11-28"})
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        loopback = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-        opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
+        loopback = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")  # no proxy
+        handlers = [urllib.request.ProxyHandler({})] if loopback else []
+        opener = urllib.request.build_opener(*handlers)
         what = f"{method} {urlsplit(url).path}"
         try:
             with opener.open(request, timeout=self.timeout) as response:

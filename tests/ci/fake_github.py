@@ -41,8 +41,9 @@ class FakeGitHub:
 
     def add(self, repo: str, number: int, body: str, login: str = "someone") -> dict[str, Any]:
         self._next_id += 1
+        page = f"https://github.com/{repo}/pull/{number}"
         comment = {"id": self._next_id, "body": body, "user": {"login": login, "type": "User"},
-                   "html_url": f"https://github.com/{repo}/pull/{number}#issuecomment-{self._next_id}"}
+                   "html_url": f"{page}#issuecomment-{self._next_id}"}
         self.comments.setdefault((repo, number), []).append(comment)
         return comment
 
@@ -65,7 +66,8 @@ class FakeGitHub:
 
             def _handle(self) -> None:
                 url = urlsplit(self.path)
-                fake.requests.append(Request(self.command, url.path, self.headers.get("Authorization", "")))
+                auth = self.headers.get("Authorization", "")
+                fake.requests.append(Request(self.command, url.path, auth))
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":
                     return self._answer(401, {"message": "Bad credentials"})
                 if self.command != "GET" and not fake.writable:

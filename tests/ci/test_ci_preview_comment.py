@@ -141,3 +141,14 @@ def test_a_document_that_is_not_preview_ups_is_refused_before_any_request(
     assert wrong.returncode != 0
     assert "$DOME_PREVIEW_JSON: not a preview-up document" in wrong.stderr
     assert github.requests == []
+
+
+def test_a_dry_run_prints_the_comment_and_sends_nothing(repo: Path, github: FakeGitHub,
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "preview.json"
+    path.write_text(json.dumps(preview()), encoding="utf-8")
+    env = run_env(GITHUB_API_URL=github.url, GITHUB_REPOSITORY=REPO)  # no token needed
+    dry = invoke(repo, "ci-preview-comment", "42", "--from-json", str(path), "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert dry.stdout == f"would post or update the comment on {REPO}#42:\n{comment_body(preview())}"
+    assert github.requests == []
