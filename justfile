@@ -229,4 +229,10 @@ ci-mark-deployed *args:
 ci-plan *args:
     @{{dome_invoke}} dome.ci-plan "$@"
 
+# [OPTIONS] NUMBER — Post or update the pull request's one comment listing its preview's URLs.
+[group('dome-ci')]
+[positional-arguments]
+ci-preview-comment *args:
+    @{{dome_invoke}} dome.ci-preview-comment "$@"
+
 # <<< dome-tasks delegating recipes <<<

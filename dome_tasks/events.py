@@ -42,7 +42,8 @@ MASK = "***"
 # Fields whose values are secret whatever they hold.
 _SECRET_FIELDS = frozenset({"secret_value", "password", "token", "api_token", "api_key", "stdin"})
 # Environment variables whose values are credentials: registered by Redactor.from_environ().
-CREDENTIAL_VARIABLES = ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CF_API_TOKEN", "CF_API_KEY")
+CREDENTIAL_VARIABLES = ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CF_API_TOKEN", "CF_API_KEY",
+                        "GITHUB_TOKEN")
 # Shorter values would mask pieces of unrelated words: explicit secrets (the value given to
 # `secret put`) need 4 characters, credentials read from the environment 6. Values shorter than
 # ANYWHERE_LENGTH are masked only as whole tokens (not inside a longer word).

@@ -37,7 +37,8 @@ STATES = {
     "rollback": "rolling back",
     "record": "recording",
 }
-_FAILED = ("failed", "interrupted", "unhealthy", "rolled back")
+#: The results that count as a failure (the summary, a preview's comment).
+FAILED_RESULTS = ("failed", "interrupted", "unhealthy", "rolled back")
 _STYLE = {"deployed": "green", "skipped": "cyan", "migrated": "green", "failed": "red",
           "interrupted": "red",
           "unhealthy": "red", "rolled back": "yellow", "not run": "dim"}
@@ -65,7 +66,7 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.result in _FAILED
+        return self.result in FAILED_RESULTS
 
     def row(self) -> list[str]:
         seconds = "" if self.duration_ms is None else f"{self.duration_ms / 1000:.1f}s"

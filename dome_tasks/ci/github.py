@@ -3,16 +3,17 @@
 :class:`RunReport` wraps a CI deploy: before it, the outputs saying where the rendered configs
 and the ledger are (the workflow uploads them as an artifact, even after a failure); after it,
 however it ended, the summary table (service, version, URL, health) and the ``url`` output that
-the GitHub deployment links to.
+the GitHub deployment links to. :func:`report_preview` does the same for ``preview-up``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dome_tasks.errors import UsageError
 from dome_tasks.lifecycle.ledger import Ledger
@@ -70,3 +71,22 @@ class RunReport:
                     out.write(summary_markdown(self.environment, rows, self.label))
         except OSError as error:  # the deploy's own outcome matters more than its report
             print(f"warning: cannot write the CI report: {error}", file=sys.stderr)
+
+
+def report_preview(result: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+    """Under GitHub Actions: the outputs ``preview`` (preview-up's JSON, on one line, for the
+    job that comments) and ``url`` (the last service's), and the comment's table on the run page."""
+    from dome_tasks.ci.preview_comment import comment_body
+
+    env = os.environ if environ is None else environ
+    output, summary = env.get("GITHUB_OUTPUT", ""), env.get("GITHUB_STEP_SUMMARY", "")
+    urls = list((result.get("urls") or {}).values())
+    try:
+        if output:
+            append_outputs({"preview": json.dumps(result, separators=(",", ":")),
+                            "url": urls[-1] if urls else ""}, output)
+        if summary:
+            with open(summary, "a", encoding="utf-8") as out:
+                out.write(comment_body(result))
+    except OSError as error:
+        print(f"warning: cannot write the CI report: {error}", file=sys.stderr)

@@ -77,7 +77,8 @@ def primary_url(rows: Sequence[ServiceReport]) -> str:
     return ""
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """*text* as one cell of a Markdown table: one line, its pipes escaped, — when empty."""
     return " ".join(text.split()).replace("|", "\\|") or "—"
 
 
@@ -94,6 +95,6 @@ def summary_markdown(environment: str, rows: Sequence[ServiceReport],
         version = f"`{row.version}`" if row.version else "—"
         url = f"<{row.url}>" if row.url else "—"
         mark = "✅" if row.ok else "❌"
-        lines.append(f"| {_cell(row.service)} | {_cell(row.worker)} | {version} | {url} | "
-                     f"{mark} {_cell(row.health)} |")
+        lines.append(f"| {markdown_cell(row.service)} | {markdown_cell(row.worker)} | {version} | "
+                     f"{url} | {mark} {markdown_cell(row.health)} |")
     return "\n".join(lines) + "\n"

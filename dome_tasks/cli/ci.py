@@ -1,4 +1,5 @@
-"""CI tasks, also runnable by people: ci-plan, ci-deploy, ci-mark-deployed, changed.
+"""CI tasks, also runnable by people: ci-plan, ci-deploy, ci-mark-deployed, changed,
+ci-preview-comment.
 
 GitHub Actions calls these (see .github/workflows/deploy.yml and docs/ci.md); the workflow
 YAML holds no deploy logic of its own.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -370,4 +372,73 @@ def changed(c, since="HEAD~1", json_=False):
         print(f"{name}: {'; '.join(changes.reasons[name])}")
 
 
-TASKS = [ci_plan, ci_deploy, ci_mark_deployed, changed]
+PREVIEW_JSON_VARIABLE = "DOME_PREVIEW_JSON"
+
+
+@task(
+    name="ci-preview-comment",
+    help={
+        "number": "the pull request's number",
+        "from_json": "preview-up's --json document in this file (default: the document itself "
+                     f"in ${PREVIEW_JSON_VARIABLE}, as the reusable dome-preview.yml passes it)",
+        "repo": "OWNER/NAME (default: $GITHUB_REPOSITORY)",
+        "dry_run": "print the request and the comment without sending anything",
+    },
+)
+@boundary
+def ci_preview_comment(c, number, from_json="", repo="", dry_run=False):
+    """Post or update the pull request's one comment listing its preview's URLs.
+
+    Finds the comment by its hidden marker <!-- dome-preview --> and updates it; creates it
+    only when there is none. Uses $GITHUB_TOKEN and $GITHUB_API_URL.
+
+    Example: invoke ci-preview-comment 42 --from-json preview.json
+    """
+    from dome_tasks.ci.preview_comment import GitHubApi, comment_body, decide_comment
+    from dome_tasks.preview.derive import parse_number
+
+    n = parse_number(number)
+    preview = _preview_document(from_json, os.environ)
+    repo = repo or os.environ.get("GITHUB_REPOSITORY", "")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise UsageError(f"{repo!r} is not a repository" if repo else "no repository given",
+                         hint="pass --repo OWNER/NAME (GitHub Actions sets $GITHUB_REPOSITORY)")
+    body = comment_body(preview)
+    if is_dry(c, dry_run):
+        print(f"would post or update the comment on {repo}#{n}:\n{body}", end="")
+        return
+    api = GitHubApi.from_environ(os.environ)
+    action = decide_comment(repo, n, body, api.comments(repo, n))
+    if action is None:
+        print(f"{repo}#{n}: the preview comment is up to date")
+        return
+    comment = api.apply(action)
+    print(f"{repo}#{n}: {action.verb} the preview comment {comment.get('html_url', '')}".rstrip())
+
+
+def _preview_document(path: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """preview-up's JSON from *path*, else from the environment; one clear error otherwise."""
+    if path:
+        where = path
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"{path}: cannot read it ({type(error).__name__})",
+                             hint="give the file `invoke preview-up N --json` wrote") from None
+    else:
+        where, text = f"${PREVIEW_JSON_VARIABLE}", environ.get(PREVIEW_JSON_VARIABLE, "")
+        if not text.strip():
+            raise UsageError("no preview document: pass --from-json FILE or set "
+                             f"{PREVIEW_JSON_VARIABLE}",
+                             hint="`invoke preview-up N --json > preview.json` writes one")
+    try:
+        preview = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{where}: not JSON ({error.msg}, line {error.lineno})") from None
+    if not isinstance(preview, dict) or not {"preview", "from", "urls"} <= set(preview):
+        raise UsageError(f"{where}: not a preview-up document (no preview, from and urls)",
+                         hint="give what `invoke preview-up N --json` printed")
+    return preview
+
+
+TASKS = [ci_plan, ci_deploy, ci_mark_deployed, changed, ci_preview_comment]

@@ -80,6 +80,9 @@ def preview_up(c, number, *, from_="staging", yes=False, dry_run=False, json_=Fa
     _confirm(f"create or update preview {environment_name(n)} from {from_}", settings, yes)
     options = UpOptions(from_, not no_build, not no_verify, force, jobs, json_, secrets=values)
     result = up(c, settings, manifest, n, options, tools)
+    from dome_tasks.ci.github import report_preview
+
+    report_preview(result)  # under GitHub Actions: the outputs and the run page's table
     if json_:
         print(json.dumps(result, indent=2))
     else:

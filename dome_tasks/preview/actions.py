@@ -100,7 +100,8 @@ def preview_up(c: Context, settings: Settings, manifest: Manifest, number: int,
         record = store.put(replace(record, urls={**record.urls, **urls},
                                    commit=session.git.commit))
         result = {"preview": name, "number": number, "from": template,
-                  "urls": dict(record.urls), "workers": dict(record.workers),
+                  "commit": record.commit, "urls": dict(record.urls),
+                  "workers": dict(record.workers),
                   "resources": [dataclasses.asdict(r) for r in record.resources],
                   "deploy": board.to_dict()}
         result["ok"] = result["deploy"]["ok"]

@@ -1,5 +1,8 @@
 """Where secret values come from: a dotenv file or the process environment.
 
+In the environment, a variable of the secret's own name wins; ``DOME_SECRETS`` may hold more
+as one dotenv document (how a reusable CI workflow receives secrets it cannot name).
+
 Values are returned to the caller only; a problem names the file, the line and what is wrong,
 never the value.
 """
@@ -12,7 +15,9 @@ from pathlib import Path
 
 from dome_tasks.errors import UsageError
 
-__all__ = ["from_environ", "read_dotenv"]
+__all__ = ["DOTENV_VARIABLE", "from_environ", "parse_dotenv", "read_dotenv"]
+
+DOTENV_VARIABLE = "DOME_SECRETS"
 
 _LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
@@ -28,6 +33,11 @@ def read_dotenv(path: Path | str) -> dict[str, str]:
         raise UsageError(f"{path}: no such file", hint="give a dotenv file: NAME=value per line") from None
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"{path}: cannot read it: {type(error).__name__}") from None
+    return parse_dotenv(text, str(path))
+
+
+def parse_dotenv(text: str, where: str) -> dict[str, str]:
+    """The ``NAME=value`` lines of *text*; a problem names *where* and the line, never a value."""
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -35,10 +45,10 @@ def read_dotenv(path: Path | str) -> dict[str, str]:
             continue
         match = _LINE.fullmatch(stripped)
         if match is None:
-            raise UsageError(f"{path}:{number}: not a NAME=value line",
+            raise UsageError(f"{where}:{number}: not a NAME=value line",
                              hint="names are letters, digits and _; comments start with #")
         name, raw = match.groups()
-        values[name] = _value(raw, f"{path}:{number}: {name}")
+        values[name] = _value(raw, f"{where}:{number}: {name}")
     return values
 
 
@@ -72,5 +82,8 @@ def _closing(raw: str, quote: str) -> int | None:
 
 def from_environ(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:
     """The declared ``names`` that are set (non-empty) in ``environ``: CI's secrets of the same
-    names."""
-    return {name: environ[name] for name in names if environ.get(name)}
+    names, else the ones ``$DOME_SECRETS`` (a dotenv document) gives."""
+    document = environ.get(DOTENV_VARIABLE, "")
+    bundled = parse_dotenv(document, f"${DOTENV_VARIABLE}") if document.strip() else {}
+    found = {name: environ.get(name) or bundled.get(name, "") for name in names}
+    return {name: value for name, value in found.items() if value}

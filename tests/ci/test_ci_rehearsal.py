@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from adopter import WHEELHOUSE, Dist, Venv, write_monorepo
 from ci_helpers import GIT_ENV, ROOT, commit, git, run_env, write_event
+from fake_github import FakeGitHub
 from workflow_runner import WorkflowRun
 
+from dome_tasks.ci.preview_comment import MARKER
 from dome_tasks.lifecycle.ledger import Ledger
 from dome_tasks.manifest.loader import load
 from dome_tasks.testing.emulator import Emulator, RequestRecord
@@ -89,8 +91,10 @@ class Stage:
         self.runs = 0
 
     def run(self, repo: Path, caller: Path, event: str, payload: dict, *, install: bool = False,
-            venv: Venv | None = None, wheels: str = "") -> WorkflowRun:
-        """One run of *caller* for *event*; with *venv*, its Python is the runner's."""
+            venv: Venv | None = None, wheels: str = "", env: dict[str, str] | None = None,
+            secrets: dict[str, str] | None = None) -> WorkflowRun:
+        """One run of *caller* for *event*; with *venv*, its Python is the runner's; *env* and
+        *secrets* add to the runner's variables and the repository's secrets."""
         self.runs += 1
         work = repo.parent / "runner" / f"{self.runs}-{event}"
         work.mkdir(parents=True)
@@ -105,10 +109,10 @@ class Stage:
             INVOKE_DOME_HEALTH_BASE_URL=self.health.url,
             **self.guard,
         )
-        base.update(GIT_ENV)
-        secrets = {"CLOUDFLARE_API_TOKEN": self.emulator.token,
-                   "CLOUDFLARE_ACCOUNT_ID": self.emulator.account_id}
-        flow = WorkflowRun(repo, caller, base, secrets, install=install, work=work)
+        base.update(GIT_ENV, **(env or {}))
+        given = {"CLOUDFLARE_API_TOKEN": self.emulator.token,
+                 "CLOUDFLARE_ACCOUNT_ID": self.emulator.account_id, **(secrets or {})}
+        flow = WorkflowRun(repo, caller, base, given, install=install, work=work)
         flow.run()
         return flow
 
@@ -159,7 +163,7 @@ def this_repo(repo: Path, tmp_path: Path) -> Path:
     (repo / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
     workflows = repo / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    for name in ("deploy.yml", "dome-deploy.yml"):
+    for name in ("deploy.yml", "dome-deploy.yml", "preview.yml", "dome-preview.yml"):
         shutil.copy2(ROOT / ".github" / "workflows" / name, workflows / name)
     commit(repo, "workflows")
     with_origin(repo, tmp_path)
@@ -252,6 +256,69 @@ def test_without_confirm_protected_production_is_refused(this_repo: Path, stage:
     assert flow.jobs["record"].result == "skipped"
     assert flow.jobs["deploy"].artifact == []  # nothing rendered, nothing recorded
     assert "silo" not in stage.emulator.state.workers
+
+
+# --- this repository's preview.yml -----------------------------------------------------------
+
+PREVIEW_SECRET = "pR3view-rehearsal-S3CRET-91c"
+SERVICES = ("silo", "constellation", "dome-api")
+GITHUB_REPO = "acme/stack"
+
+
+def pull_request(action: str, number: int = 7, *, fork: bool = False) -> dict:
+    head = "someone/stack" if fork else GITHUB_REPO
+    return {"action": action, "number": number,
+            "pull_request": {"number": number, "head": {"repo": {"full_name": head}}}}
+
+
+def test_a_pull_request_gets_a_preview_and_its_urls_in_a_comment_and_closing_takes_it_down(
+        this_repo: Path, stage: Stage) -> None:
+    repo, state = this_repo, stage.emulator.state
+    caller = repo / ".github" / "workflows" / "preview.yml"
+    with FakeGitHub(token="ghs_rehearsal_token") as github:
+        github.add(GITHUB_REPO, 7, "Please review")
+        env = {"GITHUB_REPOSITORY": GITHUB_REPO, "GITHUB_API_URL": github.url}
+        secrets = {"PREVIEW_SECRETS": f"# declared secrets\nSILO_API_KEY={PREVIEW_SECRET}\n"}
+
+        def run(event: str, payload: dict) -> WorkflowRun:
+            return stage.run(repo, caller, event, payload, env=env, secrets=secrets)
+
+        # 1. Opened: the whole stack as <service>-pr-7, then one comment listing the URLs.
+        opened = run("pull_request", pull_request("opened"))
+        up, comment = opened.jobs["up"], opened.jobs["comment"]
+        assert (up.result, comment.result) == ("success", "success"), up.log + comment.log
+        assert (opened.jobs["down"].result, opened.jobs["prune"].result) == ("skipped", "skipped")
+        assert all(state.worker(f"{s}-pr-7").versions for s in SERVICES)
+        assert state.worker("silo-pr-7").secrets == {"SILO_API_KEY": PREVIEW_SECRET}
+        (deployment,) = opened.deployments
+        assert deployment.environment == "preview" and "dome-api-pr-7" in deployment.url
+        comments = github.comments[(GITHUB_REPO, 7)]
+        assert [c["body"].startswith(MARKER) for c in comments] == [False, True]
+        for service in SERVICES:
+            assert f"| {service} | <https://{service}-pr-7.emulator.workers.dev> | ✅ deployed, healthy |" \
+                in comments[1]["body"]
+        assert git(repo, "rev-parse", "HEAD") in comments[1]["body"]
+        assert [(w.method, w.path) for w in github.writes()] == [
+            ("POST", f"/repos/{GITHUB_REPO}/issues/7/comments")]
+        assert "### Preview `pr-7` (from staging): up" in up.summary
+
+        # 2. Closed: preview-down deletes what the preview made; the other jobs stay idle.
+        closed = run("pull_request", pull_request("closed"))
+        assert {name: job.result for name, job in closed.jobs.items()} == {
+            "up": "skipped", "comment": "skipped", "down": "success", "prune": "skipped"}, \
+            closed.jobs["down"].log
+        assert not [name for name in state.workers if name.endswith("-pr-7")]
+        assert all(d.name != "silo-db-pr-7" for d in state.d1.values())
+
+        # 3. A fork's pull request runs nothing; the schedule prunes (nothing is left to prune).
+        fork = run("pull_request", pull_request("opened", 8, fork=True))
+        assert {job.result for job in fork.jobs.values()} == {"skipped"}
+        pruned = run("schedule", {"schedule": "17 4 * * *"})
+        assert pruned.jobs["prune"].result == "success", pruned.jobs["prune"].log
+        assert "0 preview(s) taken down" in pruned.jobs["prune"].log
+    logs = "".join(job.log + job.summary for flow in (opened, closed, pruned)
+                   for job in flow.jobs.values())
+    assert PREVIEW_SECRET not in logs and "ghs_rehearsal_token" not in logs
 
 
 # --- an adopter's monorepo -------------------------------------------------------------------

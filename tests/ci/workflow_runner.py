@@ -1,6 +1,7 @@
 """Run a GitHub workflow's own steps, job by job, the way a runner would, against the emulator.
 
-The steps come from the YAML (the caller and the reusable dome-deploy.yml it calls), so the
+The steps come from the YAML (the caller and the reusable workflow it calls: dome-deploy.yml or
+dome-preview.yml), so the
 rehearsal cannot drift from what GitHub runs. `run:` steps run for real in bash with the step's
 `env:` and the GITHUB_* files; `uses:` steps are what the runner image provides (checkout: the
 repository is already here; setup-python/node: the runner venv and node; upload-artifact: its
@@ -42,6 +43,16 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+def flatten(prefix: str, value: Any) -> dict[str, str]:
+    """``github.event.pull_request.number``-style names for every leaf of an event payload."""
+    if isinstance(value, dict):
+        found: dict[str, str] = {}
+        for key, inner in value.items():
+            found.update(flatten(f"{prefix}.{key}", inner))
+        return found
+    return {prefix: as_text(value)}
+
+
 @dataclass
 class JobResult:
     name: str
@@ -66,7 +77,7 @@ class Deployment:
 
 
 class WorkflowRun:
-    """One run of *caller* (which `uses:` the reusable dome-deploy.yml) in *repo*."""
+    """One run of *caller* (which `uses:` a reusable workflow) in *repo*."""
 
     def __init__(self, repo: Path, caller: Path, base_env: dict[str, str], secrets: dict[str, str],
                  *, install: bool, work: Path) -> None:
@@ -84,11 +95,17 @@ class WorkflowRun:
                        for name, spec in declared.items()}
         self.jobs: dict[str, JobResult] = {}
         self.deployments: list[Deployment] = []
+        event_path = base_env.get("GITHUB_EVENT_PATH", "")
+        payload = json.loads(Path(event_path).read_text(encoding="utf-8")) if event_path else {}
+        self.github = {"github.event_name": base_env.get("GITHUB_EVENT_NAME", ""),
+                       "github.repository": base_env.get("GITHUB_REPOSITORY", ""),
+                       **flatten("github.event", payload)}
 
     # --- expressions ------------------------------------------------------------------------
 
     def context(self, steps: dict[str, dict[str, str]]) -> dict[str, str]:
-        ctx = {f"inputs.{k}": v for k, v in self.inputs.items()}
+        ctx = dict(self.github)
+        ctx.update({f"inputs.{k}": v for k, v in self.inputs.items()})
         ctx.update({f"secrets.{k}": v for k, v in self.secrets.items()})
         ctx["github.token"] = "ghs_rehearsal_token"
         ctx["github.run_id"], ctx["github.run_attempt"] = "4242", "1"
@@ -101,8 +118,9 @@ class WorkflowRun:
         if plan and "services" in plan.outputs:
             ctx["join(fromJSON(needs.plan.outputs.services), ',')"] = ",".join(
                 json.loads(plan.outputs["services"]))
-        ctx["inputs.confirm-protected && '1' || '0'"] = (
-            "1" if self.inputs["confirm-protected"] == "true" else "0")
+        if "confirm-protected" in self.inputs:
+            ctx["inputs.confirm-protected && '1' || '0'"] = (
+                "1" if self.inputs["confirm-protected"] == "true" else "0")
         return ctx
 
     def fill(self, value: Any, ctx: dict[str, str]) -> str:
@@ -116,7 +134,8 @@ class WorkflowRun:
         return EXPRESSION.sub(one, as_text(value))
 
     def condition(self, text: str | None, ctx: dict[str, str]) -> bool:
-        """The `if:` forms the workflows use: `A == 'x'`, `A != 'x'`, `!cancelled()`, `&&`."""
+        """The `if:` forms the workflows use: `A == 'x'`, `A != 'x'`, `A == B`, `!cancelled()`,
+        `&&`. An output a step or job did not write is empty, as on GitHub."""
         if text is None:
             return True
         expr = text.strip()
@@ -127,22 +146,32 @@ class WorkflowRun:
             if part == "!cancelled()":
                 results.append(True)
                 continue
-            match = re.fullmatch(r"([\w.-]+) (==|!=) '([^']*)'", part)
+            match = re.fullmatch(r"([\w.-]+) (==|!=) (?:'([^']*)'|([\w.-]+))", part)
             assert match, f"the rehearsal does not know the condition {part!r}"
-            left = ctx.get(match.group(1), "" if match.group(1).startswith("steps.") else None)
-            assert left is not None, f"the rehearsal does not know {match.group(1)}"
-            results.append((left == match.group(3)) == (match.group(2) == "=="))
+            left = self.value(match.group(1), ctx)
+            right = match.group(3) if match.group(4) is None else self.value(match.group(4), ctx)
+            results.append((left == right) == (match.group(2) == "=="))
         return all(results)
+
+    @staticmethod
+    def value(name: str, ctx: dict[str, str]) -> str:
+        written = (name.startswith(("steps.", "github.event."))  # what is absent is null
+                   or (name.startswith("needs.") and ".outputs." in name))
+        found = ctx.get(name, "" if written else None)
+        assert found is not None, f"the rehearsal does not know {name}"
+        return found
 
     # --- jobs --------------------------------------------------------------------------------
 
     def run(self) -> dict[str, JobResult]:
-        """Every job of dome-deploy.yml in order; `needs` and `if:` decide what runs."""
+        """Every job of the reusable workflow in order; `needs` and `if:` decide what runs (a
+        status function such as `!cancelled()` lets a job run after a failed or skipped need)."""
         for name, job in self.reusable["jobs"].items():
             ctx = self.context({})
             needs = job.get("needs") or []
             needs = [needs] if isinstance(needs, str) else needs
-            if any(self.jobs[n].result != "success" for n in needs) and "result" not in str(job.get("if")):
+            status_checked = any(word in str(job.get("if")) for word in ("result", "cancelled()"))
+            if any(self.jobs[n].result != "success" for n in needs) and not status_checked:
                 self.jobs[name] = JobResult(name, "skipped")
                 continue
             if not self.condition(job.get("if"), ctx):

@@ -15,7 +15,7 @@ from dome_tasks.plan.target import resolve
 from dome_tasks.preview.derive import parse_number, preview_manifest
 from dome_tasks.preview.down import decide_down
 from dome_tasks.preview.record import Owned, PreviewRecord
-from dome_tasks.secrets.source import read_dotenv
+from dome_tasks.secrets.source import from_environ, read_dotenv
 from dome_tasks.secrets.status import compare
 from dome_tasks.secrets.sync import decide_sync
 from tests.conftest import SAMPLE
@@ -88,6 +88,15 @@ def test_dotenv_values_and_errors_name_the_line_never_the_value(tmp_path: Path) 
     assert f"{path}:2: not a NAME=value line" in str(error.value)
     assert "hunter2" not in str(error.value)
 
+
+
+def test_ci_secrets_come_from_their_own_variables_or_one_dotenv_document() -> None:
+    environ = {"DOME_SECRETS": "A=from-doc\nB='doc b'\nUNDECLARED=x\n", "B": "own-b", "C": ""}
+    assert from_environ(["A", "B", "C", "D"], environ) == {"A": "from-doc", "B": "own-b"}
+    with pytest.raises(UsageError) as error:
+        from_environ(["A"], {"DOME_SECRETS": "A=1\nnot a line s3cr3t-value\n"})
+    assert "$DOME_SECRETS:2: not a NAME=value line" in str(error.value)
+    assert "s3cr3t" not in str(error.value)
 
 def test_a_seed_names_a_d1_binding_and_an_existing_file() -> None:
     text = (SAMPLE / "dome.yaml").read_text() + (
