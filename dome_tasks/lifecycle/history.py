@@ -28,11 +28,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dome_tasks._background import in_background
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 from dome_tasks.cloudflare.credentials import Credentials, find_credentials, wrangler_near
 from dome_tasks.lifecycle.ledger import Ledger, LedgerProblem, LedgerRead, LedgerRecord, select
@@ -248,7 +250,8 @@ class History:
         self._warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         self._warned: set[str] = set()
         self._off_reason = off_reason
-        self._listed: dict[tuple[int, str], list[LedgerRecord]] = {}
+        # (store, prefix) -> its records; a Future while a prefetch (:meth:`prefetch`) runs
+        self._listed: dict[tuple[int, str], list[LedgerRecord] | Future[Any]] = {}
         self._synced = False
 
     # -- construction --------------------------------------------------------------------------
@@ -303,9 +306,12 @@ class History:
             self.cache.append(record)
         self.sync()
         store = self.stores.get(record.environment)
-        for (store_id, prefix), listed in self._listed.items():
+        for (store_id, prefix) in list(self._listed):
             if store is not None and store_id == id(store) and record_key(record).startswith(prefix):
-                listed.append(record)
+                try:
+                    self._list(store, prefix).append(record)
+                except _STORE_ERRORS:
+                    pass  # the prefetch failed: the next read lists again
         if store is None:
             if self._off_reason and self.cache is not None:
                 self._note(f"history: kept in {self.cache.path} only ({self._off_reason})")
@@ -329,6 +335,15 @@ class History:
                 ) -> tuple[LedgerRecord, ...]:
         return tuple(select(self._read(service, environment).records, service=service,
                             environment=environment))
+
+    def prefetch(self, environment: str) -> None:
+        """Start listing *environment*'s shared records on a daemon thread, so that the first
+        read of them (``records(…, environment)``) waits for less: reads beside the task's
+        other work. Records appended meanwhile are added to what it finds."""
+        for store, prefix, _ in self._sources(None, environment):
+            key = (id(store), prefix)
+            if key not in self._listed:
+                self._listed[key] = in_background(store.list, prefix, name="dome-history")
 
     # -- sync and merge --------------------------------------------------------------------------
 
@@ -396,12 +411,18 @@ class History:
 
     def _list(self, store: KvStore, prefix: str) -> list[LedgerRecord]:
         key = (id(store), prefix)
-        if key not in self._listed:
-            records, problems = store.list(prefix)
-            for problem in problems:
-                self._note(f"history: unreadable shared record {problem.text}: {problem.error}")
-            self._listed[key] = records
-        return self._listed[key]
+        known = self._listed.get(key)
+        if isinstance(known, list):
+            return known
+        try:
+            records, problems = store.list(prefix) if known is None else known.result()
+        except BaseException:
+            self._listed.pop(key, None)  # a failed prefetch: the next read tries again
+            raise
+        for problem in problems:
+            self._note(f"history: unreadable shared record {problem.text}: {problem.error}")
+        self._listed[key] = records
+        return records
 
     def _note(self, message: str) -> None:
         if message not in self._warned:

@@ -172,6 +172,8 @@ class Session:
     captured: bool = False  # commands' own output goes to ``out`` too (one lane of a wave)
     _git: GitFacts | Future[GitFacts] | None = None
     _reconcilers: dict[str, Reconciler] = field(default_factory=dict, repr=False)
+    # worker -> what served it, read under its lock before the plan (see :meth:`holding`)
+    _before: dict[str, Future[Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
@@ -235,6 +237,7 @@ class Session:
 
         self.base_env = environ
         self._reconcilers.clear()
+        self._before.clear()
         self.locks = None
         if self.manifest is not None:
             self.ledger = History.for_rehearsal(self.manifest, environ)
@@ -251,6 +254,21 @@ class Session:
         scope = deploy_scope(environment, service) if service else migration_scope(environment)
         with self.locks.hold(scope, what=f"{environment}/{service or 'migrations'}"):
             yield
+
+    @contextlib.contextmanager
+    def holding(self, target: Target) -> Iterator[None]:
+        """Hold *target*'s deploy lock for the block, and read what serves it at once, under
+        the lock, beside the task's other reads: the next plan that changes what serves it
+        (its deploy) takes that read instead of making it (one wait less before wrangler)."""
+        with self.locked(target.environment, target.service):
+            if not self.dry_run:
+                live = self.reconciler(target.environment).live
+                self._before[target.worker] = in_background(live, target.worker,
+                                                            name="dome-live-before")
+            try:
+                yield
+            finally:
+                self._before.pop(target.worker, None)
 
     def reconciler(self, environment: str) -> Reconciler:
         """Reads what serves in *environment*'s account, straight from the API (no API access:
@@ -434,7 +452,9 @@ class Session:
             if isinstance(action, WriteRecord) and action.kind in TRAFFIC_EVENTS:
                 worker = str(action.fields["worker"])
                 reconciler = self.reconciler(step.environment or "")
-                return _Watch(self, step, worker, reconciler, reconciler.live(worker))
+                read = self._before.pop(worker, None)  # read under the lock held now
+                before = read.result() if read is not None else reconciler.live(worker)
+                return _Watch(self, step, worker, reconciler, before)
         return None
 
     def record(
