@@ -36,6 +36,7 @@ __all__ = [
     "Completed",
     "SignalInterrupt",
     "interrupt_running",
+    "interruptible",
     "run",
     "signals_as_interrupts",
 ]
@@ -227,6 +228,29 @@ def interrupt_running(signum: int) -> None:
     with _RUNNING_LOCK:
         for inbox in _RUNNING.values():
             inbox.append(signum)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[Callable[[float], None]]:
+    """For a wait outside any command (a lock held by another run): yields ``pause(seconds)``,
+    which sleeps and raises :class:`Interrupted` once a signal has been passed on with
+    :func:`interrupt_running` (the wait runs in a thread of a wave, which signals never reach)."""
+    received: list[int] = []
+    with _RUNNING_LOCK:
+        _RUNNING[id(received)] = received
+
+    def pause(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not received and time.monotonic() < deadline:
+            time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
+        if received:
+            raise Interrupted(received[0])
+
+    try:
+        yield pause
+    finally:
+        with _RUNNING_LOCK:
+            del _RUNNING[id(received)]
 
 
 def _run(

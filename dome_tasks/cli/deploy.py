@@ -72,7 +72,7 @@ def deploy_request(
     if request.environment.is_local:
         from dome_tasks.cli.local_env import deploy_local
 
-        deploy_local(c, request, dry_run=flags.dry_run, jobs=flags.jobs or None,
+        deploy_local(c, settings, request, dry_run=flags.dry_run, jobs=flags.jobs or None,
                      document=document)
         return
     from dome_tasks.lifecycle.deploy import DeployOptions, deploy, held_early, reads_before

@@ -12,11 +12,13 @@ from dome_tasks.cli.common import boundary, is_dry, load_manifest, recipe
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from contextlib import AbstractContextManager
 
     from invoke import Context
 
     from dome_tasks.cli.output import JsonDocument
     from dome_tasks.local import LocalEnv, LocalService, Outcome, ServiceStatus
+    from dome_tasks.settings import Settings
     from dome_tasks.manifest.loader import Manifest
     from dome_tasks.plan.steps import Step
     from dome_tasks.plan.target import ResolvedRequest, Target
@@ -38,6 +40,16 @@ def local_env(manifest: Manifest, *, dry_run: bool = False) -> LocalEnv:
         wrangler=Path(wrangler_bin),
         ports=PortRange(settings.port_first, settings.port_last),
     )
+
+
+def local_lock(env: LocalEnv, settings: Settings) -> AbstractContextManager[object]:
+    """One ``deploy-env … local`` (or ``stop``) at a time per state folder: a second one waits,
+    saying for whom, or with ``--no-wait`` refuses naming it."""
+    from dome_tasks.lifecycle.lock import Locks
+
+    locks = Locks(env.state_dir / "locks", wait=not settings.no_wait,
+                  timeout=settings.lock_timeout)
+    return locks.hold("local", what="the local environment")
 
 
 def local_plan(
@@ -100,11 +112,13 @@ def _print_outcome(waves: int, outcome: Outcome) -> None:
     print("  " + text.replace("\n", "\n  "), flush=True)
 
 
-def deploy_local(c: Context, request: ResolvedRequest, *, dry_run: bool, jobs: int | None = None,
-                 document: JsonDocument | None = None) -> None:
+def deploy_local(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
+                 jobs: int | None = None, document: JsonDocument | None = None) -> None:
     """``deploy-env SERVICE local``: render, migrate, (re)start wave by wave, wait for health,
-    print the table (with ``--json``: the *document*). ``jobs``: services of one wave started at
-    once (default: the cores)."""
+    print the table (with ``--json``: the *document*), one run at a time. ``jobs``: services
+    of one wave started at once (default: the cores)."""
+    from contextlib import nullcontext
+
     from dome_tasks import local
     from dome_tasks.progress import step_json
     from dome_tasks.runner import Runner
@@ -113,7 +127,8 @@ def deploy_local(c: Context, request: ResolvedRequest, *, dry_run: bool, jobs: i
     env = local_env(manifest, dry_run=dry_run)
     rendered = {target.service: target for target in request.targets}
     steps = local_plan(manifest, services, env, jobs=jobs, rendered=rendered)
-    Runner(c, dry_run=dry_run).run(steps)
+    with nullcontext() if dry_run else local_lock(env, settings):
+        Runner(c, dry_run=dry_run).run(steps)
     statuses = [] if dry_run else local.status(env, services)
     if document is not None:
         payload = status_json(statuses, "local")
@@ -189,10 +204,13 @@ def stop(c, service="", env="local"):
     Example: invoke stop silo
     """
     from dome_tasks import local
+    from dome_tasks.settings import Settings
 
     manifest = load_manifest(c)
     names = _local_services(manifest, service, env)
-    stopped = local.stop(local_env(manifest), names)
+    where = local_env(manifest)
+    with local_lock(where, Settings.read(c)):  # not in the middle of a deploy's start
+        stopped = local.stop(where, names)
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

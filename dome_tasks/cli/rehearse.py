@@ -52,9 +52,12 @@ def holdings(emulator: Emulator) -> dict[str, Any]:
                                  "type": binding.get("type", "?"), "target": target})
         workers.append({"name": name, "versions": len(worker.versions),
                         "traffic": dict(worker.traffic()), "bindings": bindings})
+    from dome_tasks.lifecycle.account_store import DATABASE_NAME
+
     databases = [{"name": database.name,
                   "migrations": [row.get("name") for row in _migrations(database)]}
-                 for database in sorted(state.d1.values(), key=lambda d: d.name)]
+                 for database in sorted(state.d1.values(), key=lambda d: d.name)
+                 if database.name != DATABASE_NAME]  # dome's own history and locks
     return {"workers": workers, "d1": databases}
 
 

@@ -198,7 +198,7 @@ class CloudflareApi:
         if status in (401, 403) or code in (10000, 10001):
             hint = ("run `wrangler login` again" if self.credentials.source == LOGIN else
                     f"check {self.credentials.source} and its permissions (Workers Scripts: Read, "
-                    "Workers KV Storage: Edit, D1: Read)")
+                    "D1: Edit, Workers KV Storage: Read)")
         return ApiFailure(f"{what}: {detail}" + (f": {message}" if message else ""),
                           status=status, code=code, transient=transient, hint=hint)
 

@@ -1,23 +1,23 @@
 """The shared deploy history: kept in Cloudflare itself, so every machine sees the same one.
 
 Like Helm keeps a release's history in the cluster it deploys to, dome-tasks keeps each
-environment's history in the Cloudflare account that serves it: a Workers KV namespace called
-``dome-history`` (created on the first write), one key per record::
-
-    <environment>/<service>/<time>-<kind>-<id>     e.g. production/silo/2026-03-04T10:00:02.412Z-deploy-9f2c…
-
-The value is the record's JSON; the key's metadata (at most 1024 bytes) is the record too, cut
-down when it is long (``partial``), so listing a prefix gives the history without one GET per
-record. Keys sort by time, so a prefix lists an environment or a service oldest first.
+environment's history in the Cloudflare account that serves it: the ``dome_history`` table of
+the account's ``dome-state`` D1 database (:mod:`dome_tasks.lifecycle.account_store`), which
+also holds the account locks. D1 is strongly consistent: what one machine wrote, the next
+lock holder reads.
 
 The local ``.dome/ledger.jsonl`` stays as a read-through cache: reads merge the shared records
 with it (by record id; the shared record wins) and append shared records the machine had not
 seen, so ``history`` still answers offline. Writes go to both. When Cloudflare cannot be reached
-the record is kept locally, queued in ``<ledger>.unsynced.jsonl``, and pushed on the next run.
+the record is kept locally, queued in ``<ledger>.unsynced``, and pushed on the next run.
 Credentials are wrangler's (an API token, a global key, or ``wrangler login``; see
 :mod:`dome_tasks.cloudflare.credentials`); without any, the history is this machine's only.
 
-A rehearsal (:meth:`History.for_rehearsal`) writes only to the emulator's KV: never to the
+Before D1, the history lived in a Workers KV namespace called ``dome-history``, one key per
+record (``<environment>/<service>/<time>-<kind>-<id>``, the record as the key's metadata).
+:class:`KvStore` still reads it: its records are carried over into D1 once per account.
+
+A rehearsal (:meth:`History.for_rehearsal`) writes only to the emulator's account: never to the
 real ledger, never to the real account.
 """
 
@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from dome_tasks._background import in_background
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
-from dome_tasks.cloudflare.credentials import Credentials, find_credentials, wrangler_near
+from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
+from dome_tasks.lifecycle.account_store import AccountStore, stores_for
 from dome_tasks.lifecycle.ledger import Ledger, LedgerProblem, LedgerRead, LedgerRecord, select
 
 if TYPE_CHECKING:
@@ -90,12 +91,13 @@ def metadata_summary(record: LedgerRecord) -> dict[str, Any]:
     return data
 
 
-# --- the shared store ----------------------------------------------------------------------
+# --- the KV history of earlier versions (read to carry it over) ------------------------------
 
 
 @dataclass
 class KvStore:
-    """The ``dome-history`` namespace of one account, over the API."""
+    """The ``dome-history`` namespace of one account, over the API (earlier versions wrote the
+    history there; it is read to carry it over into D1)."""
 
     api: CloudflareApi
     title: str = NAMESPACE_TITLE
@@ -238,7 +240,7 @@ class History:
     def __init__(
         self,
         cache: Ledger | None,
-        stores: Mapping[str, KvStore | None],
+        stores: Mapping[str, AccountStore | None],
         *,
         outbox: Outbox | None = None,
         warn: Callable[[str], None] | None = None,
@@ -250,9 +252,13 @@ class History:
         self._warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         self._warned: set[str] = set()
         self._off_reason = off_reason
-        # (store, prefix) -> its records; a Future while a prefetch (:meth:`prefetch`) runs
-        self._listed: dict[tuple[int, str], list[LedgerRecord] | Future[Any]] = {}
+        # (store, environment, service) -> its records; a Future while a prefetch runs
+        self._listed: dict[tuple[int, str | None, str | None],
+                           list[LedgerRecord] | Future[Any]] = {}
         self._synced = False
+        for store in self.stores.values():
+            if store is not None:
+                store.note = self._note
 
     # -- construction --------------------------------------------------------------------------
 
@@ -270,7 +276,7 @@ class History:
         env = os.environ if environ is None else environ
         path = Path(ledger_path)
         credentials = find_credentials(env, wrangler=wrangler_near(manifest.root))
-        stores, reason = _stores(manifest, env, timeout, credentials)
+        stores, reason = stores_for(manifest, env, credentials, timeout=timeout)
         return cls(Ledger(path), stores, outbox=Outbox(path.with_name(path.name + ".unsynced")),
                    warn=warn, off_reason=reason)
 
@@ -282,9 +288,9 @@ class History:
         *,
         warn: Callable[[str], None] | None = None,
     ) -> History:
-        """A rehearsal's history: the emulator's KV only (no local file, no real account)."""
-        stores, reason = _stores(manifest, emulator_environ, 10.0,
-                                 find_credentials(emulator_environ))
+        """A rehearsal's history: the emulator's account only (no local file, no real account)."""
+        stores, reason = stores_for(manifest, emulator_environ,
+                                    find_credentials(emulator_environ))
         if any(store is not None and not store.api.is_loopback for store in stores.values()):
             raise ValueError("a rehearsal history must point at the emulator (127.0.0.1)")
         return cls(None, stores, warn=warn, off_reason=reason)
@@ -293,7 +299,7 @@ class History:
 
     @property
     def path(self) -> Path:
-        return self.cache.path if self.cache is not None else Path("(rehearsal: the emulator's KV)")
+        return self.cache.path if self.cache is not None else Path("(rehearsal: the emulator's D1)")
 
     @property
     def unsynced(self) -> list[LedgerRecord]:
@@ -306,10 +312,12 @@ class History:
             self.cache.append(record)
         self.sync()
         store = self.stores.get(record.environment)
-        for (store_id, prefix) in list(self._listed):
-            if store is not None and store_id == id(store) and record_key(record).startswith(prefix):
+        for (store_id, environment, service) in list(self._listed):
+            if (store is not None and store_id == id(store)
+                    and environment in (None, record.environment)
+                    and service in (None, record.service)):
                 try:
-                    self._list(store, prefix).append(record)
+                    self._list(store, environment, service).append(record)
                 except _STORE_ERRORS:
                     pass  # the prefetch failed: the next read lists again
         if store is None:
@@ -323,8 +331,8 @@ class History:
                 self._note(f"history: could not record in the shared history: {_reason(error)}")
                 return record
             self.outbox.add([record])
-            self._note(f"history: Cloudflare KV unreachable ({_reason(error)}); the record is kept in "
-                       f"{self.path} and will be pushed on the next run")
+            self._note(f"history: Cloudflare D1 unreachable ({_reason(error)}); the record is kept "
+                       f"in {self.path} and will be pushed on the next run")
         return record
 
     def read(self) -> LedgerRead:
@@ -340,10 +348,10 @@ class History:
         """Start listing *environment*'s shared records on a daemon thread, so that the first
         read of them (``records(…, environment)``) waits for less: reads beside the task's
         other work. Records appended meanwhile are added to what it finds."""
-        for store, prefix, _ in self._sources(None, environment):
-            key = (id(store), prefix)
+        for store, scope, _ in self._sources(None, environment):
+            key = (id(store), *scope)
             if key not in self._listed:
-                self._listed[key] = in_background(store.list, prefix, name="dome-history")
+                self._listed[key] = in_background(store.list, *scope, name="dome-history")
 
     # -- sync and merge --------------------------------------------------------------------------
 
@@ -354,7 +362,7 @@ class History:
         self._synced = True
         pending = self.outbox.pending()
         pushed: list[str] = []
-        by_store: dict[int, tuple[KvStore, list[LedgerRecord]]] = {}
+        by_store: dict[int, tuple[AccountStore, list[LedgerRecord]]] = {}
         for record in pending:
             store = self.stores.get(record.environment)
             if store is not None:
@@ -363,7 +371,7 @@ class History:
             try:
                 store.put(records)
             except _STORE_ERRORS as error:
-                self._note(f"history: {len(records)} record(s) still not pushed to Cloudflare KV "
+                self._note(f"history: {len(records)} record(s) still not pushed to Cloudflare D1 "
                            f"({_reason(error)}); trying again on the next run")
                 continue
             pushed += [r.id for r in records]
@@ -379,9 +387,9 @@ class History:
         merged: dict[str, LedgerRecord] = {r.id: r for r in local.records}  # later lines win
         problems = list(local.problems)
         shared: list[LedgerRecord] = []
-        for store, prefix, wanted in self._sources(service, environment):
+        for store, scope, wanted in self._sources(service, environment):
             try:
-                found = self._list(store, prefix)
+                found = self._list(store, *scope)
             except _STORE_ERRORS as error:
                 self._note(f"history: the shared history is unreachable ({_reason(error)}); "
                            f"showing what {self.path} holds")
@@ -398,24 +406,26 @@ class History:
         return LedgerRead(tuple(records), tuple(problems))
 
     def _sources(self, service: str | None, environment: str | None
-                 ) -> list[tuple[KvStore, str, set[str]]]:
-        """(store, prefix, environments wanted) to list for a query."""
+                 ) -> list[tuple[AccountStore, tuple[str | None, str | None], set[str]]]:
+        """(store, (environment, service) to list, environments wanted) for a query."""
         if environment is not None:
             store = self.stores.get(environment)
-            return [(store, key_prefix(environment, service), {environment})] if store else []
-        grouped: dict[int, tuple[KvStore, set[str]]] = {}
+            return [(store, (environment, service), {environment})] if store else []
+        grouped: dict[int, tuple[AccountStore, set[str]]] = {}
         for name, store in self.stores.items():
             if store is not None:
                 grouped.setdefault(id(store), (store, set()))[1].add(name)
-        return [(store, "", names) for store, names in grouped.values()]
+        return [(store, (None, None), names) for store, names in grouped.values()]
 
-    def _list(self, store: KvStore, prefix: str) -> list[LedgerRecord]:
-        key = (id(store), prefix)
+    def _list(self, store: AccountStore, environment: str | None, service: str | None
+              ) -> list[LedgerRecord]:
+        key = (id(store), environment, service)
         known = self._listed.get(key)
         if isinstance(known, list):
             return known
         try:
-            records, problems = store.list(prefix) if known is None else known.result()
+            records, problems = (store.list(environment, service) if known is None
+                                 else known.result())
         except BaseException:
             self._listed.pop(key, None)  # a failed prefetch: the next read tries again
             raise
@@ -434,28 +444,3 @@ def _reason(error: Exception) -> str:
     if isinstance(error, ApiFailure):
         return error.message
     return f"unexpected answer: {type(error).__name__}: {error}"
-
-
-NO_CREDENTIALS = ("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN or run `wrangler login` "
-                  "to share the history through Cloudflare")
-
-
-def _stores(manifest: Manifest, environ: Mapping[str, str], timeout: float,
-            credentials: Credentials | None) -> tuple[dict[str, KvStore | None], str | None]:
-    """One store per account, shared by the environments in it; why there is none, if so."""
-    stores: dict[str, KvStore | None] = {}
-    by_account: dict[tuple[str, str], KvStore] = {}
-    reason = None
-    for name, env in manifest.environments.items():
-        if env.is_local:
-            continue
-        account = env.account_id or environ.get("CLOUDFLARE_ACCOUNT_ID")
-        if credentials is None or not account:
-            stores[name] = None
-            reason = reason or (NO_CREDENTIALS if account else
-                                "no account id: set account_id or CLOUDFLARE_ACCOUNT_ID")
-            continue
-        api = CloudflareApi.with_credentials(environ, credentials, account, timeout=timeout)
-        store = by_account.setdefault((api.base_url, account), KvStore(api))
-        stores[name] = store
-    return stores, reason

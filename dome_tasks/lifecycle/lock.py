@@ -1,8 +1,9 @@
-"""One deploy or migration at a time: advisory locks under ``.dome/locks/`` shared by every
-process on the machine.
+"""One deploy or migration at a time on this machine: advisory locks shared by every process.
 
-A scope is one (environment, service) for deploys, rollbacks and canary steps, and one
-environment for D1 migrations. Each scope has two files:
+A scope is one worker in one environment of one account for deploys, rollbacks and canary
+steps (:func:`machine_scope`), and one environment for D1 migrations. The folder is the
+machine's (:func:`machine_lock_dir`), not the checkout's: two checkouts of one repository
+deploying the same worker wait for each other. Each scope has two files:
 
 * ``<scope>.lock``: the file ``fcntl.flock`` locks. The kernel releases the lock when its holder
   exits, however it exits (``kill -9`` included), so a lock can never outlive its process. The
@@ -16,20 +17,24 @@ A second process waits, printing once who it is waiting for (again if the holder
 take a scope it already holds (re-entrant per :class:`Locks` object): the automatic rollback
 inside a deploy does not deadlock on the deploy's own lock.
 
-Across CI runners the workflow's per-environment ``concurrency`` group plays this part.
+Across machines the account lock (:mod:`dome_tasks.lifecycle.account_lock`, a row in the
+account's D1) plays this part; this one stays, so that two runs of one machine never ask D1 at
+once and a machine without API access is still serialized.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shlex
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,14 +43,19 @@ from typing import TextIO
 import psutil
 
 from dome_tasks.errors import DomeError
+from dome_tasks.process import interruptible
 
 __all__ = [
     "Holder",
     "LockBusy",
     "LockError",
     "Locks",
+    "command_line",
     "deploy_scope",
+    "machine_lock_dir",
+    "machine_scope",
     "migration_scope",
+    "process_started",
 ]
 
 
@@ -69,6 +79,36 @@ def migration_scope(environment: str) -> str:
     return f"{_slug(environment)}--migrations"
 
 
+def machine_scope(scope: str, *, account: str | None, api: str | None) -> str:
+    """``scope`` made unique on the machine: the same worker name in another account (or
+    behind another API, an emulator's) is another lock."""
+    where = hashlib.sha256(f"{api or ''}|{account or ''}".encode()).hexdigest()[:12]
+    return f"{scope}--{where}"
+
+
+def machine_lock_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """This user's lock folder on this machine: ``$XDG_RUNTIME_DIR/dome-tasks/locks``, else
+    ``<temp>/dome-tasks-<uid>/locks`` (made private to the user; refused when someone else
+    owns it)."""
+    env = os.environ if environ is None else environ
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
+        base = Path(runtime) / "dome-tasks"
+    else:
+        base = Path(tempfile.gettempdir()) / f"dome-tasks-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(base)
+    except OSError as error:
+        raise LockError(f"cannot make the lock folder {base}: {error}",
+                        hint="set TMPDIR to a folder you can write") from error
+    if info.st_uid != os.getuid() or not os.path.isdir(base) or os.path.islink(base) or (
+            info.st_mode & 0o022):
+        raise LockError(f"the lock folder {base} is not yours alone (owner uid {info.st_uid})",
+                        hint="remove it, or set TMPDIR to a folder of your own")
+    return base / "locks"
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
 
@@ -89,10 +129,10 @@ class Holder:
 
         return cls(
             pid=os.getpid(),
-            command=command if command is not None else _command_line(),
+            command=command if command is not None else command_line(),
             since=utc_now(),
             host=socket.gethostname(),
-            started=_start_time(os.getpid()),
+            started=process_started(os.getpid()),
         )
 
     @classmethod
@@ -109,7 +149,7 @@ class Holder:
         """Whether this process still runs here (same pid and start time, same host)."""
         if self.host != socket.gethostname():
             return True  # cannot tell: assume it does
-        started = _start_time(self.pid)
+        started = process_started(self.pid)
         if started is None:
             return False
         return self.started is None or abs(started - self.started) < 1.0
@@ -119,14 +159,16 @@ class Holder:
         return f"pid {self.pid}{where} (`{self.command}`) since {self.since}"
 
 
-def _start_time(pid: int) -> float | None:
+def process_started(pid: int) -> float | None:
+    """The start time of the running process ``pid`` (None: no such process)."""
     try:
         return psutil.Process(pid).create_time()
     except (psutil.Error, OSError):
         return None
 
 
-def _command_line() -> str:
+def command_line() -> str:
+    """This process's command line, redacted, on one line of at most 200 characters."""
     argv = getattr(sys, "orig_argv", None) or sys.argv
     words = [Path(argv[0]).name if i == 0 else word for i, word in enumerate(argv)]
     from dome_tasks.events import Redactor
@@ -156,7 +198,7 @@ class Locks:
     out: TextIO | None = None
     command: str | None = None  # the command line to record (default: this process's)
     poll: float = 0.1
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None  # None: a pause Ctrl-C/SIGTERM ends, any thread
     clock: Callable[[], float] = time.monotonic
     _held: dict[str, _Held] = field(default_factory=dict, repr=False)
 
@@ -212,34 +254,36 @@ class Locks:
         started = self.clock()
         announced: Holder | str | None = None
         delay = self.poll
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            holder = self.holder(scope)
-            if holder is not None and not holder.alive():
-                holder = None  # an old info file; the real holder has not written its own yet
-            kill = f"; if it hangs, stop it (kill {holder.pid})" if holder else ""
-            if not self.wait:
-                raise LockBusy(
-                    f"{what} is locked by {_who(holder)}",
-                    hint="wait for it to finish, or run again without --no-wait to queue behind it"
-                    + kill,
-                )
-            waited = self.clock() - started
-            if self.timeout is not None and waited >= self.timeout:
-                raise LockBusy(f"{what} is still locked by {_who(holder)} after {self.timeout:g}s",
-                               hint="try again later" + kill)
-            if holder is not None and holder != announced:
-                self._say(f"lock {what}: waiting for {holder.describe()} to finish")
-                announced = holder
-            elif holder is None and announced is None and waited >= 1.0:
-                self._say(f"lock {what}: waiting for another process to finish")
-                announced = "unknown"
-            self.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        with interruptible() as pause:  # a wave's thread: signals reach it this way
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    pass
+                holder = self.holder(scope)
+                if holder is not None and not holder.alive():
+                    holder = None  # an old info file; the real holder has not written its own yet
+                kill = f"; if it hangs, stop it (kill {holder.pid})" if holder else ""
+                if not self.wait:
+                    raise LockBusy(
+                        f"{what} is locked by {_who(holder)}",
+                        hint="wait for it to finish, or run again without --no-wait to queue "
+                        "behind it" + kill,
+                    )
+                waited = self.clock() - started
+                if self.timeout is not None and waited >= self.timeout:
+                    raise LockBusy(
+                        f"{what} is still locked by {_who(holder)} after {self.timeout:g}s",
+                        hint="try again later" + kill)
+                if holder is not None and holder != announced:
+                    self._say(f"lock {what}: waiting for {holder.describe()} to finish")
+                    announced = holder
+                elif holder is None and announced is None and waited >= 1.0:
+                    self._say(f"lock {what}: waiting for another process to finish")
+                    announced = "unknown"
+                (self.sleep or pause)(delay)
+                delay = min(delay * 1.5, 1.0)
 
     def _release(self, scope: str, me: Holder) -> None:
         held = self._held.pop(scope)

@@ -10,8 +10,9 @@ locks, shared history and reconciliation.
 
 * **History**: ``Session.ledger`` is the shared :class:`~dome_tasks.lifecycle.history.History`
   (Cloudflare KV, cached in the local ledger); a rehearsal swaps in the emulator's.
-* **Locks**: :meth:`Session.locked` holds the (environment, service) deploy lock, or the
-  environment's migration lock, around an operation's observe and act phases.
+* **Locks**: :meth:`Session.locked` holds the deploy lock of (environment, worker), or the
+  environment's migration lock, around an operation's observe and act phases: on this machine
+  (whatever the checkout), then in the account (a row in its ``dome-state`` D1).
 * **Reconciliation**: right after a step that changes what serves (deploy, rollback, canary,
   promote, abort) the session reads the live deployment from the API and records *that*; a
   failed command whose change went live anyway is recorded as live, with a warning.
@@ -60,6 +61,8 @@ from dome_tasks.wrangler.exec import CommandTimedOut, WranglerExec, WranglerFail
 if TYPE_CHECKING:
     from invoke import Context
 
+    from dome_tasks.lifecycle.account_lock import AccountLocks
+    from dome_tasks.lifecycle.account_store import AccountStore
     from dome_tasks.lifecycle.history import History
     from dome_tasks.lifecycle.lock import Locks
     from dome_tasks.manifest.loader import Manifest
@@ -149,6 +152,15 @@ def subdomain_in(urls: Sequence[str], worker: str) -> str | None:
     return None
 
 
+def _stores(manifest: Manifest) -> dict[str, AccountStore | None]:
+    """The account stores of *manifest*'s environments, for the locks (the history is off)."""
+    from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
+    from dome_tasks.lifecycle.account_store import stores_for
+
+    credentials = find_credentials(os.environ, wrangler=wrangler_near(manifest.root))
+    return stores_for(manifest, os.environ, credentials)[0]
+
+
 @dataclass
 class Session:
     """What one lifecycle task needs; build it once with :meth:`open`."""
@@ -166,7 +178,8 @@ class Session:
     base_env: Mapping[str, str] | None = None
     executed: list[Step] = field(default_factory=list)  # every plan step run (or shown), bound
     manifest: Manifest | None = None  # its environments' accounts: the history and live reads
-    locks: Locks | None = None  # one deploy per (environment, service); None: no locking
+    locks: Locks | None = None  # one deploy per (environment, worker); None: no locking
+    stores: Mapping[str, AccountStore | None] = field(default_factory=dict)  # by environment
     command_timeout: float | None = None  # seconds one wrangler run may take
     board: Board | None = None  # the progress display of a multi-service run
     captured: bool = False  # commands' own output goes to ``out`` too (one lane of a wave)
@@ -174,6 +187,8 @@ class Session:
     _reconcilers: dict[str, Reconciler] = field(default_factory=dict, repr=False)
     # worker -> what served it, read under its lock before the plan (see :meth:`holding`)
     _before: dict[str, Future[Any]] = field(default_factory=dict, repr=False)
+
+    _account_locks: dict[int, AccountLocks] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
@@ -189,17 +204,24 @@ class Session:
         """The session of one task, from its settings and manifest (each read once by the task;
         without *manifest* it is loaded from the settings)."""
         from dome_tasks.lifecycle.history import History
-        from dome_tasks.lifecycle.lock import Locks
+        from dome_tasks.lifecycle.lock import Locks, machine_lock_dir
         from dome_tasks.settings import load_manifest
 
         manifest = manifest or load_manifest(settings)
         redactor = Redactor.from_environ()
         path = settings.ledger_path(root)
-        shared = settings.shared_history and not dry_run
+        history = None
+        if settings.shared_history and not dry_run:
+            history = History.for_manifest(manifest, path)
+        if history is not None:  # the history's account stores hold the locks too
+            stores = history.stores
+        else:
+            stores = {} if dry_run else _stores(manifest)
         return cls(
             c=c,
             root=root,
-            ledger=History.for_manifest(manifest, path) if shared else Ledger(path),
+            ledger=history if history is not None else Ledger(path),
+            stores=stores,
             log=EventLog(log_stream, settings.log_format, redactor=redactor),
             redactor=redactor,
             policy=VerifyPolicy(deadline_s=settings.verify_deadline),
@@ -210,7 +232,7 @@ class Session:
             locks=None
             if dry_run
             else Locks(
-                Path(root) / ".dome" / "locks",
+                machine_lock_dir(),
                 wait=not settings.no_wait,
                 timeout=settings.lock_timeout,
             ),
@@ -239,20 +261,30 @@ class Session:
         self._reconcilers.clear()
         self._before.clear()
         self.locks = None
+        self.stores = {}
         if self.manifest is not None:
             self.ledger = History.for_rehearsal(self.manifest, environ)
 
     @contextlib.contextmanager
     def locked(self, environment: str, service: str | None = None) -> Iterator[None]:
-        """Hold the deploy lock of (environment, service), or with no service the environment's
-        migration lock, for the ``with`` block (re-entrant; nothing in dry runs)."""
-        from dome_tasks.lifecycle.lock import deploy_scope, migration_scope
+        """Hold the deploy lock of (environment, the service's worker), or with no service the
+        environment's migration lock, for the ``with`` block: this machine's, then the
+        account's (re-entrant; nothing in dry runs or rehearsals)."""
+        from dome_tasks.lifecycle.lock import deploy_scope, machine_scope, migration_scope
 
         if self.locks is None or self.dry_run:
             yield
             return
-        scope = deploy_scope(environment, service) if service else migration_scope(environment)
-        with self.locks.hold(scope, what=f"{environment}/{service or 'migrations'}"):
+        worker = self._worker(environment, service) if service else "migrations"
+        what = f"{environment}/{worker}"
+        scope = deploy_scope(environment, worker) if service else migration_scope(environment)
+        store = self.stores.get(environment)
+        account, api = self._account_of(environment)
+        with contextlib.ExitStack() as held:
+            held.enter_context(self.locks.hold(machine_scope(scope, account=account, api=api),
+                                               what=what))
+            if store is not None:
+                held.enter_context(self._account_lock(store).hold(what, what=what))
             yield
 
     @contextlib.contextmanager
@@ -269,6 +301,29 @@ class Session:
                 yield
             finally:
                 self._before.pop(target.worker, None)
+
+    def _worker(self, environment: str, service: str) -> str:
+        if self.manifest is None or service not in self.manifest.services:
+            return service
+        return self.manifest.resolve(service, environment).name
+
+    def _account_of(self, environment: str) -> tuple[str | None, str]:
+        """(account id, API base URL) of *environment*: what makes its worker names unique."""
+        from dome_tasks.cloudflare.api import DEFAULT_BASE_URL
+
+        environ = os.environ if self.base_env is None else self.base_env
+        env = self.manifest.environments.get(environment) if self.manifest else None
+        account = (env.account_id if env else None) or environ.get("CLOUDFLARE_ACCOUNT_ID")
+        return account, (environ.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+    def _account_lock(self, store: AccountStore) -> AccountLocks:
+        from dome_tasks.lifecycle.account_lock import AccountLocks
+
+        assert self.locks is not None
+        if id(store) not in self._account_locks:
+            self._account_locks[id(store)] = AccountLocks(
+                store, wait=self.locks.wait, timeout=self.locks.timeout, out=self.locks.out)
+        return self._account_locks[id(store)]
 
     def reconciler(self, environment: str) -> Reconciler:
         """Reads what serves in *environment*'s account, straight from the API (no API access:

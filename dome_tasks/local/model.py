@@ -4,7 +4,9 @@ Layout of a state folder (``state_dir``, e.g. ``.dome/local``)::
 
     v3/                 local D1, KV, R2, queue data (``--persist-to``), shared by all services
     registry/           wrangler's dev registry (WRANGLER_REGISTRY_PATH): service bindings
-    run/<service>.json  pid record: pid, process creation time, port, URL, config, log, times
+    run/<service>.json  pid record: pid, process group, creation time, port, URL, config, log,
+                        times; written before the process may start serving
+    locks/              one deploy at a time (``deploy-env … local``, ``stop``)
     run/migrated/       what ``deploy-env … local`` last applied, so an unchanged folder is skipped
     logs/<service>.log  stdout+stderr of that service's ``wrangler dev``
 """
@@ -149,6 +151,11 @@ class ProcessRecord:
     started_at: float  # time.time() when it was launched
     ready_at: float | None = None  # time.time() when its health path first answered
     health_any_status: bool = False  # health_path: null: any HTTP answer counts as healthy
+    pgid: int | None = None  # its process group (its own session: the pid; None in old records)
+
+    @property
+    def group(self) -> int:
+        return self.pgid or self.pid
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +179,14 @@ class ProcessRecord:
         process that still runs: the command line is briefly empty while ``env`` execs node."""
         return procs.is_running(self.pid, self.created, marker="wrangler")
 
+    def orphans(self) -> list[int]:
+        """The pids still running in its process group once the recorded process itself is gone
+        (wrangler's launcher killed: its node child and workerd keep serving). POSIX never
+        hands out a pid that is still a group's id, so they can only be this record's."""
+        if procs.created_at(self.pid) is not None:
+            return []
+        return sorted(member.pid for member in procs.group_members(self.group))
+
 
 def _created_from_ticks(ticks: int) -> float:
     """A Linux start time in clock ticks since boot, as psutil's creation time."""
@@ -183,13 +198,16 @@ def _created_from_ticks(ticks: int) -> float:
 @dataclass(frozen=True)
 class ServiceStatus:
     service: str
-    state: str  # running | stopped | stale (a dead or reused pid; its record was removed)
+    #: running | orphaned (the recorded process is gone, processes of its group still run:
+    #: ``pids``; ``stop`` stops them) | stopped | stale (a dead or reused pid; record removed)
+    state: str
     worker: str | None = None
     pid: int | None = None
     port: int | None = None
     url: str | None = None
     healthy: bool | None = None
     uptime: float | None = None  # seconds
+    pids: tuple[int, ...] = ()  # orphaned: the processes of its group still running
 
 
 @dataclass(frozen=True)

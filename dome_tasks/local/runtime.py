@@ -7,6 +7,7 @@ Several services are started together by :mod:`dome_tasks.local.stack`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ from dome_tasks.local.logs import log_tail
 from dome_tasks.local.migrations import Cancelled, migrate
 from dome_tasks.local.model import (
     LocalEnv,
+    LocalError,
     LocalService,
     MigrationResult,
     PortInUse,
@@ -101,6 +103,10 @@ def _records(env: LocalEnv) -> dict[str, ProcessRecord]:
 
 
 def _forget(env: LocalEnv, record: ProcessRecord) -> None:
+    """Remove ``record`` (only if it is still the one on disk: never another run's)."""
+    current = ProcessRecord.load(env.record_path(record.service))
+    if current is not None and (current.pid, current.created) != (record.pid, record.created):
+        return
     env.record_path(record.service).unlink(missing_ok=True)
     # A SIGKILLed wrangler cannot unregister itself; others would keep routing to it.
     (registry_dir(env.state_dir) / record.worker).unlink(missing_ok=True)
@@ -121,12 +127,11 @@ def _stop_record(env: LocalEnv, record: ProcessRecord) -> None:
     """Stop the record's process tree if it is ours, then forget the record.
 
     A group is ours if its leader is the recorded process, or if the leader is gone while
-    members remain (wrangler's outer node killed, its inner node and workerd orphaned): POSIX
-    systems do not hand out a pid that is still some group's id, so those members can only be
-    the orphans of our group. A pid now used by another program is never signalled.
+    members remain (:meth:`ProcessRecord.orphans`). A pid now used by another program is never
+    signalled.
     """
-    if record.alive() or (procs.created_at(record.pid) is None and procs.group_members(record.pid)):
-        procs.stop_group(record.pid, env.stop_timeout)
+    if record.alive() or record.orphans():
+        procs.stop_group(record.group, env.stop_timeout)
     _forget(env, record)
 
 
@@ -250,7 +255,15 @@ def launch(
                 del ports.reserved[held]
 
 
+#: ``argv`` behind a gate: ``sh`` reads a line from its stdin (a pipe from the launcher) first,
+#: then execs it with stdin closed (same pid, same process group). When the launcher dies before
+#: opening the gate, ``sh`` reads end of file and exits without ever starting wrangler.
+_GATE = ("/bin/sh", "-c", 'read -r go || exit 0; exec "$@" </dev/null', "wrangler-gate")
+
+
 def _spawn(env: LocalEnv, service: LocalService, port: int, inspector_port: int) -> Starting:
+    """Start ``wrangler dev``; its record (pid, group, creation time) is on disk before the
+    process may run wrangler at all, so no worker ever serves unrecorded."""
     log_path = env.log_path(service.name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = dev_argv(
@@ -261,20 +274,28 @@ def _spawn(env: LocalEnv, service: LocalService, port: int, inspector_port: int)
         port=port,
         inspector_port=inspector_port,
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=service.config.parent,
-            env=env.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    gate, opener = os.pipe()
+    try:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                (*_GATE, *argv),
+                cwd=service.config.parent,
+                env=env.env(),
+                stdin=gate,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except BaseException:
+        os.close(opener)
+        raise
+    finally:
+        os.close(gate)
     record = ProcessRecord(
         service=service.name,
         worker=service.worker,
         pid=process.pid,
+        pgid=process.pid,  # its own session
         created=procs.created_at(process.pid) or 0.0,
         port=port,
         inspector_port=inspector_port,
@@ -285,7 +306,20 @@ def _spawn(env: LocalEnv, service: LocalService, port: int, inspector_port: int)
         log=str(log_path),
         started_at=time.time(),
     )
-    record.save(env.record_path(service.name))
+    try:
+        record.save(env.record_path(service.name))
+        os.write(opener, b"go\n")
+    except OSError as error:
+        os.close(opener)  # the gate reads end of file: wrangler never starts
+        process.wait()
+        raise LocalError(f"cannot record the process of {service.name}: {error}",
+                         where=str(env.record_path(service.name)),
+                         hint=f"check that {env.state_dir} can be written") from None
+    except BaseException:
+        os.close(opener)
+        process.wait()
+        raise
+    os.close(opener)
     return Starting(service, process, record)
 
 
@@ -424,7 +458,7 @@ def stop(env: LocalEnv, services: Iterable[str] | None = None) -> list[str]:
         chosen = [records[name] for name in services if name in records]
     stopped = []
     for record in chosen:
-        was_alive = record.alive()
+        was_alive = record.alive() or bool(record.orphans())
         _stop_record(env, record)
         if was_alive:
             stopped.append(record.service)
@@ -432,8 +466,10 @@ def stop(env: LocalEnv, services: Iterable[str] | None = None) -> list[str]:
 
 
 def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[ServiceStatus]:
-    """Each service's pid, port, URL, health and uptime. Records whose process is gone (or
-    whose pid now belongs to another program) are removed and reported as ``stale``."""
+    """Each service's pid, port, URL, health and uptime. A recorded process that is gone while
+    processes of its group still run is ``orphaned`` (their pids; ``stop`` stops them). Records
+    whose process is gone (or whose pid now belongs to another program) and left nothing
+    running are removed and reported as ``stale``."""
     records = _records(env)
     names = list(services) if services is not None else sorted(records)
     result = []
@@ -442,8 +478,22 @@ def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[Service
         record = records.get(name)
         if record is None:
             result.append(ServiceStatus(name, "stopped"))
+        elif not record.alive() and (orphans := record.orphans()):
+            result.append(
+                ServiceStatus(
+                    name,
+                    "orphaned",
+                    record.worker,
+                    record.pid,
+                    record.port,
+                    record.url,
+                    _healthy(record.url + record.health_path, any_status=record.health_any_status),
+                    now - record.started_at,
+                    pids=tuple(orphans),
+                )
+            )
         elif not record.alive():
-            _stop_record(env, record)
+            _forget(env, record)
             result.append(
                 ServiceStatus(name, "stale", record.worker, record.pid, record.port, record.url)
             )
@@ -469,7 +519,8 @@ def format_status(statuses: Iterable[ServiceStatus]) -> str:
     for s in statuses:
         health = "-" if s.healthy is None else ("ok" if s.healthy else "FAIL")
         uptime = "-" if s.uptime is None else f"{int(s.uptime)}s"
-        rows.append((s.service, s.state, s.url or "-", health, str(s.pid or "-"), uptime))
+        pid = ",".join(map(str, s.pids)) if s.pids else str(s.pid or "-")
+        rows.append((s.service, s.state, s.url or "-", health, pid, uptime))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from dome_tasks.lifecycle.history import NAMESPACE_TITLE as HISTORY_NAMESPACE
 from dome_tasks.manifest.loader import load
 from dome_tasks.testing.emulator import Emulator
 from tests.adopt.adopt_helpers import copy_fixture, invoke
@@ -84,9 +83,8 @@ def test_a_new_user_follows_the_readme_to_a_first_staging_deploy(
     # the namespace provision made (or found) is the one bound: wrangler created no other
     (cache,) = [ns for ns in emulator.state.kv.values() if ns.title == "silo-cache-staging"]
     assert silo.binding("CACHE")["namespace_id"] == cache.id
-    # besides it, only the shared deploy history's own namespace (dome_tasks.lifecycle.history)
-    assert sorted(ns.title for ns in emulator.state.kv.values()) == [
-        HISTORY_NAMESPACE, "silo-cache-staging"]
+    # no other namespace: the shared history and the locks are in D1 (dome-state)
+    assert sorted(ns.title for ns in emulator.state.kv.values()) == ["silo-cache-staging"]
     assert not emulator.state.workers.keys() - {
         manifest.resolve(s, "staging").name for s in manifest.services_in("staging")
     }  # staging only, and only what the repository deploys to staging today

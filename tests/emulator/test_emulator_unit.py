@@ -195,6 +195,26 @@ def test_d1_query_over_http_returns_one_result_per_statement(emu):
     assert (status, json.loads(raw)["errors"][0]["code"]) == (400, 7500)
 
 
+def test_d1_params_bind_and_a_conditional_upsert_is_atomic(emu):
+    """What dome's account lock sends: one statement with string params, applied or not."""
+    path = f"/accounts/{emu.account_id}/d1/database/db-1"
+    call(emu, "POST", path + "/query", {"sql": "create table l(scope text primary key, token text)"})
+    upsert = ("insert into l values (?1, ?2) on conflict (scope) do update set token = "
+              "excluded.token where l.token = ?3 returning token")
+
+    def take(token: str, stale: str) -> list:
+        body = {"sql": upsert, "params": ["s", token, stale]}
+        return json.loads(call(emu, "POST", path + "/query", body)[2])["result"][0]["results"]
+
+    assert take("a", "") == [{"token": "a"}]  # free: inserted
+    assert take("b", "") == []  # held: nothing changed, nothing returned
+    assert take("b", "a") == [{"token": "b"}]  # compare-and-set on the holder's token
+    status, _, raw = call(emu, "POST", path + "/raw", {"sql": "select * from l where scope = ?1",
+                                                      "params": ["none"]})
+    assert status == 200
+    assert json.loads(raw)["result"][0]["results"] == {"columns": ["scope", "token"], "rows": []}
+
+
 def test_strict_emulator_does_not_invent_databases():
     with Emulator(auto_create=False) as emu:
         status, _, raw = call(

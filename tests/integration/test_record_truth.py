@@ -2,7 +2,7 @@
 every machine, under faults and concurrency. The REAL wrangler against the API emulator.
 
 * a failure after the upload is recorded as the version that went live, never re-run;
-* two deploys (or migrations) at once run one after the other, the second naming the first;
+* (two deploys or migrations at once: tests/integration/test_deploy_locks.py);
 * a deploy made on one machine ("CI") shows in the history of another ("a laptop"), also when
   the laptop has only `wrangler login` (an expired login is renewed by wrangler, once);
 * a rehearsal never writes the real history;
@@ -12,10 +12,8 @@ every machine, under faults and concurrency. The REAL wrangler against the API e
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +25,6 @@ from dome_tasks.cloudflare.credentials import login_file
 from dome_tasks.lifecycle.deploy import DeployOptions, deploy
 from dome_tasks.lifecycle.history import History
 from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord
-from dome_tasks.lifecycle.lock import Locks, deploy_scope, migration_scope
 from dome_tasks.lifecycle.session import LifecycleError, Session
 from dome_tasks.manifest.loader import load
 from dome_tasks.plan.target import resolve
@@ -182,81 +179,11 @@ def test_a_crash_inside_verification_still_rolls_production_back(ctx, project, e
 # --- the CLI: locks, shared history, rehearsals ------------------------------------------------
 
 
-def start(project: Path, emulator: Emulator, *args: str, name: str, **env: str) -> subprocess.Popen:
-    """Start an invoke task in the background; its output goes to files named after ``name``."""
-    out = open(project / f"{name}.out", "w")  # noqa: SIM115 - closed by the process's end
-    err = open(project / f"{name}.err", "w")  # noqa: SIM115
-    return subprocess.Popen(
-        [str(VENV_BIN / "invoke"), *args], cwd=project, stdout=out, stderr=err,
-        stdin=subprocess.DEVNULL, env=run_env(**emulator.env(), DOME_ACTOR=name, **env),
-    )
-
-
-def output(project: Path, name: str) -> str:
-    return (project / f"{name}.out").read_text() + (project / f"{name}.err").read_text()
-
-
-def wait_for(predicate, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def invoke(project: Path, emulator: Emulator | None, *args: str, **env: str
            ) -> subprocess.CompletedProcess:
     base = run_env(**(emulator.env() if emulator else {}), **env)
     return subprocess.run([str(VENV_BIN / "invoke"), *args], cwd=project, env=base, check=False,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
-
-
-def test_two_deploys_at_once_run_one_after_the_other(project, emulator) -> None:
-    locks = Locks(project / "sample" / ".dome" / "locks")
-    deploy = ("deploy-env", "silo", "staging", "--no-build", "--no-verify")
-    with locks.hold(deploy_scope("staging", "silo")):  # hold it so that both runs must queue
-        runs = [start(project, emulator, *deploy, name=name) for name in ("one", "two")]
-        for name in ("one", "two"):
-            wait_for(lambda n=name: f"waiting for pid {os.getpid()}" in output(project, n),
-                     f"{name} to wait for the lock")
-        assert emulator.requests_matching(path="/workers/") == []  # nothing deployed meanwhile
-    assert [run.wait(timeout=300) for run in runs] == [0, 0], output(project, "one") + output(
-        project, "two")
-    # the two wrangler runs did not interleave: start, end, start, end
-    marks = [("start" if r.method == "GET" else "end")
-             for r in emulator.requests
-             if (r.method == "GET" and r.path.endswith("/workers/services/silo-staging"))
-             or (r.method == "POST" and r.path.endswith("/scripts/silo-staging/subdomain"))]
-    assert marks == ["start", "end", "start", "end"]
-    records = [r for r in ledger_of(project).read().records if r.kind == "deploy"]
-    assert [r.outcome for r in records] == ["success", "success"]
-    assert records[-1].version_id == emulator.state.worker("silo-staging").current_version().id
-    assert records[0].version_id != records[1].version_id
-
-
-def test_no_wait_refuses_naming_the_holder_and_runs_no_wrangler(project, emulator) -> None:
-    locks = Locks(project / "sample" / ".dome" / "locks")
-    with locks.hold(deploy_scope("staging", "silo")):
-        result = invoke(project, emulator, "deploy-env", "silo", "staging", "--no-build",
-                        "--no-verify", "--no-wait")
-    assert result.returncode == 1
-    assert f"error: staging/silo is locked by pid {os.getpid()} (`" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert emulator.requests_matching(path="/workers/") == []
-
-
-def test_two_migrations_at_once_apply_each_migration_once(project, emulator) -> None:
-    locks = Locks(project / "sample" / ".dome" / "locks")
-    with locks.hold(migration_scope("staging")):
-        runs = [start(project, emulator, "db-migrate-staging", name=name) for name in ("m1", "m2")]
-        for name in ("m1", "m2"):
-            wait_for(lambda n=name: "lock staging/migrations: waiting for" in output(project, n),
-                     f"{name} to wait for the migration lock")
-    assert [run.wait(timeout=300) for run in runs] == [0, 0], output(project, "m1") + output(
-        project, "m2")
-    database = emulator.state.d1["00000000-0000-4000-8000-0000000000a1"]  # silo-db-staging
-    applied = [row["name"] for row in database.rows("SELECT name FROM d1_migrations ORDER BY id")]
-    assert applied == ["0001_init.sql", "0002_events.sql"]  # once each, not twice
-    assert "UNIQUE constraint failed" not in output(project, "m1") + output(project, "m2")
 
 
 def two_machines(tmp_path: Path, workspace: Path) -> tuple[Path, Path]:
@@ -335,7 +262,7 @@ def test_a_rehearsal_never_writes_the_real_history(project, emulator) -> None:
     assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
     assert "Cloudflare would now hold" in rehearsed.stdout
     assert not (project / "sample" / ".dome" / "ledger.jsonl").exists()
-    assert emulator.state.kv == {} and emulator.state.workers == {}  # the "real" account
+    assert emulator.state.kv == emulator.state.d1 == emulator.state.workers == {}  # the "real" account
     history = History.for_manifest(load(project / "sample" / "dome.yaml"),
                                    project / "sample" / ".dome" / "ledger.jsonl", emulator.env())
     assert history.read().records == ()

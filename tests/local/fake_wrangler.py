@@ -6,12 +6,13 @@ apply` plays wrangler's answers. Each worker config may hold a `[fake]` table:
 
     fail = "boom"              # dev: print this and exit 1
     wait_for = ["a", "b"]      # dev: serve only once these services' dev processes have started
-    delay = "0.5"              # dev: seconds before serving
+    delay = "0.5"              # dev: seconds before serving (default: $FAKE_WRANGLER_DELAY or 0)
     ignore_term = true         # dev: ignore SIGTERM (the stop must escalate to SIGKILL)
     status = 404               # dev: answer every request with this status (default 200)
 
 Every call is appended to <state>/fake-calls.jsonl (and `["serving"]` just before `dev` binds
-its port); `dev` marks <state>/fake-started/<name>.
+its port, with `recorded`: whether a pid record of <state>/run names this process then); `dev`
+marks <state>/fake-started/<name>.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from dome_tasks.local import LocalEnv, LocalService, PortRange
 
 SCRIPT = r"""#!{python}
-import http.server, json, pathlib, signal, sys, time, tomllib
+import http.server, json, os, pathlib, signal, sys, time, tomllib
 args = sys.argv[1:]
 config = pathlib.Path(args[args.index("--config") + 1])
 state = pathlib.Path(args[args.index("--persist-to") + 1])
@@ -60,9 +61,12 @@ while not all((started / other).exists() for other in fake.get("wait_for", [])):
         print("gave up waiting for", fake["wait_for"], flush=True)
         sys.exit(3)
     time.sleep(0.01)
-time.sleep(float(fake.get("delay", 0)))
+time.sleep(float(fake.get("delay", os.environ.get("FAKE_WRANGLER_DELAY", 0))))
+records = [json.loads(p.read_text()) for p in (state / "run").glob("*.json")]
+recorded = any(r.get("pid") == os.getpid() for r in records)
 with open(state / "fake-calls.jsonl", "a") as calls:
-    calls.write(json.dumps({{"argv": ["serving"], "name": name, "time": time.time()}}) + "\n")
+    calls.write(json.dumps({{"argv": ["serving"], "name": name, "time": time.time(),
+                             "recorded": recorded}}) + "\n")
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(int(fake.get("status", 200))); self.end_headers(); self.wfile.write(name.encode())

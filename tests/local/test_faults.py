@@ -18,7 +18,16 @@ import psutil
 import pytest
 from local_helpers import make_env, write_sample_configs, write_worker
 
-from dome_tasks.local import PortInUse, StartupFailed, procs, start, start_wave, status, stop
+from dome_tasks.local import (
+    PortInUse,
+    StartupFailed,
+    format_status,
+    procs,
+    start,
+    start_wave,
+    status,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -130,15 +139,21 @@ def test_a_record_from_before_psutil_still_names_its_process(wrangler, tmp_path)
     assert_nothing_left(env, worker)
 
 
-def test_orphans_of_a_killed_wrangler_are_cleaned_as_stale(wrangler, tmp_path):
+def test_a_killed_wrangler_s_children_are_orphaned_in_status_and_stopped_by_stop(
+        wrangler, tmp_path):
     env = make_env(tmp_path / "state", "28860-28869")
     worker = write_worker(tmp_path / "src", "w", HEALTHY)
     record = start(env, worker)
-    orphans = [p.pid for p in procs.group_members(record.pid) if p.pid != record.pid]
+    assert json.loads(env.record_path("w").read_text())["pgid"] == record.pid
+    orphans = sorted(p.pid for p in procs.group_members(record.pid) if p.pid != record.pid)
     assert orphans  # wrangler's inner node, esbuild, workerd
     os.kill(record.pid, signal.SIGKILL)  # only the outer node: the rest keeps the port
     os.waitpid(record.pid, 0)
-    assert [(s.service, s.state) for s in status(env)] == [("w", "stale")]
+    (seen,) = status(env)  # what still serves is shown, with its pids, and left alone
+    assert (seen.service, seen.state, seen.healthy, seen.pids) == ("w", "orphaned", True, tuple(orphans))
+    assert "orphaned" in format_status([seen]) and ",".join(map(str, orphans)) in format_status([seen])
+    assert sorted(p.pid for p in procs.group_members(record.pid)) == orphans
+    assert stop(env) == ["w"]
     assert procs.group_members(record.pid) == []
     assert_nothing_left(env, worker)
 

@@ -69,6 +69,7 @@ class D1Database:
         rows = [dict(row) for row in cur.fetchall()]
         return {
             "results": rows,
+            "columns": [column[0] for column in cur.description or ()],  # for /raw; not sent
             "success": True,
             "meta": {
                 "changed_db": cur.rowcount > 0,

@@ -79,16 +79,16 @@ def _run(state: EmulatorState, req: Request) -> list[dict[str, Any]]:
 
 @router.route("POST", DB + "/{db}/query")
 def query(state: EmulatorState, req: Request) -> Response:
-    return ok(_run(state, req))
+    return ok([{k: v for k, v in item.items() if k != "columns"} for item in _run(state, req)])
 
 
 @router.route("POST", DB + "/{db}/raw")
 def raw(state: EmulatorState, req: Request) -> Response:
+    """The rows as arrays, with the statement's columns even when it returned no row."""
     out = []
     for item in _run(state, req):
-        rows = item["results"]
-        columns = list(rows[0]) if rows else []
-        table = {"columns": columns, "rows": [list(r.values()) for r in rows]}
+        columns = item.pop("columns")
+        table = {"columns": columns, "rows": [[row[c] for c in columns] for row in item["results"]]}
         out.append({**item, "results": table})
     return ok(out)
 

@@ -1,6 +1,7 @@
-"""The shared history in Cloudflare KV, through the emulator: two machines (two ledger folders)
-see one history; the local ledger is a read-through cache; unreachable means queued and pushed
-on the next run; rehearsals never touch the real ledger."""
+"""The shared history in the account's D1 (``dome-state``), through the emulator: two machines
+(two ledger folders) see one history; the local ledger is a read-through cache; unreachable
+means queued and pushed on the next run; rehearsals never touch the real ledger; the history
+earlier versions kept in Workers KV is carried over."""
 
 from __future__ import annotations
 
@@ -10,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dome_tasks.lifecycle.history import (
-    METADATA_LIMIT,
-    NAMESPACE_TITLE,
-    History,
-    metadata_summary,
-    record_key,
-)
+from dome_tasks.cloudflare.api import CloudflareApi
+from dome_tasks.lifecycle.account_store import DATABASE_NAME
+from dome_tasks.lifecycle.history import NAMESPACE_TITLE, History, KvStore
 from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord, last_healthy_version
 from dome_tasks.manifest.loader import Manifest, load
 from dome_tasks.testing.emulator import Emulator
@@ -72,6 +69,15 @@ def kv_calls(emulator: Emulator, method: str, fragment: str) -> int:
     return len(emulator.requests_matching(method, "/storage/kv/namespaces" + fragment))
 
 
+def d1_calls(emulator: Emulator, method: str, fragment: str) -> int:
+    return len(emulator.requests_matching(method, "/d1/database" + fragment))
+
+
+def rows(emulator: Emulator) -> list[dict]:
+    database = emulator.state.d1_by_name(DATABASE_NAME)
+    return database.rows("SELECT id, environment, service, record FROM dome_history ORDER BY time")
+
+
 def test_a_record_written_on_machine_a_shows_in_history_on_machine_b(machines, emulator) -> None:
     a, b = machines("ci-runner"), machines("laptop")
     written = a.history().append(deploy("v-ci", actor="github:alice"))
@@ -81,7 +87,7 @@ def test_a_record_written_on_machine_a_shows_in_history_on_machine_b(machines, e
     assert seen[0] == written  # exactly the same record, field for field
     # B's local ledger now caches it (read-through): it shows even when Cloudflare is away
     assert [r.id for r in Ledger(b.ledger_path).read().records] == [written.id]
-    emulator.faults.add(path="/storage/kv", times=None, status=503)
+    emulator.faults.add(path="/d1/database", times=None, status=503)
     offline = b.history()
     assert [r.id for r in offline.records("silo", "staging")] == [written.id]
     assert any("unreachable" in w and str(b.ledger_path) in w for w in b.warnings)
@@ -97,50 +103,38 @@ def test_the_rollback_default_target_on_a_laptop_sees_ci_deploys(machines) -> No
     assert last_healthy_version(records, "silo", "staging", exclude={"v3"}) == "v2"
 
 
-def test_one_namespace_per_account_one_key_per_record_with_the_record_as_metadata(
+def test_one_database_per_account_one_row_per_record_listed_in_one_query(
         machines, emulator) -> None:
     a = machines("a")
     first = a.history().append(deploy("v1"))
     second = a.history().append(deploy("v1", environment="production",
                                        time="2026-03-04T11:00:00.000Z"))
-    (namespace,) = emulator.state.kv.values()
-    assert namespace.title == NAMESPACE_TITLE
-    assert kv_calls(emulator, "POST", "$") == 1  # created on the first write only
-    assert namespace.names() == [
-        f"production/silo/2026-03-04T11:00:00.000Z-deploy-{second.id}",
-        f"staging/silo/2026-03-04T10:00:00.000Z-deploy-{first.id}",
-    ]
-    entry = namespace.entries[record_key(first)]
-    assert json.loads(entry.value) == json.loads(first.to_json())
-    assert entry.metadata == json.loads(first.to_json())
+    assert [db.name for db in emulator.state.d1.values()] == [DATABASE_NAME]
+    assert d1_calls(emulator, "POST", "$") == 1  # created on the first write only
+    assert [(r["id"], r["environment"]) for r in rows(emulator)] == [
+        (first.id, "staging"), (second.id, "production")]
+    assert json.loads(rows(emulator)[0]["record"]) == json.loads(first.to_json())
     emulator.clear_requests()
     assert len(machines("b").history().read().records) == 2
-    assert kv_calls(emulator, "GET", "/[^/]+/values/") == 0  # listing alone gave the history
+    assert d1_calls(emulator, "POST", "/[^/]+/query$") == 2  # the schema, then one page
 
 
-def test_a_long_record_has_partial_metadata_and_is_read_whole(machines, emulator) -> None:
+def test_a_long_record_is_kept_whole(machines) -> None:
     long = deploy("v9", reason="health: FAILED " + "x" * 3000, extra={"targets": ["https://a"] * 50})
-    summary = metadata_summary(long)
-    assert summary["partial"] is True and summary["version_id"] == "v9"
-    assert len(json.dumps(summary, separators=(",", ":")).encode()) <= METADATA_LIMIT
     machines("a").history().append(long)
-    emulator.clear_requests()
     (seen,) = machines("b").history().records("silo", "staging")
     assert seen == long
-    assert kv_calls(emulator, "GET", "/[^/]+/values/") == 1
 
 
-def test_listing_follows_the_cursor_past_one_page(machines, emulator) -> None:
-    a = machines("a")
-    history = a.history()
-    store = history.stores["staging"]
+def test_listing_reads_page_after_page(machines, emulator) -> None:
+    store = machines("a").history().stores["staging"]
     records = [deploy(f"v{n}", time=f"2026-03-04T10:{n // 60:02d}:{n % 60:02d}.000Z")
                for n in range(1203)]
     store.put(records)
     emulator.clear_requests()
     seen = machines("b").history().records("silo", "staging")
     assert [r.id for r in seen] == [r.id for r in records]
-    assert kv_calls(emulator, "GET", "/[^/]+/keys") == 2
+    assert d1_calls(emulator, "POST", "/[^/]+/query$") == 1 + 3  # the schema, 3 pages of 500
 
 
 def test_the_shared_record_wins_over_the_cache(machines) -> None:
@@ -156,12 +150,14 @@ def test_the_shared_record_wins_over_the_cache(machines) -> None:
 def test_unreachable_cloudflare_keeps_the_record_and_pushes_it_on_the_next_run(
         machines, emulator) -> None:
     a = machines("a")
-    emulator.faults.add(path="/bulk$", method="PUT", status=500, times=None)
+    a.history().append(deploy("v-first", time="2026-03-04T09:00:00.000Z"))  # the database exists
+    emulator.faults.add(path="/query$", method="POST", status=500, times=None)
     record = a.history().append(deploy("v-offline"))
-    assert [r.id for r in Ledger(a.ledger_path).read().records] == [record.id]
+    assert [r.id for r in Ledger(a.ledger_path).read().records][-1] == record.id
     assert [r.id for r in a.history().unsynced] == [record.id]
     assert any("will be pushed on the next run" in w for w in a.warnings)
-    assert machines("b").history().records("silo", "staging") == ()
+    elsewhere = machines("b").history().records("silo", "staging")
+    assert "v-offline" not in [r.version_id for r in elsewhere]
 
     emulator.faults.clear()
     a.warnings.clear()
@@ -169,7 +165,8 @@ def test_unreachable_cloudflare_keeps_the_record_and_pushes_it_on_the_next_run(
     next_run.records("silo", "staging")  # any use of the history pushes the queue first
     assert a.warnings == ["history: pushed 1 record(s) kept locally while Cloudflare was unreachable"]
     assert next_run.unsynced == []
-    assert [r.id for r in machines("b").history().records("silo", "staging")] == [record.id]
+    assert [r.version_id for r in machines("b").history().records("silo", "staging")] == [
+        "v-first", "v-offline"]
 
 
 def test_no_token_means_this_machine_only_and_says_so(machines) -> None:
@@ -186,7 +183,7 @@ def test_a_rehearsal_writes_only_to_the_emulator(tmp_path, manifest, emulator) -
     rehearsal.append(deploy("v-rehearsed"))
     assert [r.version_id for r in rehearsal.records("silo", "staging")] == ["v-rehearsed"]
     assert rehearsal.cache is None and not (tmp_path / ".dome").exists()
-    assert len(next(iter(emulator.state.kv.values())).entries) == 1
+    assert len(rows(emulator)) == 1
     with pytest.raises(ValueError, match="must point at the emulator"):
         History.for_rehearsal(manifest, {**emulator.env(),
                                          "CLOUDFLARE_API_BASE_URL": "https://api.cloudflare.com/client/v4"})
@@ -201,8 +198,37 @@ def test_environments_of_one_account_share_one_store(machines) -> None:
 
 def test_a_nonsense_answer_is_treated_like_an_unreachable_store(machines, emulator) -> None:
     a = machines("a")
-    emulator.faults.add(path="/storage/kv/namespaces$", method="GET", status=200, times=None,
+    emulator.faults.add(path="/d1/database$", method="GET", status=200, times=None,
                         body={"success": True, "errors": [], "result": "not a list"})
     record = a.history().append(deploy("v1"))  # never raises: the deploy it records happened
     assert [r.id for r in a.history().unsynced] == [record.id]
     assert any("unexpected answer: AttributeError" in w for w in a.warnings)
+
+
+def legacy_kv(emulator: Emulator, *records: LedgerRecord) -> None:
+    """What an earlier dome-tasks left in the account: the history in Workers KV."""
+    KvStore(CloudflareApi.from_environ(emulator.env())).put(list(records))
+
+
+def test_the_kv_history_is_carried_over_into_d1_once(machines, emulator) -> None:
+    old = [deploy("v-kv-1", time="2026-03-01T09:00:00.000Z"),
+           deploy("v-kv-2", time="2026-03-02T09:00:00.000Z", environment="production")]
+    legacy_kv(emulator, *old)
+    a = machines("a")
+    new = a.history().append(deploy("v-d1", time="2026-03-03T09:00:00.000Z"))
+    assert sorted(r["id"] for r in rows(emulator)) == sorted([old[0].id, old[1].id, new.id])
+    assert a.warnings == [f"history: carried 2 record(s) over from Workers KV ({NAMESPACE_TITLE}) "
+                          f"into D1 ({DATABASE_NAME}); the KV namespace is no longer written"]
+    emulator.clear_requests()
+    b = machines("b")
+    seen = b.history().records("silo", "staging")
+    assert [r.version_id for r in seen] == ["v-kv-1", "v-d1"]
+    assert kv_calls(emulator, "GET", "") == 0 and b.warnings == []  # carried over once only
+    assert [len(ns.entries) for ns in emulator.state.kv.values()] == [2]  # KV left as it was
+
+
+def test_before_the_database_exists_reads_list_kv_and_create_nothing(machines, emulator) -> None:
+    legacy_kv(emulator, deploy("v-kv"))
+    seen = machines("laptop").history().records("silo", "staging")
+    assert [r.version_id for r in seen] == ["v-kv"]
+    assert emulator.state.d1 == {} and d1_calls(emulator, "POST", "$") == 0

@@ -1,0 +1,186 @@
+"""dome's own state in the Cloudflare account: one small D1 database, ``dome-state``.
+
+It holds what every machine that deploys must see the same way, at once:
+
+* ``dome_history``: the deploy history, one row per ledger record (its JSON whole);
+* ``dome_locks``: the account lock of each (environment, worker) being changed, and of each
+  environment's migrations (see :mod:`dome_tasks.lifecycle.account_lock`);
+* ``dome_meta``: small facts, such as when the Workers KV history was carried over.
+
+D1 is strongly consistent (one primary per database): a record written by CI is listed by a
+laptop the moment the write returns, and a conditional ``INSERT … ON CONFLICT … WHERE`` is
+atomic for every client. Workers KV, where the history lived before, is eventually consistent
+(up to 60 s) and has no compare-and-set, so it could keep neither a lock nor a history that a
+lock's next holder reads. The database is created on the first write (or lock) and its schema
+with it; reads create nothing.
+
+**Carried over from KV.** The first time a machine uses the database, the records of the old
+``dome-history`` KV namespace (when there is one) are copied into it, once per account
+(``INSERT OR IGNORE``: two machines doing it at once copy each record once); the namespace is
+left as it was. Until the database exists, reads list the KV namespace instead.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dome_tasks.cloudflare.api import CloudflareApi
+from dome_tasks.cloudflare.d1 import D1Client
+from dome_tasks.lifecycle.ledger import LedgerProblem, LedgerRecord
+
+if TYPE_CHECKING:
+    from dome_tasks.cloudflare.credentials import Credentials
+    from dome_tasks.manifest.loader import Manifest
+
+__all__ = ["DATABASE_NAME", "NOW", "AccountStore", "stores_for"]
+
+DATABASE_NAME = "dome-state"
+#: D1's clock, in seconds since the epoch: every machine's lock expiry is judged by one clock.
+NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+_IMPORTED = "kv_history_imported"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS dome_history (
+  id TEXT PRIMARY KEY, environment TEXT NOT NULL, service TEXT NOT NULL,
+  time TEXT NOT NULL, kind TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS dome_history_by_target ON dome_history (environment, service, time, id);
+CREATE TABLE IF NOT EXISTS dome_locks (
+  scope TEXT PRIMARY KEY, token TEXT NOT NULL, holder TEXT NOT NULL,
+  since REAL NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dome_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+SELECT value FROM dome_meta WHERE key = '{_IMPORTED}';
+"""
+_INSERT = """
+INSERT OR IGNORE INTO dome_history (id, environment, service, time, kind, record)
+SELECT json_extract(value, '$.id'), json_extract(value, '$.environment'),
+       json_extract(value, '$.service'), json_extract(value, '$.time'),
+       json_extract(value, '$.kind'), value
+FROM json_each(?1)
+"""
+_PAGE = 500
+_LIST = f"""
+SELECT time, id, record FROM dome_history
+WHERE (?1 = '' OR environment = ?1) AND (?2 = '' OR service = ?2)
+  AND (time > ?3 OR (time = ?3 AND id > ?4))
+ORDER BY time, id LIMIT {_PAGE}
+"""
+_CHUNK = 256 * 1024  # bytes of records per INSERT (D1 takes up to 100 KB of SQL, 2 MB a value)
+
+
+@dataclass
+class AccountStore:
+    """The ``dome-state`` database of one account (shared by that account's environments)."""
+
+    api: CloudflareApi
+    note: Callable[[str], None] = lambda message: None  # says what the carry-over did
+    database: D1Client = field(init=False)
+    _ready: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.database = D1Client(self.api, DATABASE_NAME)
+
+    def ready(self, *, create: bool) -> bool:
+        """Whether the database is there with its schema (made when ``create``); the first
+        time, the KV history is carried over."""
+        with self._lock:
+            if self._ready:
+                return True
+            if self.database.database_id(create=create) is None:
+                return False
+            *_, imported = self.database.script(_SCHEMA)
+            if not imported.get("results"):
+                self._carry_over_kv()
+            self._ready = True
+            return True
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """One statement on the database (made first when absent)."""
+        self.ready(create=True)
+        return self.database.query(sql, params)
+
+    # -- the history -----------------------------------------------------------------------------
+
+    def put(self, records: Sequence[LedgerRecord]) -> None:
+        """Write ``records`` (a record already there is kept: records never change)."""
+        if records:
+            self.ready(create=True)
+            self._insert(records)
+
+    def list(self, environment: str | None = None, service: str | None = None
+             ) -> tuple[list[LedgerRecord], list[LedgerProblem]]:
+        """The records of one environment (or one service in it, or all), oldest first."""
+        if not self.ready(create=False):
+            from dome_tasks.lifecycle.history import KvStore, key_prefix
+
+            return KvStore(self.api).list(key_prefix(environment, service))  # not carried yet
+        records: list[LedgerRecord] = []
+        problems: list[LedgerProblem] = []
+        after = ("", "")
+        while True:
+            rows = self.database.query(_LIST, (environment or "", service or "", *after))
+            for row in rows:
+                try:
+                    data = json.loads(row["record"])
+                    if not isinstance(data, dict):
+                        raise TypeError("not a JSON object")
+                    records.append(LedgerRecord.from_dict(data))
+                except (ValueError, TypeError, KeyError) as error:
+                    problems.append(LedgerProblem(0, str(row.get("id"))[:200], str(error)))
+            if len(rows) < _PAGE:
+                return records, problems
+            after = (rows[-1]["time"], rows[-1]["id"])
+
+    def _insert(self, records: Sequence[LedgerRecord]) -> None:
+        chunk: list[str] = []
+        size = 0
+        for record in records:
+            text = record.to_json()
+            if chunk and size + len(text) > _CHUNK:
+                self.database.query(_INSERT, ("[" + ",".join(chunk) + "]",))
+                chunk, size = [], 0
+            chunk.append(text)
+            size += len(text) + 1
+        if chunk:
+            self.database.query(_INSERT, ("[" + ",".join(chunk) + "]",))
+
+    def _carry_over_kv(self) -> None:
+        from dome_tasks._time import utc_now
+        from dome_tasks.lifecycle.history import NAMESPACE_TITLE, KvStore
+
+        records, _problems = KvStore(self.api).list("")
+        self._insert(records)
+        self.database.query("INSERT OR REPLACE INTO dome_meta (key, value) VALUES (?1, ?2)",
+                            (_IMPORTED, json.dumps({"time": utc_now(), "records": len(records)})))
+        if records:
+            self.note(f"history: carried {len(records)} record(s) over from Workers KV "
+                      f"({NAMESPACE_TITLE}) into D1 ({DATABASE_NAME}); the KV namespace is no "
+                      "longer written")
+
+
+NO_CREDENTIALS = ("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN or run `wrangler login` "
+                  "to share the history and the locks through Cloudflare")
+
+
+def stores_for(manifest: Manifest, environ: Mapping[str, str], credentials: Credentials | None,
+               *, timeout: float = 10.0) -> tuple[dict[str, AccountStore | None], str | None]:
+    """One store per account, shared by the manifest's remote environments in it (None for an
+    environment without credentials or account id); and why there is none, if so."""
+    stores: dict[str, AccountStore | None] = {}
+    by_account: dict[tuple[str, str], AccountStore] = {}
+    reason = None
+    for name, env in manifest.environments.items():
+        if env.is_local:
+            continue
+        account = env.account_id or environ.get("CLOUDFLARE_ACCOUNT_ID")
+        if credentials is None or not account:
+            stores[name] = None
+            reason = reason or (NO_CREDENTIALS if account else
+                                "no account id: set account_id or CLOUDFLARE_ACCOUNT_ID")
+            continue
+        api = CloudflareApi.with_credentials(environ, credentials, account, timeout=timeout)
+        stores[name] = by_account.setdefault((api.base_url, account), AccountStore(api))
+    return stores, reason
