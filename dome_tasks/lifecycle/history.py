@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from dome_tasks._background import in_background
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
-from dome_tasks.lifecycle.account_store import AccountStore, stores_for
+from dome_tasks.lifecycle.account_store import AccountStore, known_path, stores_for
 from dome_tasks.lifecycle.ledger import Ledger, LedgerProblem, LedgerRead, LedgerRecord, select
 
 if TYPE_CHECKING:
@@ -276,7 +276,8 @@ class History:
         env = os.environ if environ is None else environ
         path = Path(ledger_path)
         credentials = find_credentials(env, wrangler=wrangler_near(manifest.root))
-        stores, reason = stores_for(manifest, env, credentials, timeout=timeout)
+        stores, reason = stores_for(manifest, env, credentials, timeout=timeout,
+                                    known=known_path(manifest.root))
         return cls(Ledger(path), stores, outbox=Outbox(path.with_name(path.name + ".unsynced")),
                    warn=warn, off_reason=reason)
 

@@ -155,10 +155,10 @@ def subdomain_in(urls: Sequence[str], worker: str) -> str | None:
 def _stores(manifest: Manifest) -> dict[str, AccountStore | None]:
     """The account stores of *manifest*'s environments, for the locks (the history is off)."""
     from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
-    from dome_tasks.lifecycle.account_store import stores_for
+    from dome_tasks.lifecycle.account_store import known_path, stores_for
 
     credentials = find_credentials(os.environ, wrangler=wrangler_near(manifest.root))
-    return stores_for(manifest, os.environ, credentials)[0]
+    return stores_for(manifest, os.environ, credentials, known=known_path(manifest.root))[0]
 
 
 @dataclass
