@@ -235,9 +235,10 @@ def _remember(known: Path | None, account: str, database_id: str | None) -> None
         pass
 
 
-def known_path(root: Path) -> Path:
-    """Where a workspace remembers each account's ready ``dome-state`` database."""
-    return root / ".dome" / "cache" / f"{DATABASE_NAME}.json"
+def known_path(folder: Path) -> Path:
+    """Where a workspace remembers each account's ready ``dome-state`` database: under its
+    ``.dome`` *folder* (the ledger's)."""
+    return folder / "cache" / f"{DATABASE_NAME}.json"
 
 
 def stores_for(manifest: Manifest, environ: Mapping[str, str], credentials: Credentials | None,

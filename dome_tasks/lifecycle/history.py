@@ -277,7 +277,7 @@ class History:
         path = Path(ledger_path)
         credentials = find_credentials(env, wrangler=wrangler_near(manifest.root))
         stores, reason = stores_for(manifest, env, credentials, timeout=timeout,
-                                    known=known_path(manifest.root))
+                                    known=known_path(path.parent))
         return cls(Ledger(path), stores, outbox=Outbox(path.with_name(path.name + ".unsynced")),
                    warn=warn, off_reason=reason)
 

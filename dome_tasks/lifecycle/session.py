@@ -158,7 +158,8 @@ def _stores(manifest: Manifest) -> dict[str, AccountStore | None]:
     from dome_tasks.lifecycle.account_store import known_path, stores_for
 
     credentials = find_credentials(os.environ, wrangler=wrangler_near(manifest.root))
-    return stores_for(manifest, os.environ, credentials, known=known_path(manifest.root))[0]
+    known = known_path(manifest.root / ".dome")
+    return stores_for(manifest, os.environ, credentials, known=known)[0]
 
 
 @dataclass

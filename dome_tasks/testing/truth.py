@@ -167,7 +167,7 @@ class Harness:
         shown = self.run("history", self.service, self.environment, "--json")
         if shown.returncode != 0:
             return Verdict(False, f"history failed: {shown.stderr.strip()[-300:]}")
-        records = [LedgerRecord.from_dict(r) for r in json.loads(shown.stdout)]
+        records = [LedgerRecord.from_dict(r) for r in json.loads(shown.stdout)["records"]]
         live = self.live()
         verdict = judge(records, self.service, self.environment, live,
                         uploads=self.uploads() - uploads_before)

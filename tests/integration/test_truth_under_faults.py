@@ -54,7 +54,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 def history(harness: Harness) -> list[dict]:
     shown = harness.run("history", "silo", "staging", "--json")
     assert shown.returncode == 0, shown.stderr
-    return [r for r in json.loads(shown.stdout) if r["kind"] == "deploy"]
+    return [r for r in json.loads(shown.stdout)["records"] if r["kind"] == "deploy"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
