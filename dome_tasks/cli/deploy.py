@@ -107,12 +107,11 @@ def deploy_request(
             deploy(session, request, options, tools)
 
 
-def early_session(c: Context, settings: Settings, manifest: Manifest, environment: str,
+def early_session(c: Context, settings: Settings, manifest: Manifest, env: Environment,
                   *, dry_run: bool, rehearse: bool) -> Session | None:
-    """The deploy's session, opened as soon as the manifest is read, its history of
-    *environment* already being read (beside rendering); None when there is no remote history
-    to read (a dry run, a rehearsal, the local environment)."""
-    env = manifest.environment(environment)
+    """The deploy's session, opened as soon as the manifest is read, its history of *env*
+    already being read (beside rendering); None when there is no remote history to read (a dry
+    run, a rehearsal, the local environment)."""
     if dry_run or rehearse or env.is_local:
         return None
     from dome_tasks.lifecycle.history import History
@@ -202,9 +201,11 @@ def _deploy_task(c: Context, service: str, env: str, *, dry_run: bool, yes: bool
         jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
         manifest = load_manifest(settings)
         dry = is_dry(c, dry_run)
-        session = early_session(c, settings, manifest, env, dry_run=dry, rehearse=rehearse)
+        environment = manifest.environment(env)  # the task's word, looked up once
+        session = early_session(c, settings, manifest, environment, dry_run=dry,
+                                rehearse=rehearse)
         tools = discover_tools(manifest.root, dry_run=dry)
-        request = request_for(manifest, service, env, wrangler=tools.wrangler)
+        request = request_for(manifest, service, environment, wrangler=tools.wrangler)
         rollback = True if rollback_on_failure else (False if no_rollback else None)
         flags = DeployFlags(dry, yes, not no_build, not no_verify, rollback, rehearse, jobs=jobs,
                             force=force, json=json, migrate=not no_migrate)
