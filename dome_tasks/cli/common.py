@@ -189,7 +189,8 @@ def is_dry(c: Context, dry_run: bool = False) -> bool:
 
 
 def request_for(
-    manifest: Manifest, service: str, env: str, *, wrangler: str, remote_only: str | None = None
+    manifest: Manifest, service: str, env: str | Environment, *, wrangler: str,
+    remote_only: str | None = None,
 ) -> ResolvedRequest:
     """The task's words resolved once: ``""``/``"all"`` mean every service."""
     from dome_tasks.plan.target import resolve

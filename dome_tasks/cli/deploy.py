@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from dome_tasks.lifecycle.migrate import Applied
     from dome_tasks.lifecycle.session import Session
+    from dome_tasks.manifest.loader import Manifest
     from dome_tasks.manifest.model import Environment
     from dome_tasks.cli.output import JsonDocument
     from dome_tasks.plan.target import ResolvedRequest
@@ -59,13 +60,14 @@ class DeployFlags:
 
 def deploy_request(
     c: Context, settings: Settings, request: ResolvedRequest, flags: DeployFlags, tools: Tools,
-    document: JsonDocument | None = None,
+    document: JsonDocument | None = None, session: Session | None = None,
 ) -> None:
     """Deploy a resolved request (services in dependency order): the call behind every deploy task.
 
     Remote environments: build, render, ``wrangler deploy``, verify, and (when verification fails
     and rollback is on) roll back; each step is logged and recorded in the ledger. *document*:
-    where the summary goes with ``--json`` (docs/json.md).
+    where the summary goes with ``--json`` (docs/json.md). *session*: the task's, when it opened
+    one early (:func:`early_session`).
     """
     if request.environment.is_local:
         from dome_tasks.cli.local_env import deploy_local
@@ -73,60 +75,68 @@ def deploy_request(
         deploy_local(c, settings, request, dry_run=flags.dry_run, jobs=flags.jobs or None,
                      document=document)
         return
-    from dome_tasks.lifecycle.deploy import DeployOptions, deploy
-    from dome_tasks.lifecycle.migrate import decide_migrate, migrate
+    from dome_tasks.lifecycle.deploy import DeployOptions, deploy, held_early, reads_before
+    from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
 
-    if not flags.dry_run and not flags.rehearse:
-        confirm_protected(request.environment, request.services, settings, flags.yes)
-        from dome_tasks.secrets.guard import check_declared
-
-        check_declared(request)  # warns; refuses a protected env's live worker that lacks one
-    session, board = open_watched(c, settings, request, dry_run=flags.dry_run, json=flags.json)
+    session, board = open_watched(c, settings, request, dry_run=flags.dry_run, json=flags.json,
+                                  session=session)
     rehearse = flags.rehearse and not flags.dry_run
-    with maybe_rehearsal(session, request.environment, rehearse) as emulator:
+    real = not flags.dry_run and not flags.rehearse
+    reads = reads_before(session, request, secrets=real, migrations=flags.migrate and real)
+    if real:
+        confirm_protected(request.environment, request.services, settings, flags.yes)
+    with maybe_rehearsal(session, request.environment, rehearse) as emulator, \
+            held_early(session, request):
         from dome_tasks.runner import default_jobs
 
+        if real:
+            from dome_tasks.secrets.guard import check_declared
+
+            # warns; refuses a protected env's live worker that lacks one
+            check_declared(request, observed=reads.secrets)
         options = DeployOptions(flags.build, flags.verify and emulator is None,
                                 flags.rollback_on_failure, flags.label,
                                 jobs=flags.jobs or default_jobs(), force=flags.force)
         with watched(session, board, document, emulator):
             if flags.migrate:  # the schema first: the new code may need it
-                applied = _observe_beside_history(session, request)
+                applied = (reads.applied.result() if reads.applied is not None
+                           else observe_applied(session, request))
                 plans = decide_migrate(request, applied, say=session.say)
                 if plans:
                     migrate(session, plans, waves=request.waves, jobs=options.jobs)
             deploy(session, request, options, tools)
 
 
-def _observe_beside_history(session: Session, request: ResolvedRequest) -> Applied:
-    """The migrations tables (:func:`observe_applied`), read while the environment's history is
-    read in another thread: the deploy then finds the history already read (two waits on the
-    API become one)."""
-    from concurrent.futures import ThreadPoolExecutor
+def early_session(c: Context, settings: Settings, manifest: Manifest, env: Environment,
+                  *, dry_run: bool, rehearse: bool) -> Session | None:
+    """The deploy's session, opened as soon as the manifest is read, its history of *env*
+    already being read (beside rendering); None when there is no remote history to read (a dry
+    run, a rehearsal, the local environment)."""
+    if dry_run or rehearse or env.is_local:
+        return None
+    from dome_tasks.lifecycle.history import History
+    from dome_tasks.lifecycle.session import Session
 
-    from dome_tasks.lifecycle.migrate import observe_applied
-
-    if session.dry_run:
-        return {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        history = pool.submit(session.ledger.records, None, request.environment.name)
-        applied = observe_applied(session, request)
-        history.result()
-    return applied
+    session = Session.open(c, settings, manifest.root, manifest=manifest)
+    if isinstance(session.ledger, History):
+        session.ledger.prefetch(env.name)
+    return session
 
 
 def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
-                 json: bool, title: str = "deploy",
-                 services: list[str] | None = None) -> tuple[Session, Board]:
-    """The task's session and its progress board. With ``--json`` every human line (wrangler's
-    own output too) goes to stderr, and stdout gets the summary alone. A dry run's board keeps
-    the steps it shows (``--json`` lists them)."""
+                 json: bool, title: str = "deploy", services: list[str] | None = None,
+                 session: Session | None = None) -> tuple[Session, Board]:
+    """The task's session (*session*, when the task opened it already) and its progress board.
+    With ``--json`` every human line (wrangler's own output too) goes to stderr, and stdout gets
+    the summary alone. A dry run's board keeps the steps it shows (``--json`` lists them)."""
     import dataclasses
 
     from dome_tasks.lifecycle.session import Session
     from dome_tasks.progress import Board
 
-    session = Session.open(c, settings, request.root, dry_run=dry_run, manifest=request.manifest)
+    if session is None:
+        session = Session.open(c, settings, request.root, dry_run=dry_run,
+                               manifest=request.manifest)
     out = sys.stderr if json else sys.stdout
     board = Board.open(request.services if services is None else services,
                        request.environment.name, out=out,
@@ -191,12 +201,15 @@ def _deploy_task(c: Context, service: str, env: str, *, dry_run: bool, yes: bool
         jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
         manifest = load_manifest(settings)
         dry = is_dry(c, dry_run)
+        environment = manifest.environment(env)  # the task's word, looked up once
+        session = early_session(c, settings, manifest, environment, dry_run=dry,
+                                rehearse=rehearse)
         tools = discover_tools(manifest.root, dry_run=dry)
-        request = request_for(manifest, service, env, wrangler=tools.wrangler)
+        request = request_for(manifest, service, environment, wrangler=tools.wrangler)
         rollback = True if rollback_on_failure else (False if no_rollback else None)
         flags = DeployFlags(dry, yes, not no_build, not no_verify, rollback, rehearse, jobs=jobs,
                             force=force, json=json, migrate=not no_migrate)
-        deploy_request(c, settings, request, flags, tools, document)
+        deploy_request(c, settings, request, flags, tools, document, session)
 
 
 JOBS_HELP = "services of one dependency wave deployed at once (default: one per CPU core)"

@@ -26,9 +26,10 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dome_tasks.cloudflare.api import CloudflareApi
+from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi
 from dome_tasks.cloudflare.d1 import D1Client
 from dome_tasks.lifecycle.ledger import LedgerProblem, LedgerRecord
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from dome_tasks.cloudflare.credentials import Credentials
     from dome_tasks.manifest.loader import Manifest
 
-__all__ = ["DATABASE_NAME", "NOW", "AccountStore", "stores_for"]
+__all__ = ["DATABASE_NAME", "NOW", "AccountStore", "known_path", "stores_for"]
 
 DATABASE_NAME = "dome-state"
 #: D1's clock, in seconds since the epoch: every machine's lock expiry is judged by one clock.
@@ -68,6 +69,9 @@ WHERE (?1 = '' OR environment = ?1) AND (?2 = '' OR service = ?2)
 ORDER BY time, id LIMIT {_PAGE}
 """
 _CHUNK = 256 * 1024  # bytes of records per INSERT (D1 takes up to 100 KB of SQL, 2 MB a value)
+_GONE = 7404  # the database could not be found
+_SQL_ERROR = 7500  # e.g. "no such table": the schema is gone
+T = TypeVar("T")
 
 
 @dataclass
@@ -76,8 +80,12 @@ class AccountStore:
 
     api: CloudflareApi
     note: Callable[[str], None] = lambda message: None  # says what the carry-over did
+    #: where the id of a database found ready is remembered (.dome/cache/dome-state.json), so
+    #: that the next run skips finding it and making its schema: two waits on the API
+    known: Path | None = None
     database: D1Client = field(init=False)
     _ready: bool = field(default=False, repr=False)
+    _remembered: bool = field(default=False, repr=False)  # ready from ``known``, unchecked
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,26 +97,50 @@ class AccountStore:
         with self._lock:
             if self._ready:
                 return True
+            known = _recall(self.known, self._account_key)
+            if known is not None:
+                self.database._id, self._ready, self._remembered = known, True, True
+                return True
             if self.database.database_id(create=create) is None:
                 return False
             *_, imported = self.database.script(_SCHEMA)
             if not imported.get("results"):
                 self._carry_over_kv()
             self._ready = True
+            _remember(self.known, self._account_key, self.database.database_id(create=False))
             return True
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """One statement on the database (made first when absent)."""
-        self.ready(create=True)
-        return self.database.query(sql, params)
+        return self._checked(lambda: self.database.query(sql, params), create=True)
+
+    @property
+    def _account_key(self) -> str:
+        return f"{self.api.base_url} {self.api.account_id}"
+
+    def _checked(self, call: Callable[[], T], *, create: bool) -> T:
+        """``call()`` once the database is ready. When the id remembered from an earlier run
+        is stale (the database or its schema is gone), it is forgotten and found again, and
+        ``call()`` runs once more: nothing happened on a database that is not there."""
+        self.ready(create=create)
+        try:
+            return call()
+        except ApiFailure as error:
+            if not self._remembered or error.code not in (_GONE, _SQL_ERROR):
+                raise
+            with self._lock:
+                _remember(self.known, self._account_key, None)
+                self.database._id, self._ready, self._remembered = None, False, False
+            if not self.ready(create=create):
+                raise
+            return call()
 
     # -- the history -----------------------------------------------------------------------------
 
     def put(self, records: Sequence[LedgerRecord]) -> None:
         """Write ``records`` (a record already there is kept: records never change)."""
         if records:
-            self.ready(create=True)
-            self._insert(records)
+            self._checked(lambda: self._insert(records), create=True)
 
     def list(self, environment: str | None = None, service: str | None = None
              ) -> tuple[list[LedgerRecord], list[LedgerProblem]]:
@@ -117,6 +149,10 @@ class AccountStore:
             from dome_tasks.lifecycle.history import KvStore, key_prefix
 
             return KvStore(self.api).list(key_prefix(environment, service))  # not carried yet
+        return self._checked(lambda: self._list(environment, service), create=False)
+
+    def _list(self, environment: str | None, service: str | None
+              ) -> tuple[list[LedgerRecord], list[LedgerProblem]]:
         records: list[LedgerRecord] = []
         problems: list[LedgerProblem] = []
         after = ("", "")
@@ -165,10 +201,52 @@ NO_CREDENTIALS = ("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN or run `w
                   "to share the history and the locks through Cloudflare")
 
 
+def _recall(known: Path | None, account: str) -> str | None:
+    """The database id remembered for *account* in *known* (None: none, or unreadable)."""
+    if known is None:
+        return None
+    try:
+        value = json.loads(known.read_text(encoding="utf-8")).get(account)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _remember(known: Path | None, account: str, database_id: str | None) -> None:
+    """Remember (None: forget) *account*'s ready database in *known*; a cache, so a failure to
+    write it only costs the next run its two reads."""
+    from dome_tasks._atomic import write_atomic
+
+    if known is None:
+        return
+    try:
+        data = json.loads(known.read_text(encoding="utf-8"))
+        data = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = {}
+    if database_id is None:
+        data.pop(account, None)
+    else:
+        data[account] = database_id
+    try:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(known, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass
+
+
+def known_path(folder: Path) -> Path:
+    """Where a workspace remembers each account's ready ``dome-state`` database: under its
+    ``.dome`` *folder* (the ledger's)."""
+    return folder / "cache" / f"{DATABASE_NAME}.json"
+
+
 def stores_for(manifest: Manifest, environ: Mapping[str, str], credentials: Credentials | None,
-               *, timeout: float = 10.0) -> tuple[dict[str, AccountStore | None], str | None]:
+               *, timeout: float = 10.0, known: Path | None = None
+               ) -> tuple[dict[str, AccountStore | None], str | None]:
     """One store per account, shared by the manifest's remote environments in it (None for an
-    environment without credentials or account id); and why there is none, if so."""
+    environment without credentials or account id); and why there is none, if so. *known*:
+    where the stores remember their ready database (:func:`known_path`)."""
     stores: dict[str, AccountStore | None] = {}
     by_account: dict[tuple[str, str], AccountStore] = {}
     reason = None
@@ -182,5 +260,6 @@ def stores_for(manifest: Manifest, environ: Mapping[str, str], credentials: Cred
                                 "no account id: set account_id or CLOUDFLARE_ACCOUNT_ID")
             continue
         api = CloudflareApi.with_credentials(environ, credentials, account, timeout=timeout)
-        stores[name] = by_account.setdefault((api.base_url, account), AccountStore(api))
+        stores[name] = by_account.setdefault((api.base_url, account),
+                                             AccountStore(api, known=known))
     return stores, reason

@@ -11,13 +11,15 @@ session executes the plan. :func:`deploy` runs the services of one wave side by 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from dome_tasks._background import in_background
 from dome_tasks.errors import DomeError, Interrupted
 from dome_tasks.lifecycle.common import checks_health, learned_subdomain, record_step, verify_step
 from dome_tasks.lifecycle.session import LifecycleError, Session
@@ -38,6 +40,8 @@ from dome_tasks.plan.steps import Call, Plan, Step
 from dome_tasks.plan.target import Target
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from dome_tasks.lifecycle.ledger import LedgerRecord
     from dome_tasks.lifecycle.reconcile import LiveDeployment
     from dome_tasks.lifecycle.verify import VerifyResult
@@ -49,12 +53,15 @@ __all__ = [
     "DeployOptions",
     "DeployState",
     "Inputs",
+    "ReadsBefore",
     "decide_deploy",
     "decide_verify",
     "deploy",
     "digest_step",
+    "held_early",
     "observe_deploy",
     "observe_inputs",
+    "reads_before",
     "verify_target",
 ]
 
@@ -79,6 +86,40 @@ class DeployState:
     digest: str | None = None  # of its inputs now (None: not computed, e.g. a dry run)
     unchanged: Unchanged | None = None  # set: skip it (inputs and live version unchanged)
     upstream: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # interface files
+
+
+@dataclass(frozen=True)
+class ReadsBefore:
+    """API reads a deploy needs before wrangler starts, running side by side from the task's
+    start (each joined where it is needed): the declared secrets, the D1 migrations tables."""
+
+    secrets: Future[Any] | None = None  # secrets.guard.observe_declared
+    applied: Future[Any] | None = None  # migrate.observe_applied
+
+
+def reads_before(session: Session, request: ResolvedRequest, *, secrets: bool,
+                 migrations: bool) -> ReadsBefore:
+    """Start the reads that are asked for (none in a dry run)."""
+    from dome_tasks.lifecycle.migrate import observe_applied
+    from dome_tasks.secrets.guard import observe_declared
+
+    if session.dry_run:
+        return ReadsBefore()
+    return ReadsBefore(
+        in_background(observe_declared, request, name="dome-secrets") if secrets else None,
+        in_background(observe_applied, session, request, name="dome-d1") if migrations else None,
+    )
+
+
+@contextlib.contextmanager
+def held_early(session: Session, request: ResolvedRequest) -> Iterator[None]:
+    """A one-service deploy holds its lock from here on (migrations included) and reads what
+    serves the worker at once, beside the other reads (:meth:`Session.holding`)."""
+    if len(request.targets) != 1 or session.dry_run or session.locks is None:
+        yield
+        return
+    with session.holding(request.targets[0]):
+        yield
 
 
 def observe_deploy(

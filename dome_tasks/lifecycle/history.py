@@ -28,14 +28,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dome_tasks._background import in_background
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
-from dome_tasks.lifecycle.account_store import AccountStore, stores_for
+from dome_tasks.lifecycle.account_store import AccountStore, known_path, stores_for
 from dome_tasks.lifecycle.ledger import Ledger, LedgerProblem, LedgerRead, LedgerRecord, select
 
 if TYPE_CHECKING:
@@ -250,7 +252,9 @@ class History:
         self._warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         self._warned: set[str] = set()
         self._off_reason = off_reason
-        self._listed: dict[tuple[int, str | None, str | None], list[LedgerRecord]] = {}
+        # (store, environment, service) -> its records; a Future while a prefetch runs
+        self._listed: dict[tuple[int, str | None, str | None],
+                           list[LedgerRecord] | Future[Any]] = {}
         self._synced = False
         for store in self.stores.values():
             if store is not None:
@@ -272,7 +276,8 @@ class History:
         env = os.environ if environ is None else environ
         path = Path(ledger_path)
         credentials = find_credentials(env, wrangler=wrangler_near(manifest.root))
-        stores, reason = stores_for(manifest, env, credentials, timeout=timeout)
+        stores, reason = stores_for(manifest, env, credentials, timeout=timeout,
+                                    known=known_path(path.parent))
         return cls(Ledger(path), stores, outbox=Outbox(path.with_name(path.name + ".unsynced")),
                    warn=warn, off_reason=reason)
 
@@ -308,11 +313,14 @@ class History:
             self.cache.append(record)
         self.sync()
         store = self.stores.get(record.environment)
-        for (store_id, environment, service), listed in self._listed.items():
+        for (store_id, environment, service) in list(self._listed):
             if (store is not None and store_id == id(store)
                     and environment in (None, record.environment)
                     and service in (None, record.service)):
-                listed.append(record)
+                try:
+                    self._list(store, environment, service).append(record)
+                except _STORE_ERRORS:
+                    pass  # the prefetch failed: the next read lists again
         if store is None:
             if self._off_reason and self.cache is not None:
                 self._note(f"history: kept in {self.cache.path} only ({self._off_reason})")
@@ -336,6 +344,15 @@ class History:
                 ) -> tuple[LedgerRecord, ...]:
         return tuple(select(self._read(service, environment).records, service=service,
                             environment=environment))
+
+    def prefetch(self, environment: str) -> None:
+        """Start listing *environment*'s shared records on a daemon thread, so that the first
+        read of them (``records(…, environment)``) waits for less: reads beside the task's
+        other work. Records appended meanwhile are added to what it finds."""
+        for store, scope, _ in self._sources(None, environment):
+            key = (id(store), *scope)
+            if key not in self._listed:
+                self._listed[key] = in_background(store.list, *scope, name="dome-history")
 
     # -- sync and merge --------------------------------------------------------------------------
 
@@ -404,12 +421,19 @@ class History:
     def _list(self, store: AccountStore, environment: str | None, service: str | None
               ) -> list[LedgerRecord]:
         key = (id(store), environment, service)
-        if key not in self._listed:
-            records, problems = store.list(environment, service)
-            for problem in problems:
-                self._note(f"history: unreadable shared record {problem.text}: {problem.error}")
-            self._listed[key] = records
-        return self._listed[key]
+        known = self._listed.get(key)
+        if isinstance(known, list):
+            return known
+        try:
+            records, problems = (store.list(environment, service) if known is None
+                                 else known.result())
+        except BaseException:
+            self._listed.pop(key, None)  # a failed prefetch: the next read tries again
+            raise
+        for problem in problems:
+            self._note(f"history: unreadable shared record {problem.text}: {problem.error}")
+        self._listed[key] = records
+        return records
 
     def _note(self, message: str) -> None:
         if message not in self._warned:

@@ -155,10 +155,11 @@ def subdomain_in(urls: Sequence[str], worker: str) -> str | None:
 def _stores(manifest: Manifest) -> dict[str, AccountStore | None]:
     """The account stores of *manifest*'s environments, for the locks (the history is off)."""
     from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
-    from dome_tasks.lifecycle.account_store import stores_for
+    from dome_tasks.lifecycle.account_store import known_path, stores_for
 
     credentials = find_credentials(os.environ, wrangler=wrangler_near(manifest.root))
-    return stores_for(manifest, os.environ, credentials)[0]
+    known = known_path(manifest.root / ".dome")
+    return stores_for(manifest, os.environ, credentials, known=known)[0]
 
 
 @dataclass
@@ -185,6 +186,9 @@ class Session:
     captured: bool = False  # commands' own output goes to ``out`` too (one lane of a wave)
     _git: GitFacts | Future[GitFacts] | None = None
     _reconcilers: dict[str, Reconciler] = field(default_factory=dict, repr=False)
+    # worker -> what served it, read under its lock before the plan (see :meth:`holding`)
+    _before: dict[str, Future[Any]] = field(default_factory=dict, repr=False)
+
     _account_locks: dict[int, AccountLocks] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -256,6 +260,7 @@ class Session:
 
         self.base_env = environ
         self._reconcilers.clear()
+        self._before.clear()
         self.locks = None
         self.stores = {}
         if self.manifest is not None:
@@ -282,6 +287,21 @@ class Session:
             if store is not None:
                 held.enter_context(self._account_lock(store).hold(what, what=what))
             yield
+
+    @contextlib.contextmanager
+    def holding(self, target: Target) -> Iterator[None]:
+        """Hold *target*'s deploy lock for the block, and read what serves it at once, under
+        the lock, beside the task's other reads: the next plan that changes what serves it
+        (its deploy) takes that read instead of making it (one wait less before wrangler)."""
+        with self.locked(target.environment, target.service):
+            if not self.dry_run:
+                live = self.reconciler(target.environment).live
+                self._before[target.worker] = in_background(live, target.worker,
+                                                            name="dome-live-before")
+            try:
+                yield
+            finally:
+                self._before.pop(target.worker, None)
 
     def _worker(self, environment: str, service: str) -> str:
         if self.manifest is None or service not in self.manifest.services:
@@ -488,7 +508,9 @@ class Session:
             if isinstance(action, WriteRecord) and action.kind in TRAFFIC_EVENTS:
                 worker = str(action.fields["worker"])
                 reconciler = self.reconciler(step.environment or "")
-                return _Watch(self, step, worker, reconciler, reconciler.live(worker))
+                read = self._before.pop(worker, None)  # read under the lock held now
+                before = read.result() if read is not None else reconciler.live(worker)
+                return _Watch(self, step, worker, reconciler, before)
         return None
 
     def record(

@@ -110,17 +110,18 @@ def render_target(manifest: Manifest, config: WorkerConfig, wrangler: str = "wra
 def resolve(
     manifest: Manifest,
     services: Sequence[str] | None,
-    environment: str,
+    environment: str | Environment,
     *,
     wrangler: str = "wrangler",
     remote_only: str | None = None,
 ) -> ResolvedRequest:
-    """Resolve *services* (``None``: every service) in *environment* (a name or an alias).
+    """Resolve *services* (``None``: every service) in *environment* (a name or an alias, or
+    the environment a task already looked up).
 
     Each service is looked up, ordered after what it binds to, merged and rendered exactly once.
     With ``remote_only`` (what the task does), the local environment is refused with that reason.
     """
-    env = manifest.environment(environment)
+    env = manifest.environment(environment) if isinstance(environment, str) else environment
     if remote_only and env.is_local:
         raise UsageError(
             f"{env.name} runs under `wrangler dev`: {remote_only} need a remote environment",

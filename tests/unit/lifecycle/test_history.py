@@ -119,6 +119,31 @@ def test_one_database_per_account_one_row_per_record_listed_in_one_query(
     assert d1_calls(emulator, "POST", "/[^/]+/query$") == 2  # the schema, then one page
 
 
+def test_a_prefetched_history_lists_what_a_plain_read_does_and_what_was_written_meanwhile(
+        machines, emulator) -> None:
+    a = machines("a")
+    a.history().append(deploy("v1"))
+    emulator.faults.add(method="POST", path=r"/query$", body_matches="FROM dome_history",
+                        delay=0.5)
+    history = a.history()
+    history.prefetch("staging")  # the listing runs while the run goes on …
+    written = history.append(deploy("v2", time="2026-03-04T11:00:00.000Z"))  # … and writes
+    assert [r.version_id for r in history.records(None, "staging")] == ["v1", "v2"]
+    assert written in history.records("silo", "staging")
+    assert [r.version_id for r in machines("b").history().records("silo", "staging")] == [
+        "v1", "v2"]
+
+
+def test_a_second_run_remembers_the_database_beside_its_ledger(machines, emulator) -> None:
+    a = machines("a")
+    a.history().append(deploy("v1"))
+    emulator.clear_requests()
+    assert [r.version_id for r in a.history().records("silo", "staging")] == ["v1"]
+    assert d1_calls(emulator, "GET", "$") == 0  # not looked up by name again
+    assert d1_calls(emulator, "POST", "/[^/]+/query$") == 1  # no schema: one page
+    assert (a.root / ".dome" / "cache" / f"{DATABASE_NAME}.json").is_file()
+
+
 def test_a_long_record_is_kept_whole(machines) -> None:
     long = deploy("v9", reason="health: FAILED " + "x" * 3000, extra={"targets": ["https://a"] * 50})
     machines("a").history().append(long)
