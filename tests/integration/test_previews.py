@@ -19,7 +19,7 @@ from tests.conftest import ROOT, VENV_BIN, run_env
 pytestmark = pytest.mark.integration
 
 SECRET = "pR3view-S3CRET-value-4e1d"
-DOME_STORES = {"dome-history", "dome-previews"}
+DOME_STORES = {"dome-history", "dome-previews", "dome-state"}  # dome's own records and locks
 
 
 @pytest.fixture
@@ -67,7 +67,8 @@ def snapshot(emulator: Emulator) -> dict[str, object]:
     with state.lock:
         return {
             "workers": {n: len(w.versions) for n, w in state.workers.items()},
-            "d1": sorted((d.uuid, d.name) for d in state.d1.values()),
+            "d1": sorted((d.uuid, d.name) for d in state.d1.values()
+                         if d.name not in DOME_STORES),
             "kv": sorted((k.id, k.title) for k in state.kv.values() if k.title not in DOME_STORES),
             "r2": sorted(state.buckets), "queues": sorted(q.name for q in state.queues.values()),
             "vectorize": sorted(state.vectorize),
