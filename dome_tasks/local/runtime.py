@@ -465,6 +465,14 @@ def stop(env: LocalEnv, services: Iterable[str] | None = None) -> list[str]:
     return stopped
 
 
+def _answering(name: str, state: str, record: ProcessRecord, now: float,
+               pids: tuple[int, ...] = ()) -> ServiceStatus:
+    """The status of a service whose processes still run: its health asked once."""
+    healthy = _healthy(record.url + record.health_path, any_status=record.health_any_status)
+    return ServiceStatus(name, state, record.worker, record.pid, record.port, record.url,
+                         healthy, now - record.started_at, pids=pids)
+
+
 def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[ServiceStatus]:
     """Each service's pid, port, URL, health and uptime. A recorded process that is gone while
     processes of its group still run is ``orphaned`` (their pids; ``stop`` stops them). Records
@@ -479,37 +487,14 @@ def status(env: LocalEnv, services: Iterable[str] | None = None) -> list[Service
         if record is None:
             result.append(ServiceStatus(name, "stopped"))
         elif not record.alive() and (orphans := record.orphans()):
-            result.append(
-                ServiceStatus(
-                    name,
-                    "orphaned",
-                    record.worker,
-                    record.pid,
-                    record.port,
-                    record.url,
-                    _healthy(record.url + record.health_path, any_status=record.health_any_status),
-                    now - record.started_at,
-                    pids=tuple(orphans),
-                )
-            )
+            result.append(_answering(name, "orphaned", record, now, pids=tuple(orphans)))
         elif not record.alive():
             _forget(env, record)
             result.append(
                 ServiceStatus(name, "stale", record.worker, record.pid, record.port, record.url)
             )
         else:
-            result.append(
-                ServiceStatus(
-                    name,
-                    "running",
-                    record.worker,
-                    record.pid,
-                    record.port,
-                    record.url,
-                    _healthy(record.url + record.health_path, any_status=record.health_any_status),
-                    now - record.started_at,
-                )
-            )
+            result.append(_answering(name, "running", record, now))
     return result
 
 

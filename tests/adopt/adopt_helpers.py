@@ -18,9 +18,10 @@ ACCOUNT = "0123456789abcdef0123456789abcdef"  # every fixture config's account_i
 TASKS = 'from dome_tasks.collection import namespace\nns = namespace(manifest="dome.yaml")\n'
 
 
-def copy_fixture(name: str, target: Path) -> Path:
-    """A copy of ``tests/adopt/fixtures/<name>`` with tasks/ and the pinned wrangler linked."""
-    shutil.copytree(FIXTURES / name, target)
+def copy_fixture(name: str, target: Path, *, source: Path = FIXTURES) -> Path:
+    """A copy of ``<source>/<name>`` (the fixtures, or the corpus) with tasks/ and the pinned
+    wrangler linked."""
+    shutil.copytree(source / name, target)
     (target / "tasks").mkdir()
     (target / "tasks" / "__init__.py").write_text(TASKS, encoding="utf-8")
     bin_dir = target / "node_modules" / ".bin"

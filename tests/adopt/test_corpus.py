@@ -6,14 +6,12 @@ removed in wrangler 4) is counted as not judged, never as adopted."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from dome_tasks.manifest.loader import load
-from tests.adopt.adopt_helpers import TASKS, invoke
-from tests.conftest import ROOT
+from tests.adopt.adopt_helpers import copy_fixture, invoke
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +31,7 @@ def test_the_corpus_has_the_shapes_it_promises() -> None:
 
 @pytest.mark.parametrize("repo", REPOS)
 def test_every_pair_adopts_true(repo: str, tmp_path: Path) -> None:
-    project = tmp_path / repo
-    shutil.copytree(CORPUS / repo, project)
-    (project / "tasks").mkdir()
-    (project / "tasks" / "__init__.py").write_text(TASKS, encoding="utf-8")
-    bin_dir = project / "node_modules" / ".bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    (bin_dir / "wrangler").symlink_to(ROOT / "node_modules" / ".bin" / "wrangler")
+    project = copy_fixture(repo, tmp_path / repo, source=CORPUS)
 
     done = invoke(project, "import")
 
