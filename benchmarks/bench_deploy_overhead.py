@@ -11,11 +11,10 @@ Usage: .venv/bin/python benchmarks/bench_deploy_overhead.py [--runs 5]
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
-from timing import BIN, ENV, ROOT, interleaved, runs_argument, timed
+from timing import BIN, ENV, interleaved, runs_argument, sample_workspace, timed
 
 from dome_tasks.testing.emulator import Emulator
 
@@ -33,11 +32,7 @@ def wrangler(c):
 def main() -> None:
     runs = runs_argument(5)
     with tempfile.TemporaryDirectory() as tmp, Emulator() as emulator:
-        work = Path(tmp)
-        shutil.copytree(ROOT / "sample", work / "sample", ignore=shutil.ignore_patterns(".dome"))
-        shutil.copytree(ROOT / "tasks", work / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "justfile", work / "justfile")
-        (work / "node_modules").symlink_to(ROOT / "node_modules")
+        work = sample_workspace(Path(tmp))
         env = {**ENV, **emulator.env(), "NO_COLOR": "1"}
         ours = [str(BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify",
                 "--force"]

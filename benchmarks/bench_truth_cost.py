@@ -11,11 +11,10 @@ Usage: .venv/bin/python benchmarks/bench_truth_cost.py [--runs 5] [--latency 0.1
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 
-from timing import BIN, ENV, ROOT, compile_sources, interleaved, timed
+from timing import BIN, ENV, compile_sources, interleaved, sample_workspace, timed
 
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.tools import with_node
@@ -28,11 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     compile_sources()
     with tempfile.TemporaryDirectory() as tmp, Emulator(latency=args.latency) as emulator:
-        work = Path(tmp)
-        shutil.copytree(ROOT / "sample", work / "sample", ignore=shutil.ignore_patterns(".dome"))
-        shutil.copytree(ROOT / "tasks", work / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "justfile", work / "justfile")
-        (work / "node_modules").symlink_to(ROOT / "node_modules")
+        work = sample_workspace(Path(tmp))
         env = {**ENV, **emulator.env(), "NO_COLOR": "1"}
         env["PATH"] = with_node(env)["PATH"]  # the node dome-tasks runs wrangler on, for both
         ours = [str(BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build", "--no-verify",

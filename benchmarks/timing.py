@@ -56,3 +56,15 @@ def interleaved(runs: int, *sides: Callable[[], float]) -> list[float]:
         for side, bucket in zip(sides, samples):
             bucket.append(side())
     return [statistics.median(bucket) for bucket in samples]
+
+
+def sample_workspace(work: Path) -> Path:
+    """A copy of the sample, the tasks and the justfile in ``work``, the pinned wrangler linked;
+    returns ``work``."""
+    import shutil
+
+    shutil.copytree(ROOT / "sample", work / "sample", ignore=shutil.ignore_patterns(".dome"))
+    shutil.copytree(ROOT / "tasks", work / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "justfile", work / "justfile")
+    (work / "node_modules").symlink_to(ROOT / "node_modules")
+    return work
