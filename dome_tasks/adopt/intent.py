@@ -331,6 +331,8 @@ class _Intents:
             return {**rest, "bindings": bindings} if bindings else rest
         if key == "queues":
             return self._queues(source, env, top, own, isolate, production)
+        if key == "secrets":  # declared names only: never carried where wrangler reads none
+            return own
         # single tables (ai, browser, images…) and other lists: the env's own, else the top's
         if own is not None:
             return own

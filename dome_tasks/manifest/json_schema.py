@@ -74,7 +74,9 @@ DESCRIPTIONS = {
     "routes.zone_id": "The zone's id.",
     "routes.custom_domain": "Serve the pattern as a Custom Domain.",
     "vars": "Plain-text variables (strings, numbers, booleans or JSON values), by binding name.",
-    "secrets": "Names of the secrets the worker needs (their values never enter dome.yaml).",
+    "secrets": "Names of the secrets the worker needs (their values never enter dome.yaml), or "
+               "wrangler's own [secrets] table.",
+    "secrets.required": "The secret names wrangler's [secrets] table requires.",
     "build": "dome's build command (a string or a list of arguments), or wrangler's own [build] "
     "table.",
     "health_path": "The path checked after a deploy (starts with '/').",

@@ -52,6 +52,13 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
+def secret_names(value: Any) -> list[str]:
+    """The declared secret names: dome's list, or wrangler's ``{required: [...]}`` table."""
+    if isinstance(value, dict):
+        value = value.get("required")
+    return list(value) if isinstance(value, list) else []
+
+
 def command(value: str | list[str]) -> tuple[str, ...]:
     return tuple(shlex.split(value)) if isinstance(value, str) else tuple(value)
 
@@ -197,6 +204,8 @@ class Resolver:
         extra = {k: v for k, v in m.items() if k not in DOME_KEYS}
         if isinstance(m.get("build"), dict):  # wrangler's [build] table: passed through
             extra["build"] = m["build"]
+        if isinstance(m.get("secrets"), dict):  # wrangler's [secrets] table: passed through
+            extra["secrets"] = m["secrets"]
         if observability:
             extra["observability"] = observability
         worker = model.WorkerConfig(
@@ -211,7 +220,7 @@ class Resolver:
             workers_dev=m.get("workers_dev"),
             routes=tuple(_route(r) for r in m.get("routes", ())),
             vars=tuple(m.get("vars", {}).items()),
-            secrets=tuple(dict.fromkeys(m.get("secrets", ()))),
+            secrets=tuple(dict.fromkeys(secret_names(m.get("secrets")))),
             build=command(m["build"]) if isinstance(m.get("build"), str | list) else None,
             health_path=m.get("health_path", "/health"),
             health_url=m.get("health_url"),
@@ -399,7 +408,11 @@ class Resolver:
         """A binding name may be used once per worker, across every binding kind."""
         names: list[tuple[str, KeyPath]] = []
         names += [(n, ("vars", n)) for n in m.get("vars", {})]
-        names += [(n, ("secrets", i)) for i, n in enumerate(m.get("secrets", ()))]
+        # dome's list only: wrangler's own [secrets] table is wrangler's to judge (it reads a
+        # placeholder var beside a required secret of that name)
+        listed = m.get("secrets")
+        if isinstance(listed, list):
+            names += [(n, ("secrets", i)) for i, n in enumerate(listed)]
         for kind in bindings.KINDS:
             raw = bindings.entries(m, kind)
             if not raw or kind.form == "list":

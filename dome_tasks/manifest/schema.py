@@ -118,7 +118,11 @@ WORKER_FIELDS: dict[str, Field] = {
     "workers_dev": Field(BOOL, nullable=True),
     "routes": Field(ListOf(ROUTE)),
     "vars": Field(MapOf(VAR_VALUE, naming.binding_name)),
-    "secrets": Field(ListOf(BINDING)),
+    # the names of the worker's secrets; or wrangler's own table {required: [names]}, which is
+    # also rendered as written (wrangler checks them in `wrangler dev` and types)
+    "secrets": Field(AnyOf((ListOf(BINDING), Record({"required": Field(ListOf(BINDING))},
+                                                    wrangler=("secrets",))),
+                           "a list of secret names, or wrangler's [secrets] table")),
     # dome's build command (a string or argv), or wrangler's own [build] table (a mapping:
     # command, cwd, watch_dir), which is rendered as written and run by wrangler itself
     "build": Field(AnyOf((*COMMAND.options, Record({}, wrangler=("build",))),

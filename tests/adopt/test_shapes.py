@@ -75,6 +75,10 @@ def test_keys_wrangler_ignores_are_dropped_with_a_line_deprecated_ones_kept(
     (box,) = rendered(project, "staging", "box")["containers"]
     assert box["instances"] == 1 and box["name"] == "box-box-staging"  # the application's name
     assert 'containers[0].instances: deprecated by wrangler (use "max_instances")' in out
+    # wrangler's own [secrets] table: declared where the config declares it, never carried
+    assert rendered(project, "production", "box")["secrets"] == {"required": ["BOX_TOKEN"]}
+    assert "secrets" not in rendered(project, "staging", "box")
+    assert load(project / "dome.yaml").resolve("box", "production").secrets == ("BOX_TOKEN",)
 
 
 def test_just_sync_writes_the_justfile_just_picks(imported: tuple[Path, str]) -> None:

@@ -133,7 +133,8 @@ def test_wrong_types(problems):
         "got null",
         "dome.yaml:13: services.silo.vars.Y: null cannot be written in TOML; leave the key out "
         "or use a string",
-        "dome.yaml:14: services.silo.secrets: expected a list, got a string ('API_KEY')",
+        "dome.yaml:14: services.silo.secrets: expected a list of secret names, or wrangler's "
+        "[secrets] table, got a string ('API_KEY')",
         "dome.yaml:15: services.silo.routes[0].custom_domain: expected a boolean (true or false), "
         "got an integer (1)",
         "dome.yaml:16: services.silo.build.run: unknown key",  # not a key of wrangler's [build]
