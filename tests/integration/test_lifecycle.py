@@ -12,9 +12,7 @@ import json
 import os
 import stat
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from dome_tasks.settings import Settings, load_manifest
 from dome_tasks.tools import discover_tools
 from dome_tasks.wrangler.exec import WranglerFailed
 from tests.conftest import ROOT, VENV_BIN
+from tests.health_server import health_server
 
 pytestmark = pytest.mark.integration
 
@@ -56,30 +55,17 @@ def ws(workspace: Path) -> Path:
 def health(cloudflare_emulator) -> Iterator[str]:
     state = cloudflare_emulator.state
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            host = self.headers.get("Host", "").split(":")[0]
-            worker = host.removesuffix(f".{state.subdomain}.workers.dev")
-            try:
-                with state.lock:
-                    version = state.worker(worker).current_version()
-                status = 500 if version.vars.get("DOME_TEST_HEALTH") == "red" else 200
-            except (KeyError, LookupError):
-                status = 404
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(host: str) -> int:
+        worker = host.removesuffix(f".{state.subdomain}.workers.dev")
+        try:
+            with state.lock:
+                version = state.worker(worker).current_version()
+        except (KeyError, LookupError):
+            return 404
+        return 500 if version.vars.get("DOME_TEST_HEALTH") == "red" else 200
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with health_server(answer) as url:
+        yield url
 
 
 @pytest.fixture

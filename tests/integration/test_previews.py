@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from dome_tasks.testing.emulator import Emulator
 from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.health_server import health_server
 
 pytestmark = pytest.mark.integration
 
@@ -33,23 +32,13 @@ def health(emulator: Emulator) -> Iterator[str]:
     """200 for a worker the emulator serves a version of, 404 otherwise."""
     state = emulator.state
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            worker = self.headers.get("Host", "").split(":")[0].split(".")[0]
-            with state.lock:
-                known = worker in state.workers and state.workers[worker].versions
-            self.send_response(200 if known else 404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(host: str) -> int:
+        worker = host.split(".")[0]
+        with state.lock:
+            return 200 if worker in state.workers and state.workers[worker].versions else 404
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with health_server(answer) as url:
+        yield url
 
 
 def invoke(ws: Path, emulator: Emulator, health: str, *args: str, **extra: str):

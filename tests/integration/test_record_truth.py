@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from dome_tasks.testing.emulator import Emulator
 from dome_tasks.tools import discover_tools
 from dome_tasks.wrangler.exec import WranglerFailed
 from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.health_server import health_server
 
 pytestmark = pytest.mark.integration
 
@@ -50,32 +49,16 @@ def health(emulator: Emulator) -> Iterator[str]:
     """Answers 200 for ``<worker>.emulator.workers.dev`` when the worker is deployed."""
     state = emulator.state
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            host = self.headers.get("Host", "").split(":")[0]
-            worker = host.removesuffix(f".{state.subdomain}.workers.dev")
-            with state.lock:
-                status = 200 if worker in state.workers and state.traffic(worker) else 404
-                broken = status == 200 and state.worker(worker).current_version().vars.get(
-                    "DOME_TEST_HEALTH") == "garbage"
-            if broken:  # not HTTP at all: http.client raises BadStatusLine
-                self.wfile.write(b"garbage\r\n\r\n")
-                self.close_connection = True
-                return
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(host: str) -> int | None:
+        worker = host.removesuffix(f".{state.subdomain}.workers.dev")
+        with state.lock:
+            if not (worker in state.workers and state.traffic(worker)):
+                return 404
+            garbage = state.worker(worker).current_version().vars.get("DOME_TEST_HEALTH")
+        return None if garbage == "garbage" else 200
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with health_server(answer) as url:
+        yield url
 
 
 @pytest.fixture
