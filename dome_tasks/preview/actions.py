@@ -10,6 +10,7 @@ created, then deploys, verifies and records like any environment (the no-op skip
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import sys
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from dome_tasks.adopt.resources import KINDS
 from dome_tasks.errors import DomeError, Refused, UsageError
 from dome_tasks.plan.steps import Plan, Step
 from dome_tasks.preview.derive import environment_name, preview_manifest
-from dome_tasks.preview.down import Teardown, decide_down, live_workers
+from dome_tasks.preview.down import Teardown, decide_down, empty_bucket, live_workers
 from dome_tasks.preview.record import Owned, PreviewRecord, PreviewStore
 
 if TYPE_CHECKING:
@@ -252,7 +253,8 @@ def preview_down(c: Context, manifest: Manifest, number: int, *, dry_run: bool =
     live = live_workers(store.api, list(record.workers.values()))
     kinds = list(dict.fromkeys(r.kind for r in record.resources))
     inventory = read_inventory(runners.read, wrangler, manifest.root, record.account, name, kinds)
-    teardown = decide_down(record, live, inventory, wrangler=wrangler, root=manifest.root)
+    teardown = decide_down(record, live, inventory, wrangler=wrangler, root=manifest.root,
+                           empty=functools.partial(empty_bucket, store.api))
     for note in teardown.kept:
         print(f"kept {note}", file=out)
     for step in teardown.steps:

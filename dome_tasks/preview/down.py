@@ -16,10 +16,10 @@ from pathlib import Path
 
 from dome_tasks.adopt.resources import KINDS, Inventory
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
-from dome_tasks.plan.steps import Command, Step
+from dome_tasks.plan.steps import Call, Command, Step
 from dome_tasks.preview.record import Owned, PreviewRecord
 
-__all__ = ["Teardown", "decide_down", "delete_argv", "worker_exists"]
+__all__ = ["Teardown", "decide_down", "delete_argv", "empty_bucket", "worker_exists"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,11 @@ def delete_argv(wrangler: str, owned: Owned) -> tuple[str, ...]:
 
 
 def decide_down(record: PreviewRecord, live: Mapping[str, bool], inventory: Inventory,
-                *, wrangler: str, root: Path) -> Teardown:
-    """Workers first (dependents before what they bind to), then the owned resources."""
+                *, wrangler: str, root: Path,
+                empty: Callable[..., int] | None = None) -> Teardown:
+    """Workers first (dependents before what they bind to), then the owned resources; an R2
+    bucket is emptied first with ``empty(bucket=NAME)`` (Cloudflare keeps a bucket that holds
+    objects)."""
     env = {"CLOUDFLARE_ACCOUNT_ID": record.account} if record.account else {}
     where = record.environment
     steps: list[Step] = []
@@ -62,6 +65,9 @@ def decide_down(record: PreviewRecord, live: Mapping[str, bool], inventory: Inve
             kept.append(f"{label}: its id is {found}, not {owned.id} that pr-{record.number} "
                         "created: someone else's, left alone")
             continue
+        if owned.kind == "r2" and empty is not None:
+            steps.append(Step("delete", f"delete every object in {label}", Call(
+                f"empty {label}", empty, {"bucket": owned.name}), None, where))
         steps.append(Step("delete", f"delete {label}", Command(
             delete_argv(wrangler, owned), cwd=root, env=env, wrangler=True), None, where))
     return Teardown(tuple(steps), tuple(kept))
@@ -87,3 +93,21 @@ def live_workers(api: CloudflareApi, workers: Sequence[str],
         return {}
     with ThreadPoolExecutor(max_workers=min(8, len(workers))) as pool:
         return dict(zip(workers, pool.map(lambda w: exists(api, w), workers)))
+
+
+def empty_bucket(api: CloudflareApi, bucket: str) -> int:
+    """Delete every object of an R2 bucket (the API's paged list, then one DELETE per key);
+    returns how many were deleted."""
+    deleted = 0
+    base = f"/r2/buckets/{path_segment(bucket)}/objects"
+    cursor = ""
+    while True:
+        page = api.call("GET", base, query={"per_page": 1000, "cursor": cursor or None},
+                        whole=True)
+        for item in page.get("result") or []:
+            api.call("DELETE", f"{base}/{path_segment(str(item['key']))}")
+            deleted += 1
+        info = page.get("result_info") or {}
+        cursor = info.get("cursor") or ""
+        if not info.get("is_truncated") or not cursor:
+            return deleted

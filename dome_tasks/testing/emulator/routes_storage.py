@@ -70,9 +70,27 @@ def get_bucket(state: EmulatorState, req: Request) -> Response:
 
 @router.route("DELETE", R2 + "/{bucket}")
 def delete_bucket(state: EmulatorState, req: Request) -> Response:
-    if state.buckets.pop(req.params["bucket"], None) is None:
-        raise ApiError(404, 10006, "The specified bucket does not exist.")
+    """As the real API: a bucket that still holds objects is not deleted."""
+    with state.lock:
+        if _bucket(state, req.params["bucket"]).objects:
+            raise ApiError(409, 10008, "The bucket you tried to delete is not empty.")
+        state.buckets.pop(req.params["bucket"])
     return ok({})
+
+
+@router.route("GET", R2 + "/{bucket}/objects")
+def list_objects(state: EmulatorState, req: Request) -> Response:
+    """Keys in order, ``per_page`` at a time after ``cursor`` (the last key of a page)."""
+    per_page = int(req.arg("per_page", "1000") or 1000)
+    cursor = req.arg("cursor", "") or ""
+    with state.lock:
+        keys = sorted(k for k in _bucket(state, req.params["bucket"]).objects if k > cursor)
+        objects = _bucket(state, req.params["bucket"]).objects
+        page = [{"key": k, "size": len(objects[k])} for k in keys[:per_page]]
+    truncated = len(keys) > per_page
+    info = {"cursor": page[-1]["key"] if truncated else "", "is_truncated": truncated,
+            "per_page": per_page}
+    return ok(page, result_info=info)
 
 
 def _bucket(state: EmulatorState, name: str) -> Bucket:
