@@ -14,7 +14,6 @@ production's). Each such decision is a :class:`Guess`.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
