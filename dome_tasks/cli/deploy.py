@@ -77,6 +77,7 @@ def deploy_request(
         return
     from dome_tasks.lifecycle.deploy import DeployOptions, deploy, held_early, reads_before
     from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
+    from dome_tasks.lifecycle.session import open_watched
 
     session, board = open_watched(c, settings, request, dry_run=flags.dry_run, json=flags.json,
                                   session=session)
@@ -121,30 +122,6 @@ def early_session(c: Context, settings: Settings, manifest: Manifest, env: Envir
     if isinstance(session.ledger, History):
         session.ledger.prefetch(env.name)
     return session
-
-
-def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
-                 json: bool, title: str = "deploy", services: list[str] | None = None,
-                 session: Session | None = None) -> tuple[Session, Board]:
-    """The task's session (*session*, when the task opened it already) and its progress board.
-    With ``--json`` every human line (wrangler's own output too) goes to stderr, and stdout gets
-    the summary alone. A dry run's board keeps the steps it shows (``--json`` lists them)."""
-    import dataclasses
-
-    from dome_tasks.lifecycle.session import Session
-    from dome_tasks.progress import Board
-
-    if session is None:
-        session = Session.open(c, settings, request.root, dry_run=dry_run,
-                               manifest=request.manifest)
-    out = sys.stderr if json else sys.stdout
-    board = Board.open(request.services if services is None else services,
-                       request.environment.name, out=out,
-                       fmt="json" if json else "text", title=title)
-    if dry_run:
-        board.planned = []
-    session = dataclasses.replace(session, out=out, board=board, captured=json)
-    return session, board
 
 
 @contextlib.contextmanager
@@ -294,6 +271,8 @@ def migrate_request(c: Context, settings: Settings, request: ResolvedRequest, *,
                if any(step.service == t.service for plan in plans for step in plan.steps)]
     if not dry_run and not rehearse:
         confirm_protected(request.environment, touched, settings, yes)
+    from dome_tasks.lifecycle.session import open_watched
+
     session, board = open_watched(c, settings, request, dry_run=dry_run, json=json,
                                   title="migrate", services=touched)
     rehearse = rehearse and not dry_run

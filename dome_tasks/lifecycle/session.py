@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from dome_tasks.lifecycle.history import History
     from dome_tasks.lifecycle.lock import Locks
     from dome_tasks.manifest.loader import Manifest
-    from dome_tasks.plan.target import Target
+    from dome_tasks.plan.target import ResolvedRequest, Target
     from dome_tasks.progress import Board
     from dome_tasks.runner import Runner, StepResult
     from dome_tasks.settings import Settings
@@ -735,3 +735,24 @@ class _Watch:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def open_watched(c: Context, settings: Settings, request: ResolvedRequest, *, dry_run: bool,
+                 json: bool, title: str = "deploy", services: list[str] | None = None,
+                 session: Session | None = None) -> tuple[Session, Board]:
+    """The task's session (*session*, when the task opened it already) and its progress board.
+    With ``--json`` every human line (wrangler's own output too) goes to stderr, and stdout gets
+    the summary alone. A dry run's board keeps the steps it shows (``--json`` lists them)."""
+    from dome_tasks.progress import Board
+
+    if session is None:
+        session = Session.open(c, settings, request.root, dry_run=dry_run,
+                               manifest=request.manifest)
+    out = sys.stderr if json else sys.stdout
+    board = Board.open(request.services if services is None else services,
+                       request.environment.name, out=out,
+                       fmt="json" if json else "text", title=title)
+    if dry_run:
+        board.planned = []
+    session = dataclasses.replace(session, out=out, board=board, captured=json)
+    return session, board

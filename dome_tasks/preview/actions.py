@@ -84,7 +84,7 @@ def preview_up(c: Context, settings: Settings, manifest: Manifest, number: int,
     _claim(store, record, workers)
     record = store.put(replace(record, workers={**record.workers, **workers}))
     record = _provision(c, derived, name, store, record, out)
-    from dome_tasks.cli.deploy import open_watched
+    from dome_tasks.lifecycle.session import open_watched
     from dome_tasks.plan.target import resolve
 
     request = resolve(derived, None, name, wrangler=tools.wrangler)
