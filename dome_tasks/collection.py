@@ -59,6 +59,9 @@ def namespace(
     from dome_tasks.settings import declared
 
     ns.configure({"dome": declared(manifest, justfile, prefix)})
+    from dome_tasks.cli import flag_hints
+
+    flag_hints.install()  # "did you mean" for a mistyped flag of every task
     if "--complete" in sys.argv:  # `invoke --complete`: offer services and environments too
         from dome_tasks.cli.completion import install
 

@@ -104,13 +104,10 @@ def _refuse_unknown_flag(arg: JustArgument, machine: Any, word: Any) -> None:
     known = [*context.flags, *context.inverse_flags]
     if word in known or (machine.initial is not None and word in machine.initial.flags):
         return
-    import difflib
+    from dome_tasks.cli.flag_hints import unknown_flag
 
-    close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
-    hint = f": did you mean {close[0]}?" if close else ""
     raise ParseError(
-        f"'{arg.task_name}' has no flag {word!r}{hint} (usage: {arg.signature}; "
-        f"`invoke --help {arg.task_name}` lists its flags)",
+        unknown_flag(arg.task_name, word, known, arg.signature),
         context,
     )
 

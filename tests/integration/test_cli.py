@@ -293,11 +293,12 @@ def test_invoke_list_shows_each_task_once(workspace):
 
 
 @pytest.mark.parametrize("argv", [["deploy-env", "silo", "staging", "--dry-rn"],
-                                  ["deploy-env", "--dry-rn", "silo", "staging"]])
+                                  ["deploy-env", "--dry-rn", "silo", "staging"],
+                                  ["db-migrate-dev", "--dry-rn"]])
 def test_a_mistyped_flag_is_named_with_the_flag_meant(workspace, recording_wrangler, argv):
     result = invoke(workspace, *argv, record=recording_wrangler)
     assert result.returncode == 1
-    assert result.stderr.startswith("'deploy-env' has no flag '--dry-rn': did you mean --dry-run?")
+    assert result.stderr.startswith(f"'{argv[0]}' has no flag '--dry-rn': did you mean --dry-run?")
     assert "Traceback" not in result.stderr and calls(recording_wrangler) == []
 
 
