@@ -1,13 +1,13 @@
-"""dome.yaml's JSON Schema (``dome.schema.json``, shipped in the package) for editors.
+"""dome.yaml's JSON Schema (``dome.schema.json``, shipped in the package): what the loader
+validates with, and what editors complete and check.
 
-Generated from the declarative shape in :mod:`~dome_tasks.manifest.schema` (which reads the
-binding kinds of :mod:`~dome_tasks.manifest.bindings`): every dome key with its type and a
-description. Where dome passes wrangler's own keys through (a :class:`Record` with a
-``wrangler`` place), each key wrangler accepts there is listed as a ``$ref`` into wrangler's
-published ``config-schema.json`` of the wrangler dome pins (its bundled copy says which), so
-the file stays small and editors show wrangler's own descriptions; other keys are refused, as
-the loader refuses them. Checks that JSON Schema cannot say (names, merged layers, references)
-stay the loader's.
+Generated from the fragments of :mod:`~dome_tasks.manifest.schema` (which reads the binding
+kinds of :mod:`~dome_tasks.manifest.bindings`), each dome key given its description. Where a
+mapping is marked ``x-wrangler`` (dome passes wrangler's own keys through there), each key
+wrangler accepts at that place is listed as a ``$ref`` into wrangler's published
+``config-schema.json`` of the wrangler dome pins (its bundled copy says which, and
+:func:`registry` serves it offline), so the file stays small and editors show wrangler's own
+descriptions; other keys are refused, as the loader refuses them.
 
 ``python -m dome_tasks.manifest.json_schema`` prints the schema (the committed file is that
 output); ``--path`` prints where the installed copy is, for editors offline.
@@ -23,11 +23,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.manifest import _kinds as k
 from dome_tasks.manifest import schema
 from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation
 
-__all__ = ["PATH", "SCHEMA_URL", "generate", "registry", "text", "validator", "wrangler_url"]
+__all__ = ["PATH", "SCHEMA_URL", "generate", "load", "registry", "text", "validator",
+           "wrangler_url"]
 
 #: Where the schema is published (OWNER: where this repository is published, as in the README).
 SCHEMA_URL = ("https://raw.githubusercontent.com/OWNER/dome-tasks/main/"
@@ -131,17 +131,6 @@ DESCRIPTIONS = {
     "creates.",
 }
 
-#: What JSON Schema can say of a scalar check (the rest is the loader's).
-_CHECKS: dict[Any, dict[str, Any]] = {
-    k._nonempty: {"minLength": 1},
-    schema._version: {"const": 1},
-    schema._kind: {"enum": ["remote", "local"]},
-    schema._path_like: {"pattern": "^/"},
-}
-_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object",
-          list: "array"}
-
-
 @cache
 def _wrangler() -> Mapping[str, Any]:
     with gzip.open(BUNDLED, "rt", encoding="utf-8") as f:
@@ -213,52 +202,35 @@ class _Generator:
     def __init__(self) -> None:
         self.url = wrangler_url()
 
-    def kind(self, kind: k.Kind, path: tuple[str, ...]) -> dict[str, Any]:
-        if kind is schema.OVERRIDE:
-            return {"$ref": "#/definitions/worker"}
-        if isinstance(kind, k.Scalar):
-            types = [_TYPES[t] for t in kind.types]
-            if "number" in types and "integer" in types:
-                types.remove("integer")
-            out: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
-            return {**out, **_CHECKS.get(kind.check, {})}
-        if isinstance(kind, k.ListOf):
-            return {"type": "array", "items": self.kind(kind.item, path)}
-        if isinstance(kind, k.MapOf):
-            return {"type": "object", "additionalProperties": self.kind(kind.value, path)}
-        if isinstance(kind, k.AnyOf):
-            return {"anyOf": [self.kind(option, path) for option in kind.options]}
-        if isinstance(kind, k.Record):
-            return self.record(kind, path)
-        raise TypeError(kind)  # pragma: no cover
-
-    def field(self, spec: k.Field, path: tuple[str, ...]) -> dict[str, Any]:
-        out = self.kind(spec.kind, path)
-        if spec.nullable:
-            if isinstance(out.get("type"), str) and "$ref" not in out:
-                out["type"] = [out["type"], "null"]
-            else:
-                out = {"anyOf": [out, {"type": "null"}]}
-        return {"description": _description(path), **out}
-
-    def record(self, kind: k.Record, path: tuple[str, ...]) -> dict[str, Any]:
-        properties = {key: self.field(spec, path + (key,)) for key, spec in kind.fields.items()}
-        out: dict[str, Any] = {"type": "object", "properties": properties}
-        for key, advice in kind.dropped.items():
-            properties[key] = {"description": f"Ignored: {advice}"}
-        if kind.wrangler is not None:
-            place = "/".join(kind.wrangler) or "the top level"
-            out["$comment"] = (f"Keys without a description here are wrangler's own (at {place} "
-                               "of its config): $refs into wrangler's config schema")
-            for key, pointer in sorted(_wrangler_keys(kind.wrangler).items()):
-                if key not in properties and key not in kind.refused:
-                    properties[key] = self.wrangler_value(kind.wrangler, key, pointer)
-        required = [key for key, spec in kind.fields.items() if spec.required]
-        if required:
-            out["required"] = required
-        out["additionalProperties"] = False
+    def expand(self, node: Any, path: tuple[str, ...]) -> Any:
+        """A fragment with descriptions added and wrangler's keys listed (a new dict)."""
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "properties":
+                value = {name: {"description": _description((*path, name)),
+                                **self.expand(spec, (*path, name))}
+                         for name, spec in value.items()}
+            elif key in ("items", "additionalProperties"):
+                value = self.expand(value, path)
+            elif key == "anyOf":
+                value = [self.expand(option, path) for option in value]
+            out[key] = value
+        if "x-wrangler" in node:
+            self.add_wrangler(out, node["x-wrangler"])
         return out
 
+    def add_wrangler(self, out: dict[str, Any], place_text: str) -> None:
+        place = tuple(filter(None, place_text.split("/")))
+        out["$comment"] = (f"Keys without a description here are wrangler's own (at "
+                           f"{place_text or 'the top level'} of its config): $refs into "
+                           "wrangler's config schema")
+        properties = out["properties"]
+        skipped = {*schema.DROPPED.get(place_text, ()), *(schema.REFUSED if not place else ())}
+        for key, pointer in sorted(_wrangler_keys(place).items()):
+            if key not in properties and key not in skipped:
+                properties[key] = self.wrangler_value(place, key, pointer)
 
     def wrangler_value(self, place: tuple[str, ...], key: str, pointer: str) -> dict[str, Any]:
         """wrangler's schema of ``key``; spelled out down to the keys wrangler still reads
@@ -282,7 +254,6 @@ class _Generator:
 def generate() -> dict[str, Any]:
     """The JSON Schema of dome.yaml (draft-07, the draft wrangler's own schema uses)."""
     gen = _Generator()
-    root = gen.record(schema.MANIFEST, ())
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": SCHEMA_URL,
@@ -290,9 +261,11 @@ def generate() -> dict[str, Any]:
         "description": "The dome-tasks manifest: environments and services of a Cloudflare "
         "Workers monorepo. Reference: docs/manifest.md.",
         "$comment": "Generated by `python -m dome_tasks.manifest.json_schema`; do not edit. "
-        f"Wrangler's keys refer to {gen.url}.",
-        **root,
-        "definitions": {"worker": gen.record(schema.OVERRIDE, ("worker",))},
+        f"Wrangler's keys refer to {gen.url}. x-check names a check dome runs beyond the "
+        "schema; x-wrangler, the place of wrangler's config whose keys a mapping takes.",
+        **gen.expand(schema.MANIFEST, ()),
+        "definitions": {name: gen.expand(fragment, (name,))
+                        for name, fragment in schema.DEFINITIONS.items()},
     }
 
 
@@ -308,12 +281,17 @@ def registry() -> Any:
     return Registry().with_resource(wrangler_url(), Resource.from_contents(_wrangler()))
 
 
+@cache
+def load() -> dict[str, Any]:
+    """The shipped schema."""
+    return json.loads(PATH.read_text(encoding="utf-8"))
+
+
 def validator() -> Any:
-    """A jsonschema validator of the shipped schema; nothing is fetched."""
+    """A plain draft-07 validator of the shipped schema, as an editor's; nothing is fetched."""
     import jsonschema
 
-    return jsonschema.Draft7Validator(json.loads(PATH.read_text(encoding="utf-8")),
-                                      registry=registry())
+    return jsonschema.Draft7Validator(load(), registry=registry())
 
 
 def main(argv: list[str]) -> int:

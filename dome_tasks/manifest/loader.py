@@ -17,7 +17,7 @@ from typing import Any
 from dome_tasks.errors import ManifestError, UsageError, did_you_mean
 from dome_tasks.manifest import _source as yaml_source
 from dome_tasks.manifest import environments as envs_mod
-from dome_tasks.manifest import naming, schema
+from dome_tasks.manifest import naming, validation
 from dome_tasks.manifest._problems import KeyPath, Problems
 from dome_tasks.manifest.files import outside
 from dome_tasks.manifest.graph import CycleError, Graph
@@ -172,11 +172,18 @@ def load(path: str | Path, *, check_files: bool = True) -> Manifest:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc}") from None
-    return loads(text, path, check_files=check_files)
+    return loads(text, path, check_files=check_files,
+                 cache=path.resolve().parent / ".dome" / "cache")
 
 
-def loads(text: str, path: str | Path, *, check_files: bool = True) -> Manifest:
-    """Validate manifest ``text`` as if read from ``path`` (relative paths resolve from it)."""
+def loads(
+    text: str, path: str | Path, *, check_files: bool = True, cache: Path | None = None
+) -> Manifest:
+    """Validate manifest ``text`` as if read from ``path`` (relative paths resolve from it).
+
+    ``cache``: a folder remembering texts that passed the schema pass (see
+    :class:`~dome_tasks.manifest.validation.Memo`); None validates every time.
+    """
     filename = str(path)
     source = yaml_source.parse(text, filename)
     problems = Problems(filename, source.lines)
@@ -184,12 +191,37 @@ def loads(text: str, path: str | Path, *, check_files: bool = True) -> Manifest:
         problems.add(key_path, what, line=line)
     resolved = Path(path).resolve()
     wrangler = load_schema(resolved.parent)
-    data = schema.validate(source.data, problems, wrangler.keys_at if wrangler else None)
+    data = _structure(source, text, resolved, problems, wrangler, cache)
     manifest = _assemble(data, source.data, resolved, problems, wrangler, check_files)
     problems.raise_if_any()
     for warning in problems.warnings:
         log.warning("%s", warning)
     return manifest
+
+
+def _structure(
+    source: yaml_source.Source,
+    text: str,
+    path: Path,
+    problems: Problems,
+    wrangler: WranglerSchema | None,
+    cache: Path | None,
+) -> dict[str, Any]:
+    """The document checked against dome's schema, without what failed; a text that passed
+    before (``cache``) is not checked again, its warnings are repeated."""
+    memo = validation.Memo(cache, path, text, wrangler) if cache and not problems else None
+    warnings = memo.recall() if memo else None
+    if warnings is not None:
+        for where, what in warnings:
+            problems.warn(where, what)
+        data = source.data
+    else:
+        data, warnings = validation.check(source.data, problems, wrangler)
+        if memo and not problems:
+            memo.store(warnings)
+    if source.problems:
+        data = validation.without_unreadable(data)
+    return data if isinstance(data, dict) else {}
 
 
 def _assemble(

@@ -26,6 +26,28 @@ _RESERVED = frozenset(
 )
 
 
+def _anchored(rule: re.Pattern[str]) -> str:
+    return f"^(?:{rule.pattern})$"
+
+
+_IDENT = f"^(?!(?:{'|'.join(sorted(_RESERVED))})$)(?:{_JS_IDENT.pattern})$"
+#: The rules below as JSON Schema patterns (ECMA 262), for dome.schema.json: editors check
+#: names as dome does (dome words the message with the rule's own function).
+PATTERNS: dict[str, str] = {
+    "worker_name": _anchored(_WORKER),
+    "suffix": _anchored(_SUFFIX),
+    "environment_name": _anchored(_ENV),
+    "binding_name": _IDENT,
+    "class_name": _IDENT,
+    "entrypoint": _IDENT,
+    "d1_name": _anchored(_D1_NAME),
+    "r2_bucket": _anchored(_R2),
+    "queue_name": _anchored(_QUEUE),
+    "vectorize_index": _anchored(_VECTORIZE),
+    "compatibility_date": _anchored(_DATE).replace("\\d", "[0-9]"),
+}
+
+
 #: Values that stand in for a secret set with `wrangler secret put` (never carried elsewhere).
 _PLACEHOLDER = re.compile(
     r"(?i)^\s*(|<[^>]*>|\$\{[^}]*\}|x{3,}|\*{3,}|\.{3}|todo|tbd|none|null|secret|changeme|"

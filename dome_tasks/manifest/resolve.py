@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from dome_tasks.manifest import bindings, model, naming, shape
 from dome_tasks.manifest._problems import KeyPath, Problems, format_path
+from dome_tasks.manifest.checks import CHECKS
 from dome_tasks.manifest.environments import is_production
 from dome_tasks.manifest.schema import DOME_KEYS
 from dome_tasks.manifest.wrangler_schema import WranglerSchema, deprecation
@@ -361,7 +362,8 @@ class Resolver:
     ) -> str:
         """``value`` named by the environment's convention; the result must still be valid."""
         value += env.suffix
-        problem = attr.kind.check(value) if attr.kind.check else None
+        check = attr.kind.get("x-check")
+        problem = CHECKS[check](value) if check else None
         if problem:
             self.problems.add(
                 self.origin(service, env.name, sub),

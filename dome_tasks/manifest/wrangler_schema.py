@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.errors import did_you_mean
 
 __all__ = ["BUNDLED", "DEPRECATED", "WranglerSchema", "deprecation", "find_schema", "load_schema"]
 
@@ -171,51 +170,9 @@ class WranglerSchema:
 
 
 def _explain(error: Any) -> Iterable[Problem]:
-    import jsonschema
+    from dome_tasks.manifest._explain import explain
 
-    path = tuple(error.absolute_path)
-    kind = error.validator
-    if kind in ("anyOf", "oneOf") and error.context:
-        yield from _explain(jsonschema.exceptions.best_match(error.context))
-    elif kind == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = error.schema.get("properties", {})
-        for key in error.instance:
-            if key not in allowed:
-                hint = did_you_mean(key, allowed)
-                yield (*path, key), "unknown key" + (f"; {hint}" if hint else ""), None
-    elif kind == "required":
-        for key in error.validator_value:
-            if isinstance(error.instance, Mapping) and key not in error.instance:
-                yield path, f"missing required key '{key}'", key
-    elif kind == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
-        label = " or ".join(_TYPE_LABELS.get(n, n) for n in names)
-        yield path, f"expected {label}, got {_describe(error.instance)}", None
-    elif kind == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
-        yield path, f"{_describe(error.instance)} is not one of: {options}", None
-    elif kind == "const":
-        yield path, f"must be {json.dumps(error.validator_value)}", None
-    else:
-        yield path, error.message, None
-
-
-_TYPE_LABELS = {
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "boolean": "a boolean (true or false)",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
-
-
-def _describe(value: Any) -> str:
-    from dome_tasks.manifest._kinds import describe
-
-    return describe(value)
+    return [(f.path, f.what, f.missing) for f in explain(error) if f.what and not f.warning]
 
 
 def find_schema(start: Path) -> Path | None:

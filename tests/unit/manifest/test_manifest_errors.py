@@ -274,7 +274,7 @@ def test_local_only_keys_and_ports(problems):
         "kind: local",
         "dome.yaml:4: environments.laptop.ports: '9000-8000' is not a port range within 1-65535 "
         "(first <= last)",
-        "dome.yaml:5: environments.box.kind: 'cloud' is not 'remote' or 'local'",
+        "dome.yaml:5: environments.box.kind: a string ('cloud') is not one of: remote, local",
     ]
 
 

@@ -1,0 +1,118 @@
+"""The checks of dome.yaml's values that JSON Schema cannot say (or cannot word well), by name.
+
+dome.schema.json names one at a value with ``"x-check": NAME``; the validator
+(:mod:`~dome_tasks.manifest.validation`) runs it there once the value's type matched, and its
+message replaces the schema's own for that value (a pattern, a length). A name's pattern is also
+in the schema, so editors check it too. A :data:`LENIENT` check only warns: wrangler reads such
+a value (a placeholder id such as ``DEV_KV``) and fails only when a deploy sends it.
+Checks of merged layers, references and files are the loader's and the resolver's.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from dome_tasks.manifest import naming
+from dome_tasks.manifest.urls import route_problem, url_problem
+
+__all__ = ["CHECKS", "LENIENT", "LENIENT_NOTE", "describe"]
+
+Check = Callable[[Any], "str | None"]
+
+
+def _nonempty(value: str) -> str | None:
+    return "must not be empty" if not value.strip() else None
+
+
+def _command(value: str) -> str | None:
+    try:
+        return "must not be empty" if not shlex.split(value) else None
+    except ValueError as exc:
+        return f"cannot be split into arguments: {exc}"
+
+
+def _json_value(value: Any) -> str | None:
+    """What keeps ``value`` from being a JSON value TOML can hold (no null, no NaN)."""
+    if value is None:
+        return "null cannot be written in TOML; leave the key out or use a string"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if isinstance(value, dict):
+        return next(filter(None, map(_json_value, value.values())), None)
+    if isinstance(value, list):
+        return next(filter(None, map(_json_value, value)), None)
+    return None
+
+
+def _var(value: Any) -> str | None:
+    return _json_value(value) or naming.var_value(value)
+
+
+def _version(value: int) -> str | None:
+    return None if value == 1 else f"unsupported version {value}; this dome-tasks reads version 1"
+
+
+def _ports(value: Any) -> str | None:
+    text = str(value)
+    first, _, last = text.partition("-")
+    if not (first.isdigit() and (not last or last.isdigit())):
+        return f"'{text}' is not a port or a range such as '8787-8799'"
+    low, high = int(first), int(last or first)
+    if not (1 <= low <= high <= 65535):
+        return f"'{text}' is not a port range within 1-65535 (first <= last)"
+    return None
+
+
+def _path_like(value: str) -> str | None:
+    return "must start with '/'" if not value.startswith("/") else None
+
+
+CHECKS: dict[str, Check] = {
+    "nonempty": _nonempty,
+    "command": _command,
+    "var": _var,
+    "version": _version,
+    "ports": _ports,
+    "path": _path_like,
+    "route": route_problem,
+    "url": url_problem,
+    "worker_name": naming.worker_name,
+    "suffix": naming.suffix,
+    "environment_name": naming.environment_name,
+    "binding_name": naming.binding_name,
+    "class_name": lambda value: naming.js_identifier(value, "class name"),
+    "entrypoint": lambda value: naming.js_identifier(value, "entrypoint"),
+    "compatibility_date": naming.compatibility_date,
+    "d1_name": naming.d1_name,
+    "r2_bucket": naming.r2_bucket,
+    "queue_name": naming.queue_name,
+    "vectorize_index": naming.vectorize_index,
+    "account_id": naming.account_id,
+    "kv_id": naming.kv_id,
+    "d1_id": naming.d1_id,
+    "hyperdrive_id": naming.hyperdrive_id,
+}
+LENIENT = frozenset({"account_id", "kv_id", "d1_id", "hyperdrive_id"})
+LENIENT_NOTE = "; wrangler reads it, but a deploy with it fails until it is replaced"
+
+
+def describe(value: Any) -> str:
+    """How a value reads in a message: ``a list``, ``an integer (5)``, ``null``…"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

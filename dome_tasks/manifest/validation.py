@@ -1,0 +1,191 @@
+"""dome.yaml checked against dome.schema.json through jsonschema (wrangler's ``$ref``s served
+from its bundled schema, never the network), each mistake reported once at its key path; the
+loader goes on with the document minus what failed.
+
+A manifest text that passed once is remembered in ``.dome/cache/`` (:class:`Memo`), keyed by
+its hash, the schema's, the checking code's and the workspace wrangler's schema: loading it
+again skips the schema pass and does not import jsonschema. The checks of merged layers,
+references and files run on every load, after this.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from dome_tasks.manifest._problems import KeyPath, Problems
+from dome_tasks.manifest._source import UNREADABLE
+from dome_tasks.manifest.wrangler_schema import BUNDLED, WranglerSchema
+
+__all__ = ["Memo", "check", "without_unreadable"]
+
+Warnings = list[tuple[KeyPath, str]]
+
+
+@functools.cache
+def _validator() -> Any:
+    """dome.schema.json compiled once, with the ``x-check`` keyword of :mod:`.checks`."""
+    import jsonschema
+
+    from dome_tasks.manifest import json_schema
+    from dome_tasks.manifest.checks import CHECKS
+
+    def x_check(validator: Any, name: str, instance: Any, node: Any) -> Any:
+        types = node.get("type", ())
+        types = [types] if isinstance(types, str) else types
+        if instance is None or types and not any(validator.is_type(instance, t) for t in types):
+            return  # null is never checked; a wrong type's error says it
+        problem = CHECKS[name](instance)
+        if problem:
+            yield jsonschema.ValidationError(problem)
+
+    cls = jsonschema.validators.extend(jsonschema.Draft7Validator, {"x-check": x_check})
+    return cls(json_schema.load(), registry=json_schema.registry())
+
+
+def check(data: Any, problems: Problems, wrangler: WranglerSchema | None = None
+          ) -> tuple[Any, Warnings]:
+    """Report every mistake of ``data`` into ``problems``; returns the document with each
+    failing value left out (and a mapping left incomplete by that), and the warnings found.
+    ``wrangler``: the workspace's wrangler schema, whose keys are accepted where wrangler's."""
+    from dome_tasks.manifest._explain import explain
+
+    def extra_keys(place: str) -> Collection[str]:
+        return wrangler.keys_at(tuple(filter(None, place.split("/")))) if wrangler else ()
+
+    validator = _validator()
+    findings = [f for e in validator.iter_errors(data) if not _unsets(e)
+                for f in explain(e, extra_keys)]
+    order = {path: index for index, path in enumerate(problems.lines)}  # document order
+    findings.sort(key=lambda f: _rank(f.path, order))
+    warnings: Warnings = []
+    for finding in findings:
+        if finding.warning:
+            problems.warn(finding.path, finding.what)
+            warnings.append((finding.path, finding.what))
+        elif finding.what:
+            problems.add(finding.path, finding.what)
+    drops = [f.drop for f in findings if f.drop]
+    if drops:
+        data = copy.deepcopy(data)
+    for _ in range(8):  # what is left out may leave its mapping without a required key
+        if not drops:
+            break
+        _leave_out(data, drops)
+        drops = [f.drop for e in validator.iter_errors(data) if not _unsets(e)
+                 for f in explain(e, extra_keys) if f.drop]
+    return data, warnings
+
+
+def _unsets(error: Any) -> bool:
+    """A null where wrangler's schema wants a value: it unsets the key once layers merge."""
+    path = error.absolute_path
+    return (error.instance is None and bool(path) and isinstance(path[-1], str)
+            and id(error.schema) in _wrangler_nodes())
+
+
+@functools.cache
+def _wrangler_nodes() -> frozenset[int]:
+    """The identity of every schema node of wrangler's (bundled) schema."""
+    from dome_tasks.manifest.json_schema import _wrangler
+
+    found: set[int] = set()
+    stack: list[Any] = [_wrangler()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.add(id(node))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(found)
+
+
+def _rank(path: KeyPath, order: dict[KeyPath, int]) -> int:
+    while path and path not in order:
+        path = path[:-1]
+    return order.get(path, -1)
+
+
+def _leave_out(data: Any, paths: Iterable[KeyPath]) -> None:
+    for path in sorted(set(paths), reverse=True):  # deepest first, list items from the end
+        node = data
+        try:
+            for part in path[:-1]:
+                node = node[part]
+            del node[path[-1]]
+        except (KeyError, IndexError, TypeError):
+            pass
+
+
+def without_unreadable(value: Any) -> Any:
+    """``value`` without the parts the YAML reader could not read (already reported)."""
+    if isinstance(value, dict):
+        return {k: without_unreadable(v) for k, v in value.items() if v is not UNREADABLE}
+    if isinstance(value, list):
+        return [without_unreadable(v) for v in value if v is not UNREADABLE]
+    return value
+
+
+#: The files whose content decides what the schema pass says (a release or an edit of any
+#: of them revalidates every manifest).
+_DECIDING = ("dome.schema.json", "checks.py", "_explain.py", "validation.py", "naming.py",
+             "urls.py", "_fragments.py", "schema.py", "wrangler-config-schema.json.gz")
+
+
+@functools.cache
+def _code_hash() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in _DECIDING:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
+
+
+class Memo:
+    """Whether a manifest text passed the schema pass before (and with which warnings), in
+    ``<cache_dir>/manifest-<hash of its path>.json``. A cache that cannot be read is ignored;
+    one that cannot be written is not kept."""
+
+    def __init__(self, cache_dir: Path, path: Path, text: str, wrangler: WranglerSchema | None):
+        self.file = cache_dir / f"manifest-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json"
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+        for part in (_code_hash(), _identity(wrangler)):
+            digest.update(b"\0" + part.encode())
+        self.key = digest.hexdigest()
+
+    def recall(self) -> Warnings | None:
+        """The warnings of the earlier pass, or None when this text was not validated."""
+        try:
+            entry = json.loads(self.file.read_text(encoding="utf-8"))
+            if entry["key"] == self.key:
+                return [(tuple(path), str(what)) for path, what in entry["warnings"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def store(self, warnings: Warnings) -> None:
+        from dome_tasks._atomic import write_atomic
+
+        entry = {"key": self.key, "warnings": [[list(path), what] for path, what in warnings]}
+        try:
+            write_atomic(self.file, json.dumps(entry) + "\n")
+        except OSError:
+            pass
+
+
+def _identity(wrangler: WranglerSchema | None) -> str:
+    """Which wrangler schema answers (its keys are accepted): its file and when it changed."""
+    if wrangler is None:
+        return "none"
+    source = Path(wrangler.source) if Path(wrangler.source).is_absolute() else BUNDLED
+    try:
+        stat = source.stat()
+    except OSError:
+        return wrangler.source
+    return f"{source}:{stat.st_mtime_ns}:{stat.st_size}"
