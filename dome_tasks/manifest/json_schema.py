@@ -18,13 +18,13 @@ from __future__ import annotations
 import gzip
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from dome_tasks.manifest import schema
-from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation
+from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation, node_at, pointers_at
 
 __all__ = ["PATH", "SCHEMA_URL", "generate", "load", "registry", "text", "validator",
            "wrangler_url"]
@@ -143,53 +143,6 @@ def wrangler_url() -> str:
     return f"https://unpkg.com/wrangler@{version}/config-schema.json"
 
 
-def _objects(pointer: str, node: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """The object schemas ``node`` may be, each with its JSON pointer in wrangler's schema."""
-    if "$ref" in node:
-        ref = node["$ref"].lstrip("#")
-        yield from _objects(ref, _at(ref))
-        return
-    combined = False
-    for word in ("allOf", "anyOf", "oneOf"):
-        for i, option in enumerate(node.get(word, ())):
-            combined = True
-            yield from _objects(f"{pointer}/{word}/{i}", option)
-    if not combined or "properties" in node:
-        yield pointer, node
-
-
-def _at(pointer: str) -> Any:
-    """The node at a JSON pointer of wrangler's schema."""
-    node: Any = _wrangler()
-    for part in filter(None, pointer.split("/")):
-        node = node[int(part) if isinstance(node, list) else
-                    part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def _wrangler_keys(place: tuple[str, ...]) -> dict[str, str]:
-    """Each key wrangler accepts at ``place`` -> its pointer in wrangler's schema."""
-    nodes = list(_objects("", _wrangler()))
-    for part in place:
-        following = []
-        for pointer, node in nodes:
-            if part == "[]" and "items" in node:
-                following += _objects(f"{pointer}/items", node["items"])
-            elif part in node.get("properties", {}):
-                following += _objects(f"{pointer}/properties/{_escape(part)}",
-                                      node["properties"][part])
-        nodes = following
-    keys: dict[str, str] = {}
-    for pointer, node in nodes:
-        for key in node.get("properties", {}):
-            keys.setdefault(key, f"{pointer}/properties/{_escape(key)}")
-    return keys
-
-
-def _escape(part: str) -> str:
-    return part.replace("~", "~0").replace("/", "~1")
-
-
 def _description(path: tuple[str, ...]) -> str:
     candidates = ["." + ".".join(path)] + [".".join(path[i:]) for i in range(len(path))]
     for candidate in candidates:
@@ -228,7 +181,7 @@ class _Generator:
                            "wrangler's config schema")
         properties = out["properties"]
         skipped = {*schema.DROPPED.get(place_text, ()), *(schema.REFUSED if not place else ())}
-        for key, pointer in sorted(_wrangler_keys(place).items()):
+        for key, pointer in sorted(pointers_at(_wrangler(), place).items()):
             if key not in properties and key not in skipped:
                 properties[key] = self.wrangler_value(place, key, pointer)
 
@@ -238,14 +191,14 @@ class _Generator:
         inner = place + (key,)
         if not any(d[: len(inner)] == inner for d in DEPRECATED):
             return {"$ref": f"{self.url}#{pointer}"}
-        described = {"description": _at(pointer).get("description", "")}
+        described = {"description": node_at(_wrangler(), pointer).get("description", "")}
         if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
             return {**described, "type": "array", "items": self.wrangler_object((*inner, "[]"))}
         return {**described, **self.wrangler_object(inner)}
 
     def wrangler_object(self, place: tuple[str, ...]) -> dict[str, Any]:
         properties = {key: self.wrangler_value(place, key, pointer)
-                      for key, pointer in sorted(_wrangler_keys(place).items())}
+                      for key, pointer in sorted(pointers_at(_wrangler(), place).items())}
         for key in DEPRECATED.get(place, {}):
             properties[key] = {"description": deprecation((*place, key)), "deprecated": True}
         return {"type": "object", "properties": properties, "additionalProperties": False}

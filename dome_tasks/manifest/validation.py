@@ -59,7 +59,7 @@ def check(data: Any, problems: Problems, wrangler: WranglerSchema | None = None
         return wrangler.keys_at(tuple(filter(None, place.split("/")))) if wrangler else ()
 
     validator = _validator()
-    findings = [f for e in validator.iter_errors(data) if not _unsets(e)
+    findings = [f for e in validator.iter_errors(data) if not _merged_later(e)
                 for f in explain(e, extra_keys)]
     order = {path: index for index, path in enumerate(problems.lines)}  # document order
     findings.sort(key=lambda f: _rank(f.path, order))
@@ -77,16 +77,17 @@ def check(data: Any, problems: Problems, wrangler: WranglerSchema | None = None
         if not drops:
             break
         _leave_out(data, drops)
-        drops = [f.drop for e in validator.iter_errors(data) if not _unsets(e)
+        drops = [f.drop for e in validator.iter_errors(data) if not _merged_later(e)
                  for f in explain(e, extra_keys) if f.drop]
     return data, warnings
 
 
-def _unsets(error: Any) -> bool:
-    """A null where wrangler's schema wants a value: it unsets the key once layers merge."""
+def _merged_later(error: Any) -> bool:
+    """What only the merged layers tell, in wrangler's schema: a null (it unsets the key) or a
+    missing required key (another layer may give it; the resolver checks the merged worker)."""
     path = error.absolute_path
-    return (error.instance is None and bool(path) and isinstance(path[-1], str)
-            and id(error.schema) in _wrangler_nodes())
+    unsets = error.instance is None and bool(path) and isinstance(path[-1], str)
+    return (unsets or error.validator == "required") and id(error.schema) in _wrangler_nodes()
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import functools
 import gzip
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,32 +84,10 @@ class WranglerSchema:
             node = target
         return node
 
-    def _options(self, node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """The object schemas ``node`` may be (through $ref, anyOf, oneOf)."""
-        node = self._resolve(node)
-        options = node.get("anyOf") or node.get("oneOf")
-        if options:
-            return [o for option in options for o in self._options(option)]
-        return [node]
-
     def keys_at(self, place: tuple[str, ...]) -> frozenset[str]:
         """Keys wrangler accepts at ``place`` (property names; "[]" steps into list items)."""
         if place not in self._keys:
-            nodes = [self.root]
-            for part in place:
-                following = []
-                for node in nodes:
-                    for option in self._options(node):
-                        if part == "[]":
-                            if "items" in option:
-                                following.append(option["items"])
-                        elif part in option.get("properties", {}):
-                            following.append(option["properties"][part])
-                nodes = following
-            keys = {
-                k for node in nodes for o in self._options(node) for k in o.get("properties", {})
-            }
-            self._keys[place] = frozenset(keys)
+            self._keys[place] = frozenset(pointers_at(self.data, place))
         return self._keys[place]
 
     def schema_at(self, place: tuple[Any, ...]) -> Mapping[str, Any] | None:
@@ -167,6 +145,51 @@ class WranglerSchema:
             for i, value in enumerate(doc):
                 found += self.deprecated_in(value, (*place, i))
         return found
+
+
+def _objects(data: Any, pointer: str, node: Mapping[str, Any]
+             ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The object schemas ``node`` may be, each with its JSON pointer in ``data``."""
+    if "$ref" in node:
+        ref = node["$ref"].lstrip("#")
+        yield from _objects(data, ref, node_at(data, ref))
+        return
+    combined = False
+    for word in ("allOf", "anyOf", "oneOf"):
+        for i, option in enumerate(node.get(word, ())):
+            combined = True
+            yield from _objects(data, f"{pointer}/{word}/{i}", option)
+    if not combined or "properties" in node:
+        yield pointer, node
+
+
+def node_at(data: Any, pointer: str) -> Any:
+    """The node at a JSON pointer of the schema ``data``."""
+    for part in filter(None, pointer.split("/")):
+        data = data[int(part) if isinstance(data, list) else
+                    part.replace("~1", "/").replace("~0", "~")]
+    return data
+
+
+def pointers_at(data: Any, place: tuple[str, ...]) -> dict[str, str]:
+    """Each key wrangler's schema ``data`` accepts at ``place`` ("[]": list items) -> its
+    JSON pointer."""
+    nodes = list(_objects(data, "", data))
+    for part in place:
+        following = []
+        for pointer, node in nodes:
+            if part == "[]" and "items" in node:
+                following += _objects(data, f"{pointer}/items", node["items"])
+            elif part in node.get("properties", {}):
+                following += _objects(data, f"{pointer}/properties/{_escape(part)}",
+                                      node["properties"][part])
+        nodes = following
+    return {key: f"{pointer}/properties/{_escape(key)}"
+            for pointer, node in reversed(nodes) for key in node.get("properties", {})}
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
 
 
 def _explain(error: Any) -> Iterable[Problem]:

@@ -257,3 +257,12 @@ def test_json_vars_like_wrangler(load_yaml):
     m = load_yaml('silo:\n  vars: {LIMITS: {max: 5, tiers: [a, b]}, HOSTS: ["a.example.com"]}\n')
     doc = rendered(m, "silo", "staging")
     assert doc["vars"] == {"LIMITS": {"max": 5, "tiers": ["a", "b"]}, "HOSTS": ["a.example.com"]}
+
+
+def test_a_wrangler_table_may_be_completed_by_another_layer(load_yaml, problems):
+    m = load_yaml("silo:\n  site: {bucket: public}\n  environments:\n"
+                  "    staging: {site: {include: ['*.html']}}\n")
+    assert m.resolve("silo", "staging").extra["site"] == {"bucket": "public",
+                                                           "include": ["*.html"]}
+    assert problems("silo:\n  environments:\n    staging: {site: {include: ['*.html']}}\n") == [
+        "dome.yaml:12: services.silo.environments.staging.site: missing required key 'bucket'"]
