@@ -79,21 +79,12 @@ CHECKS: dict[str, Check] = {
     "path": _path_like,
     "route": route_problem,
     "url": url_problem,
-    "worker_name": naming.worker_name,
-    "suffix": naming.suffix,
-    "environment_name": naming.environment_name,
-    "binding_name": naming.binding_name,
     "class_name": lambda value: naming.js_identifier(value, "class name"),
     "entrypoint": lambda value: naming.js_identifier(value, "entrypoint"),
-    "compatibility_date": naming.compatibility_date,
-    "d1_name": naming.d1_name,
-    "r2_bucket": naming.r2_bucket,
-    "queue_name": naming.queue_name,
-    "vectorize_index": naming.vectorize_index,
-    "account_id": naming.account_id,
-    "kv_id": naming.kv_id,
-    "d1_id": naming.d1_id,
-    "hyperdrive_id": naming.hyperdrive_id,
+    **{name: getattr(naming, name) for name in (
+        "worker_name", "suffix", "environment_name", "binding_name", "compatibility_date",
+        "d1_name", "r2_bucket", "queue_name", "vectorize_index", "account_id", "kv_id", "d1_id",
+        "hyperdrive_id")},
 }
 LENIENT = frozenset({"account_id", "kv_id", "d1_id", "hyperdrive_id"})
 LENIENT_NOTE = "; wrangler reads it, but a deploy with it fails until it is replaced"

@@ -133,18 +133,14 @@ def without_unreadable(value: Any) -> Any:
     return value
 
 
-#: The files whose content decides what the schema pass says (a release or an edit of any
-#: of them revalidates every manifest).
-_DECIDING = ("dome.schema.json", "checks.py", "_explain.py", "validation.py", "naming.py",
-             "urls.py", "_fragments.py", "schema.py", "wrangler-config-schema.json.gz")
-
-
 @functools.cache
 def _code_hash() -> str:
+    """Of the files that decide what the schema pass says (this package's code and schemas):
+    a release, or an edit, that changes them revalidates every manifest."""
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in _DECIDING:
-        digest.update((here / name).read_bytes())
+    for file in sorted([*here.glob("*.py"), *here.glob("*.json*")]):
+        digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
@@ -182,11 +178,8 @@ class Memo:
 
 def _identity(wrangler: WranglerSchema | None) -> str:
     """Which wrangler schema answers (its keys are accepted): its file and when it changed."""
-    if wrangler is None:
-        return "none"
-    source = Path(wrangler.source) if Path(wrangler.source).is_absolute() else BUNDLED
+    source = Path(wrangler.source) if wrangler and Path(wrangler.source).is_absolute() else BUNDLED
     try:
-        stat = source.stat()
+        return f"{wrangler and source}:{source.stat().st_mtime_ns}"
     except OSError:
-        return wrangler.source
-    return f"{source}:{stat.st_mtime_ns}:{stat.st_size}"
+        return str(source)

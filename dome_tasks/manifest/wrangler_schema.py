@@ -52,13 +52,6 @@ def deprecation(path: tuple[Any, ...]) -> str | None:
     return f"deprecated by wrangler ({advice}); it still reads it" if advice else None
 
 
-def _only_all_of(node: Mapping[str, Any]) -> bool:
-    """A node that is nothing but ``allOf`` of one schema (no properties of its own)."""
-    all_of = node.get("allOf")
-    return (isinstance(all_of, list) and len(all_of) == 1 and "properties" not in node
-            and "type" not in node)
-
-
 @dataclass(frozen=True, eq=False)
 class WranglerSchema:
     """One wrangler config schema and where it came from."""
@@ -68,22 +61,6 @@ class WranglerSchema:
     _keys: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, repr=False)
     _parts: dict[tuple[Any, ...], list[Problem]] = field(default_factory=dict, repr=False)
 
-    @property
-    def root(self) -> Mapping[str, Any]:
-        return self._resolve(self.data)
-
-    def _resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
-        while isinstance(node, Mapping) and ("$ref" in node or _only_all_of(node)):
-            if "$ref" not in node:  # wrangler >= 4.1xx: the root is {"allOf": [{"$ref": …}]}
-                node = node["allOf"][0]
-                continue
-            ref = node["$ref"]
-            target: Any = self.data
-            for part in ref.lstrip("#/").split("/"):
-                target = target[part]
-            node = target
-        return node
-
     def keys_at(self, place: tuple[str, ...]) -> frozenset[str]:
         """Keys wrangler accepts at ``place`` (property names; "[]" steps into list items)."""
         if place not in self._keys:
@@ -92,16 +69,8 @@ class WranglerSchema:
 
     def schema_at(self, place: tuple[Any, ...]) -> Mapping[str, Any] | None:
         """The schema of one place of the config (list indices stand for their items)."""
-        node: Mapping[str, Any] = self.root
-        for part in place:
-            node = self._resolve(node)
-            if isinstance(part, int) or part == "[]":
-                node = node.get("items")  # type: ignore[assignment]
-            else:
-                node = node.get("properties", {}).get(part)  # type: ignore[assignment]
-            if not isinstance(node, Mapping):
-                return None
-        return node
+        found = _nodes_at(self.data, tuple("[]" if isinstance(p, int) else p for p in place))
+        return found[0][1] if found else None
 
     def problems_at(self, place: tuple[Any, ...], value: Any) -> list[Problem]:
         """:meth:`problems` of ``value`` as found at ``place``; paths are relative to it."""
@@ -171,21 +140,27 @@ def node_at(data: Any, pointer: str) -> Any:
     return data
 
 
+def _nodes_at(data: Any, place: tuple[str, ...]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(pointer, schema) of each schema wrangler's ``data`` has at ``place``."""
+    nodes: list[tuple[str, Any]] = [("", data)]
+    for part in place:
+        following = []
+        for pointer, node in (o for n in nodes for o in _objects(data, *n)):
+            if part == "[]" and "items" in node:
+                following.append((f"{pointer}/items", node["items"]))
+            elif part in node.get("properties", {}):
+                following.append((f"{pointer}/properties/{_escape(part)}",
+                                  node["properties"][part]))
+        nodes = following
+    return nodes
+
+
 def pointers_at(data: Any, place: tuple[str, ...]) -> dict[str, str]:
     """Each key wrangler's schema ``data`` accepts at ``place`` ("[]": list items) -> its
     JSON pointer."""
-    nodes = list(_objects(data, "", data))
-    for part in place:
-        following = []
-        for pointer, node in nodes:
-            if part == "[]" and "items" in node:
-                following += _objects(data, f"{pointer}/items", node["items"])
-            elif part in node.get("properties", {}):
-                following += _objects(data, f"{pointer}/properties/{_escape(part)}",
-                                      node["properties"][part])
-        nodes = following
+    objects = [o for n in _nodes_at(data, place) for o in _objects(data, *n)]
     return {key: f"{pointer}/properties/{_escape(key)}"
-            for pointer, node in reversed(nodes) for key in node.get("properties", {})}
+            for pointer, node in reversed(objects) for key in node.get("properties", {})}
 
 
 def _escape(part: str) -> str:
