@@ -21,16 +21,8 @@ __all__ = ["Finding", "explain"]
 
 #: Keys wrangler accepts at a place of its config ("d1_databases/[]"), beyond the schema's.
 ExtraKeys = Callable[[str], Collection[str]]
-
-_TYPE_LABELS = {
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "boolean": "a boolean (true or false)",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
+_TYPE_LABELS = {"string": "a string", "number": "a number", "integer": "an integer",
+                "boolean": "a boolean (true or false)", "array": "a list", "object": "a mapping"}
 
 
 @dataclass(frozen=True)
@@ -44,48 +36,41 @@ class Finding:
 
 def explain(error: Any, extra_keys: ExtraKeys | None = None) -> Iterator[Finding]:
     """The findings of one jsonschema error (none when another error words it)."""
-    path = tuple(error.absolute_path)
-    kind = error.validator
+    path, kind, value = tuple(error.absolute_path), error.validator, error.instance
     node = error.schema if isinstance(error.schema, Mapping) else {}
-    if error.instance is UNREADABLE:
+    if value is UNREADABLE:
         yield Finding(path, "", drop=path)
     elif kind in ("anyOf", "oneOf") and error.context:
         yield from _branch(error, path, node, extra_keys)
     elif kind == "x-check":
-        if len(error.relative_schema_path) > 1 and error.relative_schema_path[-2] == "propertyNames":
-            path = (*path, error.instance)
-        if error.validator_value in LENIENT:
-            yield Finding(path, error.message + LENIENT_NOTE, warning=True)
-        else:
-            yield Finding(path, error.message, drop=path)
+        if list(error.relative_schema_path)[-2:-1] == ["propertyNames"]:
+            path = (*path, value)
+        lenient = error.validator_value in LENIENT
+        yield Finding(path, error.message + (LENIENT_NOTE if lenient else ""),
+                      drop=None if lenient else path, warning=lenient)
     elif "x-check" in node and kind != "type":
         return  # the check says it
-    elif kind == "additionalProperties" and isinstance(error.instance, Mapping):
-        yield from _unknown_keys(error, path, node, extra_keys)
-    elif kind == "required" and isinstance(error.instance, Mapping):
-        for key in error.validator_value:
-            if key not in error.instance:
-                yield Finding(path, f"missing required key '{key}'", key, drop=path or None)
+    elif kind == "additionalProperties" and isinstance(value, Mapping):
+        yield from _unknown_keys(path, value, node, extra_keys)
+    elif kind == "required" and isinstance(value, Mapping):
+        for key in (k for k in error.validator_value if k not in value):
+            yield Finding(path, f"missing required key '{key}'", key, drop=path or None)
     elif kind == "type":
-        yield Finding(path, f"expected {_label(node)}, got {describe(error.instance)}", drop=path)
+        yield Finding(path, f"expected {_label(node)}, got {describe(value)}", drop=path)
     elif kind == "enum":
         options = [str(o) for o in error.validator_value]
-        hint = did_you_mean(str(error.instance), options)
-        yield Finding(path, f"{describe(error.instance)} is not one of: {', '.join(options)}"
+        hint = did_you_mean(str(value), options)
+        yield Finding(path, f"{describe(value)} is not one of: {', '.join(options)}"
                       + (f"; {hint}" if hint else ""), drop=path)
-    elif kind == "const":
-        yield Finding(path, f"must be {json.dumps(error.validator_value)}", drop=path)
     else:
-        yield Finding(path, error.message, drop=path)
+        what = f"must be {json.dumps(error.validator_value)}" if kind == "const" else error.message
+        yield Finding(path, what, drop=path)
 
 
 def _branch(error: Any, path: tuple[Any, ...], node: Mapping[str, Any],
             extra_keys: ExtraKeys | None) -> Iterator[Finding]:
     """The errors of the first branch whose type fits the value; else one type error."""
-    branches: dict[int, list[Any]] = {}
-    for sub in error.context:
-        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    for _, errors in sorted(branches.items()):
+    for errors in _branches(error).values():
         if not any(_misfits(e, len(path)) for e in errors):
             for sub in errors:
                 yield from explain(sub, extra_keys)
@@ -93,19 +78,21 @@ def _branch(error: Any, path: tuple[Any, ...], node: Mapping[str, Any],
     yield Finding(path, f"expected {_label(node)}, got {describe(error.instance)}", drop=path)
 
 
+def _branches(error: Any) -> dict[int, list[Any]]:
+    found: dict[int, list[Any]] = {}
+    for sub in error.context:
+        found.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return dict(sorted(found.items()))
+
+
 def _misfits(error: Any, depth: int) -> bool:
     """Whether ``error`` says the value at ``depth`` has a type its branch does not take."""
     if len(error.absolute_path) != depth:
         return False
-    if error.validator == "type":
-        return True
     if error.validator in ("anyOf", "oneOf") and error.context:
-        branches: dict[int, bool] = {}
-        for sub in error.context:
-            index = sub.relative_schema_path[0]
-            branches[index] = branches.get(index, False) or _misfits(sub, depth)
-        return all(branches.values())
-    return False
+        return all(any(_misfits(e, depth) for e in errors)
+                   for errors in _branches(error).values())
+    return error.validator == "type"
 
 
 def _label(node: Mapping[str, Any]) -> str:
@@ -120,14 +107,13 @@ def _label(node: Mapping[str, Any]) -> str:
     return " or ".join(_TYPE_LABELS.get(n, n) for n in names) or "a value"
 
 
-def _unknown_keys(error: Any, path: tuple[Any, ...], node: Mapping[str, Any],
+def _unknown_keys(path: tuple[Any, ...], value: Mapping[str, Any], node: Mapping[str, Any],
                   extra_keys: ExtraKeys | None) -> Iterator[Finding]:
     from dome_tasks.manifest.schema import DROPPED, REFUSED
 
-    allowed = node.get("properties", {})
-    place = node.get("x-wrangler")
+    allowed, place = node.get("properties", {}), node.get("x-wrangler")
     extra = extra_keys(place) if place is not None and extra_keys else ()
-    for key in error.instance:
+    for key in value:
         where = (*path, key)
         if key in DROPPED.get(place, {}):
             yield Finding(where, DROPPED[place][key], drop=where, warning=True)

@@ -92,18 +92,9 @@ LENIENT_NOTE = "; wrangler reads it, but a deploy with it fails until it is repl
 
 def describe(value: Any) -> str:
     """How a value reads in a message: ``a list``, ``an integer (5)``, ``null``…"""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    if value is None or isinstance(value, list | dict):
+        return {type(None): "null", list: "a list", dict: "a mapping"}[type(value)]
+    for kind, word in ((bool, "a boolean"), (int, "an integer"), (float, "a number")):
+        if isinstance(value, kind):
+            return f"{word} ({str(value).lower() if kind is bool else value})"
+    return f"a string ({value!r})" if isinstance(value, str) else type(value).__name__

@@ -1,16 +1,12 @@
 """dome.yaml's JSON Schema (``dome.schema.json``, shipped in the package): what the loader
 validates with, and what editors complete and check.
 
-Generated from the fragments of :mod:`~dome_tasks.manifest.schema` (which reads the binding
-kinds of :mod:`~dome_tasks.manifest.bindings`), each dome key given its description. Where a
-mapping is marked ``x-wrangler`` (dome passes wrangler's own keys through there), each key
-wrangler accepts at that place is listed as a ``$ref`` into wrangler's published
-``config-schema.json`` of the wrangler dome pins (its bundled copy says which, and
-:func:`registry` serves it offline), so the file stays small and editors show wrangler's own
-descriptions; other keys are refused, as the loader refuses them.
-
-``python -m dome_tasks.manifest.json_schema`` prints the schema (the committed file is that
-output); ``--path`` prints where the installed copy is, for editors offline.
+Generated from :mod:`~dome_tasks.manifest.schema`, each dome key given its description. In a
+mapping marked ``x-wrangler``, each key wrangler accepts there is a ``$ref`` into the published
+``config-schema.json`` of the wrangler dome pins (:func:`registry` serves its bundled copy
+offline), so editors show wrangler's own descriptions; other keys are refused, as the loader
+refuses them. ``python -m dome_tasks.manifest.json_schema`` prints the schema (the committed
+file is that output); ``--path`` prints where the installed copy is, for editors offline.
 """
 
 from __future__ import annotations
@@ -24,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dome_tasks.manifest import schema
-from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation, node_at, pointers_at
+from dome_tasks.manifest.wrangler_schema import (BUNDLED, DEPRECATED, deprecation, node_at,
+                                                 pointers_at)
 
 __all__ = ["PATH", "SCHEMA_URL", "generate", "load", "registry", "text", "validator",
            "wrangler_url"]
@@ -93,28 +90,18 @@ DESCRIPTIONS = {
     "services.worker": "A worker this manifest does not deploy there, by its name.",
     "services.entrypoint": "The named entrypoint of the bound worker.",
     "d1_databases": "D1 databases, by binding name.",
-    "d1_databases.database_name": "The database's name (dome appends the environment's suffix "
-    "unless shared).",
     "d1_databases.database_id": "The database's id (looked up by name when left out).",
     "d1_databases.migrations_dir": "The migrations folder, relative to the service "
     "(null: none).",
     "r2_buckets": "R2 buckets, by binding name.",
-    "r2_buckets.bucket_name": "The bucket's name (dome appends the environment's suffix "
-    "unless shared).",
     "kv_namespaces": "KV namespaces, by binding name.",
     "kv_namespaces.id": "The namespace's id (looked up by title when left out).",
-    "kv_namespaces.title": "The namespace's title (dome appends the environment's suffix "
-    "unless shared).",
     "vectorize": "Vectorize indexes, by binding name.",
-    "vectorize.index_name": "The index's name (dome appends the environment's suffix unless "
-    "shared).",
     "hyperdrive": "Hyperdrive configs, by binding name.",
     "hyperdrive.id": "The Hyperdrive config's id.",
     "queues": "Queue producers and consumers.",
     "queues.producers": "Queues the worker sends to, by binding name.",
-    "producers.queue": "The queue's name (dome appends the environment's suffix unless shared).",
     "queues.consumers": "Queues the worker consumes.",
-    "consumers.queue": "The queue's name (dome appends the environment's suffix unless shared).",
     "consumers.max_batch_size": "The most messages in one batch.",
     "consumers.max_batch_timeout": "The longest wait (seconds) for a batch to fill.",
     "consumers.max_retries": "How often a failed message is retried.",
@@ -148,65 +135,68 @@ def _description(path: tuple[str, ...]) -> str:
     for candidate in candidates:
         if candidate in DESCRIPTIONS:
             return DESCRIPTIONS[candidate]
+    for kind in schema.bindings.KINDS:  # a resource's name, named by the environment's convention
+        attr = kind.fields.get(path[-1])
+        if attr and attr.role == "name" and path[-2] == kind.key[-1]:
+            return (f"The {attr.resource}'s name (dome appends the environment's suffix unless "
+                    "shared).")
     raise KeyError(f"no description for dome.yaml key {'.'.join(path)}; add it to DESCRIPTIONS")
 
 
-class _Generator:
-    def __init__(self) -> None:
-        self.url = wrangler_url()
+def _expand(node: Any, path: tuple[str, ...]) -> Any:
+    """A fragment with descriptions added and wrangler's keys listed (a new dict)."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            value = {name: {"description": _description((*path, name)),
+                            **_expand(spec, (*path, name))}
+                     for name, spec in value.items()}
+        elif key in ("items", "additionalProperties"):
+            value = _expand(value, path)
+        elif key == "anyOf":
+            value = [_expand(option, path) for option in value]
+        out[key] = value
+    if "x-wrangler" in node:
+        _add_wrangler(out, node["x-wrangler"])
+    return out
 
-    def expand(self, node: Any, path: tuple[str, ...]) -> Any:
-        """A fragment with descriptions added and wrangler's keys listed (a new dict)."""
-        if not isinstance(node, dict):
-            return node
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key == "properties":
-                value = {name: {"description": _description((*path, name)),
-                                **self.expand(spec, (*path, name))}
-                         for name, spec in value.items()}
-            elif key in ("items", "additionalProperties"):
-                value = self.expand(value, path)
-            elif key == "anyOf":
-                value = [self.expand(option, path) for option in value]
-            out[key] = value
-        if "x-wrangler" in node:
-            self.add_wrangler(out, node["x-wrangler"])
-        return out
 
-    def add_wrangler(self, out: dict[str, Any], place_text: str) -> None:
-        place = tuple(filter(None, place_text.split("/")))
-        out["$comment"] = (f"Keys without a description here are wrangler's own (at "
-                           f"{place_text or 'the top level'} of its config): $refs into "
-                           "wrangler's config schema")
-        properties = out["properties"]
-        skipped = {*schema.DROPPED.get(place_text, ()), *(schema.REFUSED if not place else ())}
-        for key, pointer in sorted(pointers_at(_wrangler(), place).items()):
-            if key not in properties and key not in skipped:
-                properties[key] = self.wrangler_value(place, key, pointer)
+def _add_wrangler(out: dict[str, Any], place_text: str) -> None:
+    place = tuple(filter(None, place_text.split("/")))
+    out["$comment"] = (f"Keys without a description here are wrangler's own (at "
+                       f"{place_text or 'the top level'} of its config): $refs into "
+                       "wrangler's config schema")
+    properties = out["properties"]
+    skipped = {*schema.DROPPED.get(place_text, ()), *(schema.REFUSED if not place else ())}
+    for key, pointer in sorted(pointers_at(_wrangler(), place).items()):
+        if key not in properties and key not in skipped:
+            properties[key] = _wrangler_value(place, key, pointer)
 
-    def wrangler_value(self, place: tuple[str, ...], key: str, pointer: str) -> dict[str, Any]:
-        """wrangler's schema of ``key``; spelled out down to the keys wrangler still reads
-        though its schema no longer lists them (:data:`DEPRECATED`), which dome accepts."""
-        inner = place + (key,)
-        if not any(d[: len(inner)] == inner for d in DEPRECATED):
-            return {"$ref": f"{self.url}#{pointer}"}
-        described = {"description": node_at(_wrangler(), pointer).get("description", "")}
-        if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
-            return {**described, "type": "array", "items": self.wrangler_object((*inner, "[]"))}
-        return {**described, **self.wrangler_object(inner)}
 
-    def wrangler_object(self, place: tuple[str, ...]) -> dict[str, Any]:
-        properties = {key: self.wrangler_value(place, key, pointer)
-                      for key, pointer in sorted(pointers_at(_wrangler(), place).items())}
-        for key in DEPRECATED.get(place, {}):
-            properties[key] = {"description": deprecation((*place, key)), "deprecated": True}
-        return {"type": "object", "properties": properties, "additionalProperties": False}
+def _wrangler_value(place: tuple[str, ...], key: str, pointer: str) -> dict[str, Any]:
+    """wrangler's schema of ``key``; spelled out down to the keys wrangler still reads
+    though its schema no longer lists them (:data:`DEPRECATED`), which dome accepts."""
+    inner = place + (key,)
+    if not any(d[: len(inner)] == inner for d in DEPRECATED):
+        return {"$ref": f"{wrangler_url()}#{pointer}"}
+    described = {"description": node_at(_wrangler(), pointer).get("description", "")}
+    if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
+        return {**described, "type": "array", "items": _wrangler_object((*inner, "[]"))}
+    return {**described, **_wrangler_object(inner)}
+
+
+def _wrangler_object(place: tuple[str, ...]) -> dict[str, Any]:
+    properties = {key: _wrangler_value(place, key, pointer)
+                  for key, pointer in sorted(pointers_at(_wrangler(), place).items())}
+    for key in DEPRECATED.get(place, {}):
+        properties[key] = {"description": deprecation((*place, key)), "deprecated": True}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 def generate() -> dict[str, Any]:
     """The JSON Schema of dome.yaml (draft-07, the draft wrangler's own schema uses)."""
-    gen = _Generator()
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": SCHEMA_URL,
@@ -214,10 +204,10 @@ def generate() -> dict[str, Any]:
         "description": "The dome-tasks manifest: environments and services of a Cloudflare "
         "Workers monorepo. Reference: docs/manifest.md.",
         "$comment": "Generated by `python -m dome_tasks.manifest.json_schema`; do not edit. "
-        f"Wrangler's keys refer to {gen.url}. x-check names a check dome runs beyond the "
+        f"Wrangler's keys refer to {wrangler_url()}. x-check names a check dome runs beyond the "
         "schema; x-wrangler, the place of wrangler's config whose keys a mapping takes.",
-        **gen.expand(schema.MANIFEST, ()),
-        "definitions": {name: gen.expand(fragment, (name,))
+        **_expand(schema.MANIFEST, ()),
+        "definitions": {name: _expand(fragment, (name,))
                         for name, fragment in schema.DEFINITIONS.items()},
     }
 

@@ -191,37 +191,13 @@ def loads(
         problems.add(key_path, what, line=line)
     resolved = Path(path).resolve()
     wrangler = load_schema(resolved.parent)
-    data = _structure(source, text, resolved, problems, wrangler, cache)
+    memo = validation.Memo(cache, resolved, text, wrangler) if cache else None
+    data = validation.check(source.data, problems, wrangler, memo)
     manifest = _assemble(data, source.data, resolved, problems, wrangler, check_files)
     problems.raise_if_any()
     for warning in problems.warnings:
         log.warning("%s", warning)
     return manifest
-
-
-def _structure(
-    source: yaml_source.Source,
-    text: str,
-    path: Path,
-    problems: Problems,
-    wrangler: WranglerSchema | None,
-    cache: Path | None,
-) -> dict[str, Any]:
-    """The document checked against dome's schema, without what failed; a text that passed
-    before (``cache``) is not checked again, its warnings are repeated."""
-    memo = validation.Memo(cache, path, text, wrangler) if cache and not problems else None
-    warnings = memo.recall() if memo else None
-    if warnings is not None:
-        for where, what in warnings:
-            problems.warn(where, what)
-        data = source.data
-    else:
-        data, warnings = validation.check(source.data, problems, wrangler)
-        if memo and not problems:
-            memo.store(warnings)
-    if source.problems:
-        data = validation.without_unreadable(data)
-    return data if isinstance(data, dict) else {}
 
 
 def _assemble(
@@ -289,17 +265,12 @@ def _check_paths(data: Mapping[str, Any], root: Path, problems: Problems) -> Non
 
 
 def _check_name_placement(data: Mapping[str, Any], problems: Problems) -> None:
-    """``name`` names one worker: only in ``services.X.environments.E`` (elsewhere it would give
-    every environment, or every service, the same worker)."""
+    """``name`` names one worker: not in ``defaults`` (every service would get it; the schema
+    refuses it in a service, where every environment would)."""
     from dome_tasks.manifest.schema import REFUSED
 
-    places = [("defaults",)] + [("services", s) for s in (data.get("services") or {})]
-    for place in places:
-        node: Any = data
-        for part in place:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, Mapping) and "name" in node:
-            problems.add((*place, "name"), REFUSED["name"])
+    if "name" in data.get("defaults", {}):
+        problems.add(("defaults", "name"), REFUSED["name"])
 
 
 def _check_worker_names(service: str, envs: Mapping[str, Environment], problems: Problems) -> None:

@@ -26,25 +26,15 @@ _RESERVED = frozenset(
 )
 
 
-def _anchored(rule: re.Pattern[str]) -> str:
-    return f"^(?:{rule.pattern})$"
-
-
 _IDENT = f"^(?!(?:{'|'.join(sorted(_RESERVED))})$)(?:{_JS_IDENT.pattern})$"
 #: The rules below as JSON Schema patterns (ECMA 262), for dome.schema.json: editors check
 #: names as dome does (dome words the message with the rule's own function).
 PATTERNS: dict[str, str] = {
-    "worker_name": _anchored(_WORKER),
-    "suffix": _anchored(_SUFFIX),
-    "environment_name": _anchored(_ENV),
-    "binding_name": _IDENT,
-    "class_name": _IDENT,
-    "entrypoint": _IDENT,
-    "d1_name": _anchored(_D1_NAME),
-    "r2_bucket": _anchored(_R2),
-    "queue_name": _anchored(_QUEUE),
-    "vectorize_index": _anchored(_VECTORIZE),
-    "compatibility_date": _anchored(_DATE).replace("\\d", "[0-9]"),
+    "binding_name": _IDENT, "class_name": _IDENT, "entrypoint": _IDENT,
+    **{name: f"^(?:{rule.pattern})$".replace("\\d", "[0-9]") for name, rule in (
+        ("worker_name", _WORKER), ("suffix", _SUFFIX), ("environment_name", _ENV),
+        ("d1_name", _D1_NAME), ("r2_bucket", _R2), ("queue_name", _QUEUE),
+        ("vectorize_index", _VECTORIZE), ("compatibility_date", _DATE))},
 }
 
 

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from dome_tasks.manifest import bindings, model, naming, shape
 from dome_tasks.manifest._problems import KeyPath, Problems, format_path
-from dome_tasks.manifest.checks import CHECKS
 from dome_tasks.manifest.environments import is_production
 from dome_tasks.manifest.schema import DOME_KEYS
 from dome_tasks.manifest.wrangler_schema import WranglerSchema, deprecation
@@ -362,8 +361,7 @@ class Resolver:
     ) -> str:
         """``value`` named by the environment's convention; the result must still be valid."""
         value += env.suffix
-        check = attr.kind.get("x-check")
-        problem = CHECKS[check](value) if check else None
+        problem = attr.problem(value)
         if problem:
             self.problems.add(
                 self.origin(service, env.name, sub),

@@ -10,23 +10,76 @@ wrangler's own config has it (:mod:`~dome_tasks.manifest.json_schema` lists them
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from dome_tasks.manifest import bindings
-from dome_tasks.manifest._fragments import (
-    BINDING,
-    BOOL,
-    CLASS_NAME,
-    NONEMPTY,
-    Fragment,
-    any_of,
-    array,
-    mapping,
-    nullable,
-    record,
-    string,
-)
+from dome_tasks.manifest.naming import PATTERNS
 
 __all__ = ["DEFINITIONS", "DOME_KEYS", "DROPPED", "ENVIRONMENT", "MANIFEST", "REFUSED",
            "WORKER_FIELDS"]
+
+#: A JSON Schema fragment. ``"x-check": NAME`` names a check of
+#: :mod:`~dome_tasks.manifest.checks` (what JSON Schema cannot say, or cannot word well);
+#: ``"x-wrangler": PLACE`` marks a mapping whose other keys are wrangler's own at that place of
+#: its config (``d1_databases/[]``; ``""`` the top level). Editors ignore both.
+Fragment = dict[str, Any]
+
+
+def string(check: str | None = None, **more: Any) -> Fragment:
+    """A string; ``check`` names its check (and gives its pattern, when it has one)."""
+    out: Fragment = {"type": "string", **more, **({"minLength": 1} if check == "nonempty" else {})}
+    if check in PATTERNS:
+        out["pattern"] = PATTERNS[check]
+    if check:
+        out["x-check"] = check
+    return out
+
+
+def array(items: Fragment) -> Fragment:
+    return {"type": "array", "items": items}
+
+
+def mapping(values: Fragment, names: str | None = None) -> Fragment:
+    """A mapping with keys the user chooses (binding names…); ``names`` checks each key."""
+    out: Fragment = {"type": "object"}
+    if names:
+        out["propertyNames"] = {k: v for k, v in string(names).items() if k != "type"}
+    out["additionalProperties"] = values
+    return out
+
+
+def record(properties: Mapping[str, Fragment], required: Iterable[str] = (),
+           wrangler: tuple[str, ...] | None = None) -> Fragment:
+    """A mapping with a fixed set of keys (plus wrangler's at ``wrangler``, its place)."""
+    out: Fragment = {"type": "object", "properties": dict(properties)}
+    if required := list(required):
+        out["required"] = required
+    out["additionalProperties"] = False
+    if wrangler is not None:
+        out["x-wrangler"] = "/".join(wrangler)
+    return out
+
+
+def any_of(*options: Fragment, title: str) -> Fragment:
+    """One of ``options`` (their types differ); ``title`` is what a wrong type is told to be."""
+    return {"title": title, "anyOf": list(options)}
+
+
+def nullable(fragment: Fragment) -> Fragment:
+    """``fragment`` or null (null in a later layer switches a key off)."""
+    if "anyOf" in fragment:
+        return {**fragment, "anyOf": [*fragment["anyOf"], {"type": "null"}]}
+    if isinstance(fragment.get("type"), str):
+        return {**fragment, "type": [fragment["type"], "null"]}
+    return {"anyOf": [fragment, {"type": "null"}]}
+
+
+NONEMPTY = string("nonempty")
+BOOL: Fragment = {"type": "boolean"}
+BINDING = string("binding_name")
+CLASS_NAME = string("class_name")
+
 
 #: Wrangler keys that dome writes itself or spells its own way: refused, saying what to write.
 REFUSED = {
@@ -44,7 +97,8 @@ REFUSED = {
 DROPPED = {
     "": {"miniflare": "wrangler 4 ignores [miniflare] (and warns about it), so dome drops it; "
          "put wrangler dev settings under dev: {...}"},
-    "services/[]": bindings.LEGACY["services"],
+    "services/[]": {"environment": "the legacy 'environment' key is ignored: dome binds the "
+                    "worker of the same environment; remove it"},
 }
 
 COMMAND = any_of(string("command"), array(NONEMPTY),
@@ -66,8 +120,9 @@ def _binding(kind: bindings.BindingKind) -> Fragment:
     """One binding kind at its key. Required fields of map entries are checked after merging
     (an override may supply them); list entries are replaced as a whole, so theirs are
     required in each item."""
-    props = {name: nullable(attr.kind) if attr.nullable else attr.kind
+    props = {name: string(attr.check) if attr.type == "string" else {"type": attr.type}
              for name, attr in kind.fields.items()}
+    props = {n: nullable(p) if kind.fields[n].nullable else p for n, p in props.items()}
     required = [n for n, a in kind.fields.items() if a.required and kind.form == "list"]
     if kind.resources:
         props["shared"] = BOOL
@@ -155,7 +210,8 @@ MANIFEST = record({
     "version": {"type": "integer", "const": 1, "x-check": "version"},
     "defaults": WORKER_REF,
     "environments": mapping(ENVIRONMENT, "environment_name"),
-    "services": mapping(record({**WORKER_FIELDS, **SERVICE_FIELDS}, wrangler=())),
+    "services": mapping(record({k: v for k, v in {**WORKER_FIELDS, **SERVICE_FIELDS}.items()
+                                if k != "name"}, wrangler=())),  # name: per environment only
     "templates": NONEMPTY,
     "previews": PREVIEWS,
 }, ["version", "environments", "services"])

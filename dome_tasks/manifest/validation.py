@@ -10,11 +10,13 @@ references and files run on every load, after this.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import json
-from collections.abc import Collection, Iterable
+import operator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from dome_tasks.manifest.wrangler_schema import BUNDLED, WranglerSchema
 
 __all__ = ["Memo", "check", "without_unreadable"]
 
-Warnings = list[tuple[KeyPath, str]]
+Warnings = list[tuple[KeyPath, str]]  # (key path, what)
 
 
 @functools.cache
@@ -48,38 +50,49 @@ def _validator() -> Any:
     return cls(json_schema.load(), registry=json_schema.registry())
 
 
-def check(data: Any, problems: Problems, wrangler: WranglerSchema | None = None
-          ) -> tuple[Any, Warnings]:
+def check(data: Any, problems: Problems, wrangler: WranglerSchema | None = None,
+          memo: Memo | None = None) -> dict[str, Any]:
     """Report every mistake of ``data`` into ``problems``; returns the document with each
-    failing value left out (and a mapping left incomplete by that), and the warnings found.
-    ``wrangler``: the workspace's wrangler schema, whose keys are accepted where wrangler's."""
+    failing value left out (and a mapping left incomplete by that; ``{}`` for no mapping).
+    ``wrangler``: the workspace's wrangler schema, whose keys are accepted where wrangler's.
+    ``memo``: skip the pass for a text that passed before (its warnings are repeated)."""
+    read = not problems  # else the reader left UNREADABLE values (already reported)
+    known = memo.recall() if memo and read else None
+    for where, what in known or ():
+        problems.warn(where, what)
+    if known is None:
+        data, warnings = _checked(data, problems, wrangler)
+        if memo and not problems:
+            memo.store(warnings)
+    data = data if read else without_unreadable(data)
+    return data if isinstance(data, dict) else {}
+
+
+def _checked(data: Any, problems: Problems, wrangler: WranglerSchema | None
+             ) -> tuple[Any, Warnings]:
     from dome_tasks.manifest._explain import explain
 
     def extra_keys(place: str) -> Collection[str]:
         return wrangler.keys_at(tuple(filter(None, place.split("/")))) if wrangler else ()
 
-    validator = _validator()
-    findings = [f for e in validator.iter_errors(data) if not _merged_later(e)
+    def findings(doc: Any) -> list[Any]:
+        return [f for e in validator.iter_errors(doc) if not _merged_later(e)
                 for f in explain(e, extra_keys)]
+
+    validator = _validator()
+    found = findings(data)
     order = {path: index for index, path in enumerate(problems.lines)}  # document order
-    findings.sort(key=lambda f: _rank(f.path, order))
-    warnings: Warnings = []
-    for finding in findings:
-        if finding.warning:
-            problems.warn(finding.path, finding.what)
-            warnings.append((finding.path, finding.what))
-        elif finding.what:
-            problems.add(finding.path, finding.what)
-    drops = [f.drop for f in findings if f.drop]
-    if drops:
-        data = copy.deepcopy(data)
+    for f in sorted(found, key=lambda f: _rank(f.path, order)):
+        if f.what:
+            (problems.warn if f.warning else problems.add)(f.path, f.what)
+    drops = [f.drop for f in found if f.drop]
+    data = copy.deepcopy(data) if drops else data
     for _ in range(8):  # what is left out may leave its mapping without a required key
         if not drops:
             break
         _leave_out(data, drops)
-        drops = [f.drop for e in validator.iter_errors(data) if not _merged_later(e)
-                 for f in explain(e, extra_keys) if f.drop]
-    return data, warnings
+        drops = [f.drop for f in findings(data) if f.drop]
+    return data, [(f.path, f.what) for f in found if f.warning]
 
 
 def _merged_later(error: Any) -> bool:
@@ -95,16 +108,13 @@ def _wrangler_nodes() -> frozenset[int]:
     """The identity of every schema node of wrangler's (bundled) schema."""
     from dome_tasks.manifest.json_schema import _wrangler
 
-    found: set[int] = set()
-    stack: list[Any] = [_wrangler()]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            found.add(id(node))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return frozenset(found)
+    def ids(node: Any) -> Iterator[int]:
+        if isinstance(node, dict | list):
+            yield id(node)
+            for child in node.values() if isinstance(node, dict) else node:
+                yield from ids(child)
+
+    return frozenset(ids(_wrangler()))
 
 
 def _rank(path: KeyPath, order: dict[KeyPath, int]) -> int:
@@ -115,13 +125,8 @@ def _rank(path: KeyPath, order: dict[KeyPath, int]) -> int:
 
 def _leave_out(data: Any, paths: Iterable[KeyPath]) -> None:
     for path in sorted(set(paths), reverse=True):  # deepest first, list items from the end
-        node = data
-        try:
-            for part in path[:-1]:
-                node = node[part]
-            del node[path[-1]]
-        except (KeyError, IndexError, TypeError):
-            pass
+        with contextlib.suppress(KeyError, IndexError, TypeError):
+            del functools.reduce(operator.getitem, path[:-1], data)[path[-1]]
 
 
 def without_unreadable(value: Any) -> Any:
@@ -150,30 +155,24 @@ class Memo:
     one that cannot be written is not kept."""
 
     def __init__(self, cache_dir: Path, path: Path, text: str, wrangler: WranglerSchema | None):
-        self.file = cache_dir / f"manifest-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json"
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
-        for part in (_code_hash(), _identity(wrangler)):
-            digest.update(b"\0" + part.encode())
-        self.key = digest.hexdigest()
+        named = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        self.file = cache_dir / f"manifest-{named}.json"
+        parts = "\0".join((text, _code_hash(), _identity(wrangler)))
+        self.key = hashlib.sha256(parts.encode("utf-8", "surrogatepass")).hexdigest()
 
     def recall(self) -> Warnings | None:
         """The warnings of the earlier pass, or None when this text was not validated."""
-        try:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             entry = json.loads(self.file.read_text(encoding="utf-8"))
             if entry["key"] == self.key:
                 return [(tuple(path), str(what)) for path, what in entry["warnings"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
         return None
 
     def store(self, warnings: Warnings) -> None:
         from dome_tasks._atomic import write_atomic
 
-        entry = {"key": self.key, "warnings": [[list(path), what] for path, what in warnings]}
-        try:
-            write_atomic(self.file, json.dumps(entry) + "\n")
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            write_atomic(self.file, json.dumps({"key": self.key, "warnings": warnings}) + "\n")
 
 
 def _identity(wrangler: WranglerSchema | None) -> str:

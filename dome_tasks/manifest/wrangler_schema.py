@@ -4,7 +4,7 @@ The schema comes from the wrangler the workspace uses (found from the manifest's
 :func:`dome_tasks.tools.find_wrangler` finds it: ``node_modules/wrangler/config-schema.json``);
 without one, from the copy bundled with dome-tasks (taken from the wrangler it pins); when
 neither can be read, wrangler keys pass unchecked and ``invoke doctor`` says so.
-:meth:`WranglerSchema.keys_at` tells the manifest's schema which keys wrangler accepts where;
+:meth:`WranglerSchema.keys_at` tells the loader which keys it accepts where (beyond the pinned's);
 :meth:`WranglerSchema.problems` checks a whole rendered config, :meth:`~WranglerSchema.problems_at`
 one part of it (what dome passes through unmodelled), and words each error like dome's own
 messages (``unknown key; did you mean …``, ``expected a number, got …``).
@@ -97,10 +97,7 @@ class WranglerSchema:
     def problems(self, doc: Mapping[str, Any]) -> list[Problem]:
         """(place in ``doc``, what is wrong, the missing key if that is the problem) for every
         error, worded like dome's messages."""
-        found: list[Problem] = []
-        for error in self._validator.iter_errors(doc):
-            found.extend(p for p in _explain(error) if not deprecation(p[0]))
-        return found
+        return self.problems_at((), doc)
 
     def deprecated_in(self, doc: Any, place: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Paths in ``doc`` (found at ``place``) of keys wrangler reads but calls deprecated."""
