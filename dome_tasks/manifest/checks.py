@@ -1,11 +1,9 @@
 """The checks of dome.yaml's values that JSON Schema cannot say (or cannot word well), by name.
 
-dome.schema.json names one at a value with ``"x-check": NAME``; the validator
-(:mod:`~dome_tasks.manifest.validation`) runs it there once the value's type matched, and its
-message replaces the schema's own for that value (a pattern, a length). A name's pattern is also
-in the schema, so editors check it too. A :data:`LENIENT` check only warns: wrangler reads such
-a value (a placeholder id such as ``DEV_KV``) and fails only when a deploy sends it.
-Checks of merged layers, references and files are the loader's and the resolver's.
+dome.schema.json names one at a value with ``"x-check": NAME`` (beside a name's pattern, for
+editors); :mod:`~dome_tasks.manifest.validation` runs it once the value's type matched, and its
+message stands for every failure at that value. A :data:`LENIENT` check only warns: wrangler
+reads such a value (a placeholder id such as ``DEV_KV``) and fails only when a deploy sends it.
 """
 
 from __future__ import annotations
@@ -21,10 +19,6 @@ from dome_tasks.manifest.urls import route_problem, url_problem
 __all__ = ["CHECKS", "LENIENT", "LENIENT_NOTE", "describe"]
 
 Check = Callable[[Any], "str | None"]
-
-
-def _nonempty(value: str) -> str | None:
-    return "must not be empty" if not value.strip() else None
 
 
 def _command(value: str) -> str | None:
@@ -47,14 +41,6 @@ def _json_value(value: Any) -> str | None:
     return None
 
 
-def _var(value: Any) -> str | None:
-    return _json_value(value) or naming.var_value(value)
-
-
-def _version(value: int) -> str | None:
-    return None if value == 1 else f"unsupported version {value}; this dome-tasks reads version 1"
-
-
 def _ports(value: Any) -> str | None:
     text = str(value)
     first, _, last = text.partition("-")
@@ -66,17 +52,14 @@ def _ports(value: Any) -> str | None:
     return None
 
 
-def _path_like(value: str) -> str | None:
-    return "must start with '/'" if not value.startswith("/") else None
-
-
 CHECKS: dict[str, Check] = {
-    "nonempty": _nonempty,
+    "nonempty": lambda value: None if value.strip() else "must not be empty",
     "command": _command,
-    "var": _var,
-    "version": _version,
+    "var": lambda value: _json_value(value) or naming.var_value(value),
+    "version": lambda value: None if value == 1 else (
+        f"unsupported version {value}; this dome-tasks reads version 1"),
     "ports": _ports,
-    "path": _path_like,
+    "path": lambda value: None if value.startswith("/") else "must start with '/'",
     "route": route_problem,
     "url": url_problem,
     "class_name": lambda value: naming.js_identifier(value, "class name"),

@@ -1,11 +1,8 @@
-"""dome.yaml checked against dome.schema.json through jsonschema (wrangler's ``$ref``s served
-from its bundled schema, never the network), each mistake reported once at its key path; the
-loader goes on with the document minus what failed.
-
-A manifest text that passed once is remembered in ``.dome/cache/`` (:class:`Memo`), keyed by
-its hash, the schema's, the checking code's and the workspace wrangler's schema: loading it
-again skips the schema pass and does not import jsonschema. The checks of merged layers,
-references and files run on every load, after this.
+"""dome.yaml checked against dome.schema.json by jsonschema (wrangler's ``$ref``s served from its
+bundled schema, never the network), each mistake reported once at its key path; the loader goes
+on with the document minus what failed. A text that passed is remembered in ``.dome/cache/``
+(:class:`Memo`): loading it again skips this pass, and the import of jsonschema. The checks of
+merged layers, references and files run on every load, after this.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The schema comes from the wrangler the workspace uses (found from the manifest's folder the way
 :func:`dome_tasks.tools.find_wrangler` finds it: ``node_modules/wrangler/config-schema.json``);
-without one, from the copy bundled with dome-tasks (taken from the wrangler it pins); when
-neither can be read, wrangler keys pass unchecked and ``invoke doctor`` says so.
+without one, from the copy bundled with dome-tasks (taken from the wrangler it pins;
+dome.schema.json checks each layer against it too); if neither can be read, doctor says so.
 :meth:`WranglerSchema.keys_at` tells the loader which keys it accepts where (beyond the pinned's);
 :meth:`WranglerSchema.problems` checks a whole rendered config, :meth:`~WranglerSchema.problems_at`
 one part of it (what dome passes through unmodelled), and words each error like dome's own
