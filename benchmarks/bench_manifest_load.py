@@ -53,6 +53,8 @@ def main() -> None:
         big = Path(work) / "big"
         big.mkdir()
         (big / "dome.yaml").write_text(manifest_text(200), encoding="utf-8")
+        for project in (sample, big):  # the cache lives in a project's own .dome folder
+            (project / ".dome").mkdir()
         print(f"load() of dome.yaml, median of {runs} runs: cold (schema pass) vs cached")
         print(f"  {'':28}{'cold':>10}{'cached':>10}{'ratio':>8}")
         for label, path in (("sample", sample / "dome.yaml"), ("200 services", big / "dome.yaml")):

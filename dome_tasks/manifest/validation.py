@@ -148,7 +148,7 @@ def _code_hash() -> str:
 
 class Memo:
     """Whether a manifest text passed the schema pass before (and with which warnings), in
-    ``<cache_dir>/manifest-<hash of its path>.json``. A cache that cannot be read is ignored;
+    ``<.dome>/cache/manifest-<hash of its path>.json``. A cache that cannot be read is ignored;
     one that cannot be written is not kept."""
 
     def __init__(self, cache_dir: Path, path: Path, text: str, wrangler: WranglerSchema | None):
@@ -166,8 +166,12 @@ class Memo:
         return None
 
     def store(self, warnings: Warnings) -> None:
+        """Remember the pass, if the project has its ``.dome`` folder (a run that only loads the
+        manifest, e.g. one refused for a mistyped word, never creates it)."""
         from dome_tasks._atomic import write_atomic
 
+        if not self.file.parent.parent.is_dir():
+            return
         with contextlib.suppress(OSError):
             write_atomic(self.file, json.dumps({"key": self.key, "warnings": warnings}) + "\n")
 

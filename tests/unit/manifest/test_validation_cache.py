@@ -36,6 +36,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "services/silo/src").mkdir(parents=True)
     (tmp_path / "services/silo/src/index.js").write_text("export default {}\n")
     (tmp_path / "dome.yaml").write_text(GOOD)
+    (tmp_path / ".dome").mkdir()  # the project's own folder (rendered configs, state)
     return tmp_path
 
 
@@ -104,7 +105,13 @@ def test_a_manifest_with_problems_is_not_remembered(workspace):
     assert cache_files(workspace) == []
 
 
+def test_a_project_without_its_dome_folder_gets_none_from_a_load(workspace):
+    (workspace / ".dome").rmdir()
+    assert load("dome.yaml").warnings == (WARNING,)
+    assert not (workspace / ".dome").exists()  # a load alone writes nothing
+
+
 def test_a_cache_that_cannot_be_written_never_fails_a_load(workspace):
-    (workspace / ".dome").write_text("not a folder")
+    (workspace / ".dome" / "cache").write_text("not a folder")
     assert load("dome.yaml").warnings == (WARNING,)
     assert load("dome.yaml").services == ("silo",)
