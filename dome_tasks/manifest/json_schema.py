@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.manifest import schema
+from dome_tasks.manifest import bindings, schema
 from dome_tasks.manifest.wrangler_schema import (BUNDLED, DEPRECATED, deprecation, node_at,
                                                  pointers_at)
 
@@ -135,7 +135,7 @@ def _description(path: tuple[str, ...]) -> str:
     for candidate in candidates:
         if candidate in DESCRIPTIONS:
             return DESCRIPTIONS[candidate]
-    for kind in schema.bindings.KINDS:  # a resource's name, named by the environment's convention
+    for kind in bindings.KINDS:  # a resource's name, named by the environment's convention
         attr = kind.fields.get(path[-1])
         if attr and attr.role == "name" and path[-2] == kind.key[-1]:
             return (f"The {attr.resource}'s name (dome appends the environment's suffix unless "
