@@ -57,8 +57,9 @@ __all__ = [
     "unsettled",
 ]
 
-#: Steps (and the records they write) that change what serves a worker: read back after them.
-TRAFFIC_EVENTS = frozenset({"deploy", "rollback", "canary", "promote", "abort"})
+#: Steps (and the records they write) that change what serves a worker: read back after them
+#: (``secret``: `wrangler secret bulk/put/delete` make and deploy a new version).
+TRAFFIC_EVENTS = frozenset({"deploy", "rollback", "canary", "promote", "abort", "secret"})
 _NOT_FOUND = (10007, 10090)  # the worker does not exist (yet)
 # Calls `wrangler deploy` makes only after the new version serves 100% of the traffic.
 _AFTER_GOING_LIVE = tuple(
@@ -322,6 +323,20 @@ class Reconciler:
         access, wrangler's exit code decides, silently: there is nothing to warn about)."""
         found = reconcile(expected, self.live(worker), before=before, command_ok=command_ok)
         return found if self.api is not None else replace(found, warning=None)
+
+    def serving_now(self, worker: str, before: LiveDeployment | None, *, command_ok: bool
+                    ) -> Reconciled:
+        """After a change that names no version of its own (a secret change makes one): what
+        serves ``worker`` now, recorded as such when the command worked (nothing at all when the
+        worker has no deployment yet); a failed command is a ``failure`` naming nothing."""
+        live = self.live(worker)
+        changed = None if live is None or before is None else live.id != before.id
+        if not command_ok:
+            return Reconciled("failure", None, live, changed)
+        if live is None:
+            return Reconciled("success", None, None, None,
+                              None if self.api is None else "could not read what serves")
+        return Reconciled("success", live.version_id, live, changed)
 
     def versions(self, worker: str) -> tuple[str, ...] | None:
         """``worker``'s version ids, newest first; None when they cannot be read."""

@@ -103,6 +103,7 @@ class Facts:
     unknown: str | None = None  # that activation got no answer: it may still land (why)
     in_flight: str | None = None  # the version whose activation may still land (to settle)
     digest: str | None = None  # of the inputs, summed up after the build (the deploy record's)
+    replaced: str | None = None  # the version serving before the change (a secret record's from)
 
     @property
     def healthy(self) -> bool:
@@ -659,10 +660,12 @@ class Session:
         if facts.reconciled is not None:
             extra.update(facts.reconciled.extra())
             live = facts.reconciled.version_id
-            if outcome != "failure" and live and entry.kind in ("deploy", "rollback"):
+            if outcome != "failure" and live and entry.kind in ("deploy", "rollback", "secret"):
                 values["version_id"] = live  # what serves, not what wrangler said
                 if entry.kind == "rollback":
                     values["to_version"] = live
+        if entry.kind == "secret" and facts.replaced and values.get("version_id") != facts.replaced:
+            values.setdefault("from_version", facts.replaced)
         if facts.digest:
             extra["digest"] = facts.digest
         if facts.activated:
@@ -708,9 +711,15 @@ class _Watch:
         """Read what serves now; remember it in *facts* (and the version, for ``<live>``)."""
         bound = self.session._bound(self.record, facts, strict=False)
         action: WriteRecord = bound.action  # type: ignore[assignment]
-        expected = expected_after(action.kind, action.fields, placeholders=_PLACEHOLDERS)
-        found = self.reconciler.after(self.worker, expected, self.before, command_ok=command_ok)
+        if action.kind == "secret":  # a new version of the same code: whatever serves now
+            found = self.reconciler.serving_now(self.worker, self.before, command_ok=command_ok)
+        else:
+            expected = expected_after(action.kind, action.fields, placeholders=_PLACEHOLDERS)
+            found = self.reconciler.after(self.worker, expected, self.before,
+                                          command_ok=command_ok)
         facts.reconciled = found
+        if self.before is not None:
+            facts.replaced = self.before.version_id
         if found.ok and found.live is not None and found.version_id:
             facts.live_version = found.version_id
         return found
