@@ -55,6 +55,7 @@ from dome_tasks.lifecycle.verify import (
     verify,
 )
 from dome_tasks.plan.rollout import LIVE, NEW, OLD
+from dome_tasks.process import interruptible, stop_requested
 from dome_tasks.plan.steps import Command, Plan, Step, Verify, WriteFile, WriteRecord
 from dome_tasks.wrangler.exec import CommandTimedOut, WranglerExec, WranglerFailed
 
@@ -385,18 +386,20 @@ class Session:
             step = self._bound(step, facts)
             self.executed.append(step)
             try:
+                stopping = None if self.dry_run else stop_requested()
+                if stopping is not None:  # a signal stopped the run: this lane's next step waits
+                    raise Interrupted(stopping)
                 result = self._run_step(runner, step)
             except KeyboardInterrupt as interrupt:  # a signal during an in-process step (verify)
                 error = Interrupted(getattr(interrupt, "signum", signal.SIGINT))
-                live = facts.reconciled.version_id if facts.reconciled else None
-                if watch and live:
-                    self.say(f"warning: {watch.worker}: {live} serves, not verified (recorded as "
-                             "interrupted)")
+                self._unverified(watch, facts)
                 self._failed(plan, facts, runner, error)
                 raise error from None
             except (CommandFailed, Interrupted) as error:
                 if watch and step.event in TRAFFIC_EVENTS and isinstance(error, Interrupted):
                     self._read_back_interrupted(watch, facts)
+                elif isinstance(error, Interrupted):  # passed on to a wave's thread, between
+                    self._unverified(watch, facts)    # steps or while verifying
                 if watch and step.event in TRAFFIC_EVENTS and isinstance(error, WranglerFailed):
                     found = watch.after(facts, command_ok=False)
                     if found.ok:
@@ -418,6 +421,13 @@ class Session:
                     self._failed(plan, facts, runner, error)
                     raise error
         return facts
+
+    def _unverified(self, watch: _Watch | None, facts: Facts) -> None:
+        """Say that the plan's change serves, unverified (a signal stopped it after the change)."""
+        live = facts.reconciled.version_id if facts.reconciled else None
+        if watch and live:
+            self.say(f"warning: {watch.worker}: {live} serves, not verified (recorded as "
+                     "interrupted)")
 
     def _activate(
         self, plan: Plan, facts: Facts, runner: Runner, watch: _Watch, error: WranglerFailed
@@ -622,13 +632,14 @@ class Session:
             return None
         with self.log.span(
             "verify", service=config.service, environment=config.environment, url=where.public_url
-        ) as span:
+        ) as span, interruptible() as pause:  # a signal passed on to a wave's thread stops it
             result = verify(
                 config,
                 subdomain=subdomain,
                 base_url=self.base_url,
                 policy=self.policy,
                 smoke=check.smoke,
+                sleep=pause,
             )
             span.outcome = "success" if result.ok else "unhealthy"
             span.fields["checks"] = result.summary()
