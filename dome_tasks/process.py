@@ -214,9 +214,12 @@ def run(
     stderr: TextIO | None = None,
     redact: Callable[[str], str] = lambda text: text,
     grace: float = DEFAULT_GRACE,
+    pass_fds: Sequence[int] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion (see the module docstring); echo its output to ``stdout`` /
-    ``stderr`` (None: capture only). Raises :class:`Interrupted` on SIGINT/SIGTERM."""
+    ``stderr`` (None: capture only). Raises :class:`Interrupted` on SIGINT/SIGTERM.
+    ``pass_fds``: descriptors the command inherits; ``on_start()``: called once it runs."""
     with _RUNNING_LOCK:
         received: list[int] = list(_STOP)
         _RUNNING[id(received)] = received
@@ -224,7 +227,8 @@ def run(
         if received:  # the run is being stopped: start nothing more
             shown = shlex.join([Path(argv[0]).name, *argv[1:]])
             raise Interrupted(received[0], command=redact(shown))
-        return _run(argv, cwd, env, stdin, timeout, stdout, stderr, redact, grace, received)
+        return _run(argv, cwd, env, stdin, timeout, stdout, stderr, redact, grace, received,
+                    tuple(pass_fds), on_start)
     finally:
         with _RUNNING_LOCK:
             del _RUNNING[id(received)]
@@ -254,7 +258,7 @@ def clear_stop() -> None:
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[Callable[[float], None]]:
+def interruptible(cancel: threading.Event | None = None) -> Iterator[Callable[[float], None]]:
     """For a wait outside any command (a lock held by another run): yields ``pause(seconds)``,
     which sleeps and raises :class:`Interrupted` once a signal has been passed on with
     :func:`interrupt_running` (the wait runs in a thread of a wave, which signals never reach)."""
@@ -265,6 +269,8 @@ def interruptible() -> Iterator[Callable[[float], None]]:
     def pause(seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not received and time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():  # its caller gave up (e.g. after a signal)
+                raise Interrupted(signal.SIGINT)
             time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
         if received:
             raise Interrupted(received[0])
@@ -287,6 +293,8 @@ def _run(
     redact: Callable[[str], str],
     grace: float,
     received: list[int],
+    pass_fds: tuple[int, ...] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> Completed:
     started = time.monotonic()
     captured: tuple[list[str], list[str]] = ([], [])
@@ -300,6 +308,7 @@ def _run(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         except OSError as error:
             raise CommandFailed(
@@ -307,6 +316,8 @@ def _run(
                 returncode=127,
                 hint="check that the program is installed and the directory exists",
             ) from None
+        if on_start is not None:
+            on_start()
         group = _Group(popen)
         threads = [
             threading.Thread(target=_pump, args=(pipe, sink, echo, redact), daemon=True)

@@ -151,8 +151,10 @@ class AccountLocks:
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
-    def hold(self, scope: str, *, what: str | None = None) -> Iterator[None]:
-        """Hold ``scope`` for the ``with`` block (re-entrant in this process)."""
+    def hold(self, scope: str, *, what: str | None = None,
+             cancel: threading.Event | None = None) -> Iterator[None]:
+        """Hold ``scope`` for the ``with`` block (re-entrant in this process); a wait for it ends
+        with :class:`~dome_tasks.errors.Interrupted` once ``cancel`` is set."""
         what = what or scope
         with self._guard:
             held = self._held.get(scope)
@@ -165,7 +167,7 @@ class AccountLocks:
                 with self._guard:
                     held.depth -= 1
             return
-        token = self._acquire(scope, what)
+        token = self._acquire(scope, what, cancel)
         if token is None:  # unreachable: the machine lock alone holds
             yield
             return
@@ -183,13 +185,13 @@ class AccountLocks:
 
     # -- acquire ---------------------------------------------------------------------------------
 
-    def _acquire(self, scope: str, what: str) -> str | None:
+    def _acquire(self, scope: str, what: str, cancel: threading.Event | None = None) -> str | None:
         me = LockHolder.me(self.command)
         token = uuid.uuid4().hex
         started = self.clock()
         announced: LockHolder | None = None
         delay = self.poll
-        with interruptible() as pause:
+        with interruptible(cancel) as pause:
             stale, gone = "", ""
             while True:
                 try:
