@@ -517,6 +517,9 @@ class Session:
         """Ctrl-C or SIGTERM stopped wrangler mid-change: read what serves, so that the
         ``interrupted`` record names the version that went live before the signal (if one
         did); a change that did not land leaves the record without a version."""
+        if watch.early is not None and not watch.early.done():
+            facts.reconciled = None  # wrangler never passed its gate: nothing could change
+            return
         found = watch.after(facts, command_ok=False)
         if not found.ok:
             facts.reconciled = None
