@@ -37,8 +37,10 @@ __all__ = [
     "SignalInterrupt",
     "interrupt_running",
     "interruptible",
+    "clear_stop",
     "run",
     "signals_as_interrupts",
+    "stop_requested",
 ]
 
 DEFAULT_GRACE = 5.0  # seconds between SIGINT and SIGTERM (and SIGTERM and SIGKILL)
@@ -46,6 +48,9 @@ DEFAULT_GRACE = 5.0  # seconds between SIGINT and SIGTERM (and SIGTERM and SIGKI
 #: only the main thread, which passes them on with :func:`interrupt_running`.
 _RUNNING: dict[int, list[int]] = {}  # by id(): two empty inboxes are equal, not the same
 _RUNNING_LOCK = threading.Lock()
+#: The signal passed on with :func:`interrupt_running`, until :func:`clear_stop`: a run or a
+#: wait that begins after it (a lane between two steps) stops at once.
+_STOP: list[int] = []
 _POLL = 0.05
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -209,14 +214,21 @@ def run(
     stderr: TextIO | None = None,
     redact: Callable[[str], str] = lambda text: text,
     grace: float = DEFAULT_GRACE,
+    pass_fds: Sequence[int] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion (see the module docstring); echo its output to ``stdout`` /
-    ``stderr`` (None: capture only). Raises :class:`Interrupted` on SIGINT/SIGTERM."""
-    received: list[int] = []
+    ``stderr`` (None: capture only). Raises :class:`Interrupted` on SIGINT/SIGTERM.
+    ``pass_fds``: descriptors the command inherits; ``on_start()``: called once it runs."""
     with _RUNNING_LOCK:
+        received: list[int] = list(_STOP)
         _RUNNING[id(received)] = received
     try:
-        return _run(argv, cwd, env, stdin, timeout, stdout, stderr, redact, grace, received)
+        if received:  # the run is being stopped: start nothing more
+            shown = shlex.join([Path(argv[0]).name, *argv[1:]])
+            raise Interrupted(received[0], command=redact(shown))
+        return _run(argv, cwd, env, stdin, timeout, stdout, stderr, redact, grace, received,
+                    tuple(pass_fds), on_start)
     finally:
         with _RUNNING_LOCK:
             del _RUNNING[id(received)]
@@ -226,22 +238,39 @@ def interrupt_running(signum: int) -> None:
     """Pass *signum* to every command running now (in any thread): each stops its process group
     and raises :class:`Interrupted` in its own thread."""
     with _RUNNING_LOCK:
+        if not _STOP:
+            _STOP.append(signum)
         for inbox in _RUNNING.values():
             inbox.append(signum)
 
 
+def stop_requested() -> int | None:
+    """The signal passed on with :func:`interrupt_running` (None: none): a lane checks it
+    between its steps."""
+    with _RUNNING_LOCK:
+        return _STOP[0] if _STOP else None
+
+
+def clear_stop() -> None:
+    """Forget the signal passed on (the lanes it stopped have ended)."""
+    with _RUNNING_LOCK:
+        _STOP.clear()
+
+
 @contextlib.contextmanager
-def interruptible() -> Iterator[Callable[[float], None]]:
+def interruptible(cancel: threading.Event | None = None) -> Iterator[Callable[[float], None]]:
     """For a wait outside any command (a lock held by another run): yields ``pause(seconds)``,
     which sleeps and raises :class:`Interrupted` once a signal has been passed on with
     :func:`interrupt_running` (the wait runs in a thread of a wave, which signals never reach)."""
-    received: list[int] = []
     with _RUNNING_LOCK:
+        received: list[int] = list(_STOP)
         _RUNNING[id(received)] = received
 
     def pause(seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not received and time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():  # its caller gave up (e.g. after a signal)
+                raise Interrupted(signal.SIGINT)
             time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
         if received:
             raise Interrupted(received[0])
@@ -264,6 +293,8 @@ def _run(
     redact: Callable[[str], str],
     grace: float,
     received: list[int],
+    pass_fds: tuple[int, ...] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> Completed:
     started = time.monotonic()
     captured: tuple[list[str], list[str]] = ([], [])
@@ -277,6 +308,7 @@ def _run(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         except OSError as error:
             raise CommandFailed(
@@ -284,6 +316,8 @@ def _run(
                 returncode=127,
                 hint="check that the program is installed and the directory exists",
             ) from None
+        if on_start is not None:
+            on_start()
         group = _Group(popen)
         threads = [
             threading.Thread(target=_pump, args=(pipe, sink, echo, redact), daemon=True)

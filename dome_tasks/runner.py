@@ -232,6 +232,10 @@ def run_lanes(
         for future in futures:
             future.cancel()
         process.interrupt_running(getattr(interrupt, "signum", signal.SIGINT))
+        try:
+            pool.shutdown(wait=True)  # the running lanes stop their commands, waits, checks
+        finally:
+            process.clear_stop()
         raise
     finally:
-        pool.shutdown(wait=True)  # interrupted, the running lanes stop their commands and end
+        pool.shutdown(wait=True)

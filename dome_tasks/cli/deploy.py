@@ -104,6 +104,7 @@ def deploy_request(
                            else observe_applied(session, request))
                 plans = decide_migrate(request, applied, say=session.say)
                 if plans:
+                    session.wait_held()  # the deploy's lock is held from here on
                     migrate(session, plans, waves=request.waves, jobs=options.jobs)
             deploy(session, request, options, tools)
 

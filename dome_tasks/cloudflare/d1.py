@@ -5,7 +5,9 @@ statement in D1 itself, which is strongly consistent: a conditional ``INSERT …
 DO UPDATE … WHERE … RETURNING`` either changes the row or not, for every client at once. That is
 what dome's account lock is built on. Parameters go with single statements only (as a Worker's
 ``prepare().bind()``); a script of several statements takes none. The API takes parameters as
-strings: a statement casts what it needs as a number (``CAST(?2 AS REAL)``).
+strings: a statement casts what it needs as a number (``CAST(?2 AS REAL)``). Several statements,
+each with its parameters, go in one request as ``{"batch": [{"sql", "params"}, …]}``
+(:meth:`D1Client.batch`): run in order, in one transaction.
 """
 
 from __future__ import annotations
@@ -55,12 +57,26 @@ class D1Client:
 
     def script(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Every statement's result object (``results``, ``meta``), in order."""
+        return self._post(_statement(sql, params))
+
+    def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[dict[str, Any]]:
+        """Each (statement, parameters) in order, in one request and one transaction: every
+        statement's result object; a failing one rolls the batch back."""
+        if len(statements) == 1:
+            return self.script(*statements[0])
+        return self._post({"batch": [_statement(sql, params) for sql, params in statements]})
+
+    def _post(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         database = self.database_id(create=True)
-        body: dict[str, Any] = {"sql": sql}
-        if params:
-            body["params"] = [str(value) for value in params]
         answer = self.api.call("POST", f"/d1/database/{database}/query", json_body=body)
         if not isinstance(answer, list):
             raise ApiFailure(f"D1 {self.name}: the query answered {type(answer).__name__}, "
                              "not a list of results", transient=True)
         return answer
+
+
+def _statement(sql: str, params: Sequence[Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"sql": sql}
+    if params:
+        body["params"] = [str(value) for value in params]
+    return body

@@ -12,7 +12,9 @@ machine's clock matters).
 * **Held**: a thread renews the expiry every ``renew_every`` seconds (default ``ttl`` / 4), so a
   long deploy keeps its lock and a killed one loses it ``ttl`` seconds (2 minutes) later.
 * **Released** at the end of the ``with`` block, however it ends (an error, Ctrl-C, SIGTERM):
-  the row is deleted when it is still ours.
+  the row is deleted when it is still ours, in the same request (one D1 batch, one transaction)
+  that writes the history records of the scope made while it was held, so that the next holder
+  lists them and a deploy ends with one round trip after wrangler.
 * **Busy**: the second run waits (polling), printing once who it waits for; with
   ``wait=False`` it refuses at once with :class:`~dome_tasks.lifecycle.lock.LockBusy` naming
   the holder.
@@ -149,8 +151,10 @@ class AccountLocks:
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
-    def hold(self, scope: str, *, what: str | None = None) -> Iterator[None]:
-        """Hold ``scope`` for the ``with`` block (re-entrant in this process)."""
+    def hold(self, scope: str, *, what: str | None = None,
+             cancel: threading.Event | None = None) -> Iterator[None]:
+        """Hold ``scope`` for the ``with`` block (re-entrant in this process); a wait for it ends
+        with :class:`~dome_tasks.errors.Interrupted` once ``cancel`` is set."""
         what = what or scope
         with self._guard:
             held = self._held.get(scope)
@@ -163,11 +167,12 @@ class AccountLocks:
                 with self._guard:
                     held.depth -= 1
             return
-        token = self._acquire(scope, what)
+        token = self._acquire(scope, what, cancel)
         if token is None:  # unreachable: the machine lock alone holds
             yield
             return
         held = _Held(token)
+        self.store.hold_back(scope)  # its records go with the release (one request)
         held.renewer = threading.Thread(target=self._renew, args=(scope, what, held),
                                         name="dome-lock-renew", daemon=True)
         with self._guard:
@@ -180,13 +185,13 @@ class AccountLocks:
 
     # -- acquire ---------------------------------------------------------------------------------
 
-    def _acquire(self, scope: str, what: str) -> str | None:
+    def _acquire(self, scope: str, what: str, cancel: threading.Event | None = None) -> str | None:
         me = LockHolder.me(self.command)
         token = uuid.uuid4().hex
         started = self.clock()
         announced: LockHolder | None = None
         delay = self.poll
-        with interruptible() as pause:
+        with interruptible(cancel) as pause:
             stale, gone = "", ""
             while True:
                 try:
@@ -259,10 +264,11 @@ class AccountLocks:
         if held.renewer is not None:
             held.renewer.join(timeout=5)
         try:
-            self.store.query(_RELEASE, (scope, held.token))
+            self.store.release(scope, _RELEASE, (scope, held.token))
         except ApiFailure as error:
             self._say(f"lock {what}: could not release the account lock ({error.message}); it "
-                      f"expires by itself within {self.ttl:g}s")
+                      f"expires by itself within {self.ttl:g}s; the records of this run are "
+                      "kept locally and pushed on the next run")
 
     def _say(self, message: str) -> None:
         print(message, file=self.out or sys.stderr, flush=True)

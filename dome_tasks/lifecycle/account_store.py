@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -87,6 +87,10 @@ class AccountStore:
     _ready: bool = field(default=False, repr=False)
     _remembered: bool = field(default=False, repr=False)  # ready from ``known``, unchecked
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: the records of each lock scope this run holds, written with the lock's release
+    _held_back: dict[str, list[LedgerRecord]] = field(default_factory=dict, repr=False)
+    #: told the records a release wrote (the history then drops them from its outbox)
+    written: Callable[[Sequence[LedgerRecord]], None] = lambda records: None
 
     def __post_init__(self) -> None:
         self.database = D1Client(self.api, DATABASE_NAME)
@@ -135,6 +139,31 @@ class AccountStore:
                 raise
             return call()
 
+    # -- records written with a lock's release ---------------------------------------------------
+
+    def hold_back(self, scope: str) -> None:
+        """From now on, records of *scope* (a lock this run holds) wait for its release."""
+        with self._lock:
+            self._held_back.setdefault(scope, [])
+
+    def defer(self, scope: str, record: LedgerRecord) -> bool:
+        """Keep *record* for the release of *scope*'s lock; False when that lock is not held."""
+        with self._lock:
+            if scope not in self._held_back:
+                return False
+            self._held_back[scope].append(record)
+            return True
+
+    def release(self, scope: str, sql: str, params: Sequence[Any]) -> None:
+        """Write the records held back for *scope*, then run the lock's release statement: one
+        request, one transaction, so the lock's next holder lists them."""
+        with self._lock:
+            records = self._held_back.pop(scope, [])
+        statements = [(_INSERT, (chunk,)) for chunk in _chunks(records)] + [(sql, tuple(params))]
+        self._checked(lambda: self.database.batch(statements), create=True)
+        if records:
+            self.written(records)
+
     # -- the history -----------------------------------------------------------------------------
 
     def put(self, records: Sequence[LedgerRecord]) -> None:
@@ -171,17 +200,8 @@ class AccountStore:
             after = (rows[-1]["time"], rows[-1]["id"])
 
     def _insert(self, records: Sequence[LedgerRecord]) -> None:
-        chunk: list[str] = []
-        size = 0
-        for record in records:
-            text = record.to_json()
-            if chunk and size + len(text) > _CHUNK:
-                self.database.query(_INSERT, ("[" + ",".join(chunk) + "]",))
-                chunk, size = [], 0
-            chunk.append(text)
-            size += len(text) + 1
-        if chunk:
-            self.database.query(_INSERT, ("[" + ",".join(chunk) + "]",))
+        for chunk in _chunks(records):
+            self.database.query(_INSERT, (chunk,))
 
     def _carry_over_kv(self) -> None:
         from dome_tasks._time import utc_now
@@ -195,6 +215,21 @@ class AccountStore:
             self.note(f"history: carried {len(records)} record(s) over from Workers KV "
                       f"({NAMESPACE_TITLE}) into D1 ({DATABASE_NAME}); the KV namespace is no "
                       "longer written")
+
+
+def _chunks(records: Sequence[LedgerRecord]) -> Iterator[str]:
+    """*records* as JSON arrays of at most ``_CHUNK`` bytes each (one INSERT each)."""
+    chunk: list[str] = []
+    size = 0
+    for record in records:
+        text = record.to_json()
+        if chunk and size + len(text) > _CHUNK:
+            yield "[" + ",".join(chunk) + "]"
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text) + 1
+    if chunk:
+        yield "[" + ",".join(chunk) + "]"
 
 
 NO_CREDENTIALS = ("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN or run `wrangler login` "

@@ -259,6 +259,7 @@ class History:
         for store in self.stores.values():
             if store is not None:
                 store.note = self._note
+                store.written = self._written
 
     # -- construction --------------------------------------------------------------------------
 
@@ -324,6 +325,10 @@ class History:
         if store is None:
             if self._off_reason and self.cache is not None:
                 self._note(f"history: kept in {self.cache.path} only ({self._off_reason})")
+            return record
+        if store.defer(f"{record.environment}/{record.worker}", record):
+            if self.outbox is not None:  # kept locally until the lock's release writes it
+                self.outbox.add([record])
             return record
         try:
             store.put([record])
@@ -434,6 +439,11 @@ class History:
             self._note(f"history: unreadable shared record {problem.text}: {problem.error}")
         self._listed[key] = records
         return records
+
+    def _written(self, records: Sequence[LedgerRecord]) -> None:
+        """A lock's release wrote *records* to the shared store: no longer pending locally."""
+        if self.outbox is not None:
+            self.outbox.remove([r.id for r in records])
 
     def _note(self, message: str) -> None:
         if message not in self._warned:

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SCHEMA = 1
-KINDS = ("deploy", "rollback", "canary", "promote", "abort", "verify", "migrate")
+KINDS = ("deploy", "rollback", "canary", "promote", "abort", "verify", "migrate", "secret")
 # success: the command worked (and verification, if run, passed)
 # failure: the command itself failed (wrangler exited non-zero, …)
 # unhealthy: the command worked, then verification failed (the version went live and was bad)
@@ -61,8 +61,9 @@ KINDS = ("deploy", "rollback", "canary", "promote", "abort", "verify", "migrate"
 # unknown: the change got no answer (deadline, dropped connection) and did not serve yet: it may
 #   still land; the next read settles it with a record whose ``extra.settles`` names this one
 OUTCOMES = ("success", "failure", "unhealthy", "interrupted", "unknown")
-# After these kinds succeed, ``version_id`` serves 100% of the traffic.
-FULL_TRAFFIC_KINDS = ("deploy", "rollback", "promote", "abort")
+# After these kinds succeed, ``version_id`` serves 100% of the traffic (``secret``: the version
+# a secret change made, read from the API after it; its ``from_version`` is the one it replaced).
+FULL_TRAFFIC_KINDS = ("deploy", "rollback", "promote", "abort", "secret")
 
 
 class LedgerError(DomeError):
@@ -300,18 +301,26 @@ def last_healthy_version(
 
     Only successful, verified records of kinds that leave one version at 100% count
     (deploy, rollback, promote, abort); versions in ``exclude`` (e.g. the one live now) are
-    skipped.
+    skipped. A secret change made on top of such a version (``secret`` records, whose
+    ``from_version`` it replaced: the same code with newer secrets) carries it forward: the
+    target is then the newest version of that chain, so a rollback keeps the secrets.
     """
     skip = set(exclude)
+    newer: dict[str, str] = {}  # a version -> the newest secret change made on top of it
     for record in reversed(list(select(records, service=service, environment=environment))):
+        if record.kind == "secret" and record.ok and record.version_id and record.from_version:
+            newest = newer.get(record.version_id, record.version_id)
+            newer.setdefault(record.from_version, newest)
+            continue
         if (
             record.kind in FULL_TRAFFIC_KINDS
             and record.ok
             and record.verified is True
             and record.version_id
-            and record.version_id not in skip
         ):
-            return record.version_id
+            for version in (newer.get(record.version_id), record.version_id):
+                if version and version not in skip:
+                    return version
     return None
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "Reconciled",
     "Reconciler",
     "expected_after",
+    "is_deploy",
     "failed_after_going_live",
     "read_live",
     "read_versions",
@@ -57,8 +58,9 @@ __all__ = [
     "unsettled",
 ]
 
-#: Steps (and the records they write) that change what serves a worker: read back after them.
-TRAFFIC_EVENTS = frozenset({"deploy", "rollback", "canary", "promote", "abort"})
+#: Steps (and the records they write) that change what serves a worker: read back after them
+#: (``secret``: `wrangler secret bulk/put/delete` make and deploy a new version).
+TRAFFIC_EVENTS = frozenset({"deploy", "rollback", "canary", "promote", "abort", "secret"})
 _NOT_FOUND = (10007, 10090)  # the worker does not exist (yet)
 # Calls `wrangler deploy` makes only after the new version serves 100% of the traffic.
 _AFTER_GOING_LIVE = tuple(
@@ -244,7 +246,7 @@ def expected_after(
     return known(fields.get("version_id"))
 
 
-def _is_deploy(argv: Sequence[str]) -> bool:
+def is_deploy(argv: Sequence[str]) -> bool:
     """``wrangler deploy …`` (the subcommand right after the binary, as dome builds argv)."""
     words = list(argv)
     for index, word in enumerate(words[:-1]):
@@ -259,7 +261,7 @@ def failed_after_going_live(argv: Sequence[str], attempt: Attempt) -> bool:
     deploy must not be repeated as a whole. Pure: reads the failure's API path."""
     from dome_tasks.wrangler.retry import classify
 
-    if attempt.ok or not _is_deploy(argv):
+    if attempt.ok or not is_deploy(argv):
         return False
     failure = classify(attempt)
     path = failure.path if failure is not None else None
@@ -317,11 +319,28 @@ class Reconciler:
         before: LiveDeployment | None,
         *,
         command_ok: bool,
+        live: LiveDeployment | None = None,
     ) -> Reconciled:
         """Read what serves ``worker`` now and reconcile it with what was meant (without API
-        access, wrangler's exit code decides, silently: there is nothing to warn about)."""
-        found = reconcile(expected, self.live(worker), before=before, command_ok=command_ok)
+        access, wrangler's exit code decides, silently: there is nothing to warn about).
+        ``live``: what serves, read already (after the change was answered)."""
+        now = live if live is not None else self.live(worker)
+        found = reconcile(expected, now, before=before, command_ok=command_ok)
         return found if self.api is not None else replace(found, warning=None)
+
+    def serving_now(self, worker: str, before: LiveDeployment | None, *, command_ok: bool
+                    ) -> Reconciled:
+        """After a change that names no version of its own (a secret change makes one): what
+        serves ``worker`` now, recorded as such when the command worked (nothing at all when the
+        worker has no deployment yet); a failed command is a ``failure`` naming nothing."""
+        live = self.live(worker)
+        changed = None if live is None or before is None else live.id != before.id
+        if not command_ok:
+            return Reconciled("failure", None, live, changed)
+        if live is None:
+            return Reconciled("success", None, None, None,
+                              None if self.api is None else "could not read what serves")
+        return Reconciled("success", live.version_id, live, changed)
 
     def versions(self, worker: str) -> tuple[str, ...] | None:
         """``worker``'s version ids, newest first; None when they cannot be read."""
@@ -333,7 +352,8 @@ class Reconciler:
             return None
 
     def probe(
-        self, command: Command, known: Mapping[str, LiveDeployment | None] | None = None
+        self, command: Command, known: Mapping[str, LiveDeployment | None] | None = None,
+        *, early: Future[Any] | None = None,
     ) -> Landing | None:
         """For ``WranglerExec.landed_probe``: before a ``deploy`` command runs, note what serves
         (*known* holds what was read already, by worker) and, beside wrangler's start, its
@@ -342,9 +362,11 @@ class Reconciler:
         repeated."""
         from dome_tasks.wrangler.exec import config_worker_name
 
-        if not _is_deploy(command.argv):
+        if not is_deploy(command.argv):
             return None
         worker = config_worker_name(command.argv)
+        if early is not None:  # (what served, its versions), read once the lock is held
+            return Landing(self, tuple(command.argv), worker, None, None, pending=early)
         if worker and known is not None and worker in known:
             before = known[worker]
         else:
@@ -366,8 +388,23 @@ class Landing:
     versions_before: Future[tuple[str, ...] | None] | None  # its versions then (read beside it)
     went_live: bool = False
     uploaded: str | None = None
+    pending: Future[Any] | None = None  # (before, versions_before), still being read
+
+    def _settle(self) -> None:
+        if self.pending is None:
+            return
+        from concurrent.futures import Future
+
+        try:
+            self.before, versions = self.pending.result()
+        except BaseException:  # noqa: BLE001 - the lock or the reads failed: nothing known
+            self.before, versions = None, None
+        self.versions_before = Future()
+        self.versions_before.set_result(versions)
+        self.pending = None
 
     def __call__(self, attempt: Attempt) -> bool:
+        self._settle()
         if failed_after_going_live(self.argv, attempt):
             self.went_live = True
             return True
@@ -381,6 +418,7 @@ class Landing:
 
     def find_upload(self) -> str | None:
         """The version the command uploaded that does not serve (None: none, or unreadable)."""
+        self._settle()
         if self.worker is None or self.versions_before is None:
             return None
         before = self.versions_before.result()

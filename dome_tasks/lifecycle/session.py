@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -55,6 +56,7 @@ from dome_tasks.lifecycle.verify import (
     verify,
 )
 from dome_tasks.plan.rollout import LIVE, NEW, OLD
+from dome_tasks.process import interruptible, stop_requested
 from dome_tasks.plan.steps import Command, Plan, Step, Verify, WriteFile, WriteRecord
 from dome_tasks.wrangler.exec import CommandTimedOut, WranglerExec, WranglerFailed
 
@@ -103,6 +105,7 @@ class Facts:
     unknown: str | None = None  # that activation got no answer: it may still land (why)
     in_flight: str | None = None  # the version whose activation may still land (to settle)
     digest: str | None = None  # of the inputs, summed up after the build (the deploy record's)
+    replaced: str | None = None  # the version serving before the change (a secret record's from)
 
     @property
     def healthy(self) -> bool:
@@ -186,8 +189,10 @@ class Session:
     captured: bool = False  # commands' own output goes to ``out`` too (one lane of a wave)
     _git: GitFacts | Future[GitFacts] | None = None
     _reconcilers: dict[str, Reconciler] = field(default_factory=dict, repr=False)
-    # worker -> what served it, read under its lock before the plan (see :meth:`holding`)
-    _before: dict[str, Future[Any]] = field(default_factory=dict, repr=False)
+    # worker -> (what served it, its versions), read once its account lock is held, which is
+    # taken in the background (see :meth:`holding`)
+    _early: dict[str, Future[Any]] = field(default_factory=dict, repr=False)
+    _early_used: set[str] = field(default_factory=set, repr=False)  # its reads taken by a plan
 
     _account_locks: dict[int, AccountLocks] = field(default_factory=dict, repr=False)
 
@@ -260,7 +265,7 @@ class Session:
 
         self.base_env = environ
         self._reconcilers.clear()
-        self._before.clear()
+        self._early.clear()
         self.locks = None
         self.stores = {}
         if self.manifest is not None:
@@ -284,24 +289,57 @@ class Session:
         with contextlib.ExitStack() as held:
             held.enter_context(self.locks.hold(machine_scope(scope, account=account, api=api),
                                                what=what))
-            if store is not None:
+            early = self._early.get(worker) if service else None
+            if store is not None and early is None:  # held early: taken in the background
                 held.enter_context(self._account_lock(store).hold(what, what=what))
             yield
 
     @contextlib.contextmanager
     def holding(self, target: Target) -> Iterator[None]:
-        """Hold *target*'s deploy lock for the block, and read what serves it at once, under
-        the lock, beside the task's other reads: the next plan that changes what serves it
-        (its deploy) takes that read instead of making it (one wait less before wrangler)."""
-        with self.locked(target.environment, target.service):
-            if not self.dry_run:
-                live = self.reconciler(target.environment).live
-                self._before[target.worker] = in_background(live, target.worker,
-                                                            name="dome-live-before")
+        """Hold *target*'s deploy lock for the block: this machine's at once; the account's in
+        the background, followed at once by the reads of what serves the worker and of its
+        versions, beside the task's other reads and beside wrangler's start (its deploy waits
+        at its network gate until they are done, see :meth:`_Watch.gate`). When the lock cannot
+        be had, the first step that needs it raises why (wrangler leaves, having sent nothing)."""
+        from dome_tasks.lifecycle.lock import deploy_scope, machine_scope
+
+        if self.dry_run or self.locks is None:
+            yield
+            return
+        environment, worker = target.environment, target.worker
+        what = f"{environment}/{worker}"
+        account, api = self._account_of(environment)
+        machine = machine_scope(deploy_scope(environment, worker), account=account, api=api)
+        cancel = threading.Event()
+        with self.locks.hold(machine, what=what), contextlib.ExitStack() as held:
+            ready = in_background(self._take_early, environment, worker, held, cancel,
+                                  name="dome-account-lock")
+            self._early[worker] = ready
             try:
                 yield
             finally:
-                self._before.pop(target.worker, None)
+                self._early.pop(worker, None)
+                self._early_used.discard(worker)
+                cancel.set()  # a wait for a busy lock ends; a lock taken is released below
+                with contextlib.suppress(BaseException):
+                    ready.result()
+
+    def _take_early(self, environment: str, worker: str, held: contextlib.ExitStack,
+                    cancel: threading.Event) -> tuple[Any, tuple[str, ...] | None]:
+        """Take the account lock of (environment, worker) into *held*, then read what serves
+        the worker and its versions (side by side): what a deploy's record compares with."""
+        store = self.stores.get(environment)
+        what = f"{environment}/{worker}"
+        if store is not None:
+            held.enter_context(self._account_lock(store).hold(what, what=what, cancel=cancel))
+        reconciler = self.reconciler(environment)
+        versions = in_background(reconciler.versions, worker, name="dome-versions")
+        return reconciler.live(worker), versions.result()
+
+    def wait_held(self) -> None:
+        """Wait until the locks taken early are held (raises why one cannot be had)."""
+        for ready in list(self._early.values()):
+            ready.result()
 
     def _worker(self, environment: str, service: str) -> str:
         if self.manifest is None or service not in self.manifest.services:
@@ -379,23 +417,26 @@ class Session:
         with a warning, and the failure is left in ``facts.landed`` for the caller."""
         facts = Facts()
         watch = self._watch(plan)
-        runner = self._runner(facts, probe=watch.probe if watch else None)
+        runner = self._runner(facts, probe=watch.probe if watch else None,
+                              gate=watch.gate if watch else None)
         for step in plan.steps:
             step = self._bound(step, facts)
             self.executed.append(step)
             try:
+                stopping = None if self.dry_run else stop_requested()
+                if stopping is not None:  # a signal stopped the run: this lane's next step waits
+                    raise Interrupted(stopping)
                 result = self._run_step(runner, step)
             except KeyboardInterrupt as interrupt:  # a signal during an in-process step (verify)
                 error = Interrupted(getattr(interrupt, "signum", signal.SIGINT))
-                live = facts.reconciled.version_id if facts.reconciled else None
-                if watch and live:
-                    self.say(f"warning: {watch.worker}: {live} serves, not verified (recorded as "
-                             "interrupted)")
+                self._unverified(watch, facts)
                 self._failed(plan, facts, runner, error)
                 raise error from None
             except (CommandFailed, Interrupted) as error:
                 if watch and step.event in TRAFFIC_EVENTS and isinstance(error, Interrupted):
                     self._read_back_interrupted(watch, facts)
+                elif isinstance(error, Interrupted):  # passed on to a wave's thread, between
+                    self._unverified(watch, facts)    # steps or while verifying
                 if watch and step.event in TRAFFIC_EVENTS and isinstance(error, WranglerFailed):
                     found = watch.after(facts, command_ok=False)
                     if found.ok:
@@ -417,6 +458,13 @@ class Session:
                     self._failed(plan, facts, runner, error)
                     raise error
         return facts
+
+    def _unverified(self, watch: _Watch | None, facts: Facts) -> None:
+        """Say that the plan's change serves, unverified (a signal stopped it after the change)."""
+        live = facts.reconciled.version_id if facts.reconciled else None
+        if watch and live:
+            self.say(f"warning: {watch.worker}: {live} serves, not verified (recorded as "
+                     "interrupted)")
 
     def _activate(
         self, plan: Plan, facts: Facts, runner: Runner, watch: _Watch, error: WranglerFailed
@@ -469,6 +517,9 @@ class Session:
         """Ctrl-C or SIGTERM stopped wrangler mid-change: read what serves, so that the
         ``interrupted`` record names the version that went live before the signal (if one
         did); a change that did not land leaves the record without a version."""
+        if watch.early is not None and not watch.early.done():
+            facts.reconciled = None  # wrangler never passed its gate: nothing could change
+            return
         found = watch.after(facts, command_ok=False)
         if not found.ok:
             facts.reconciled = None
@@ -508,9 +559,13 @@ class Session:
             if isinstance(action, WriteRecord) and action.kind in TRAFFIC_EVENTS:
                 worker = str(action.fields["worker"])
                 reconciler = self.reconciler(step.environment or "")
-                read = self._before.pop(worker, None)  # read under the lock held now
-                before = read.result() if read is not None else reconciler.live(worker)
-                return _Watch(self, step, worker, reconciler, before)
+                early = self._early.get(worker)  # read under the lock, once it is held
+                if early is not None and worker not in self._early_used:
+                    self._early_used.add(worker)  # the next plan (a rollback) reads anew
+                    return _Watch(self, step, worker, reconciler, None, early=early)
+                if early is not None:
+                    early.result()  # the lock is held (or why not is raised)
+                return _Watch(self, step, worker, reconciler, reconciler.live(worker))
         return None
 
     def record(
@@ -544,6 +599,7 @@ class Session:
         *,
         quiet: bool = False,
         probe: Callable[[Command], Callable[[Any], bool] | None] | None = None,
+        gate: Callable[[Command], Any] | None = None,
     ) -> Runner:
         from dome_tasks.runner import Runner
 
@@ -561,6 +617,7 @@ class Session:
                 self.base_env,
                 self.redactor,
                 landed_probe=probe,
+                gate=gate,
                 **timeout,
             ),
             handlers={
@@ -621,13 +678,14 @@ class Session:
             return None
         with self.log.span(
             "verify", service=config.service, environment=config.environment, url=where.public_url
-        ) as span:
+        ) as span, interruptible() as pause:  # a signal passed on to a wave's thread stops it
             result = verify(
                 config,
                 subdomain=subdomain,
                 base_url=self.base_url,
                 policy=self.policy,
                 smoke=check.smoke,
+                sleep=pause,
             )
             span.outcome = "success" if result.ok else "unhealthy"
             span.fields["checks"] = result.summary()
@@ -659,10 +717,12 @@ class Session:
         if facts.reconciled is not None:
             extra.update(facts.reconciled.extra())
             live = facts.reconciled.version_id
-            if outcome != "failure" and live and entry.kind in ("deploy", "rollback"):
+            if outcome != "failure" and live and entry.kind in ("deploy", "rollback", "secret"):
                 values["version_id"] = live  # what serves, not what wrangler said
                 if entry.kind == "rollback":
                     values["to_version"] = live
+        if entry.kind == "secret" and facts.replaced and values.get("version_id") != facts.replaced:
+            values.setdefault("from_version", facts.replaced)
         if facts.digest:
             extra["digest"] = facts.digest
         if facts.activated:
@@ -702,29 +762,70 @@ class _Watch:
     record: Step  # the plan's record step: what it meant to serve
     worker: str
     reconciler: Reconciler
-    before: Any  # LiveDeployment | None: what served before the plan
+    read_before: Any  # LiveDeployment | None: what served before the plan, read at once …
+    early: Future[Any] | None = None  # … or (what served, versions) once the lock is held
+    landing: Landing | None = None  # what the deploy command's probe learned
+    answered: Future[Any] | None = None  # what serves, read once the change was answered
+
+    @property
+    def before(self) -> Any:
+        """What served before the plan (waits for the lock taken early, and raises when it
+        cannot be had)."""
+        return self.early.result()[0] if self.early is not None else self.read_before
 
     def after(self, facts: Facts, *, command_ok: bool) -> Reconciled:
-        """Read what serves now; remember it in *facts* (and the version, for ``<live>``)."""
+        """Read what serves now (after a command that worked, the read made when the API
+        answered its change, beside wrangler's last calls); remember it in *facts* (and the
+        version, for ``<live>``)."""
         bound = self.session._bound(self.record, facts, strict=False)
         action: WriteRecord = bound.action  # type: ignore[assignment]
-        expected = expected_after(action.kind, action.fields, placeholders=_PLACEHOLDERS)
-        found = self.reconciler.after(self.worker, expected, self.before, command_ok=command_ok)
+        if action.kind == "secret":  # a new version of the same code: whatever serves now
+            found = self.reconciler.serving_now(self.worker, self.before, command_ok=command_ok)
+        else:
+            expected = expected_after(action.kind, action.fields, placeholders=_PLACEHOLDERS)
+            read = self.answered.result() if command_ok and self.answered is not None else None
+            found = self.reconciler.after(self.worker, expected, self.before,
+                                          command_ok=command_ok, live=read)
         facts.reconciled = found
+        if self.before is not None:
+            facts.replaced = self.before.version_id
         if found.ok and found.live is not None and found.version_id:
             facts.live_version = found.version_id
         return found
-
-    landing: Landing | None = None  # what the deploy command's probe learned
 
     def probe(self, command: Command) -> Callable[[Any], bool] | None:
         """For the retry path: did a failed ``wrangler deploy`` go live anyway, or upload?"""
         if self.reconciler.api is None:
             return None
-        landing = self.reconciler.probe(command, known={self.worker: self.before})
+        known = None if self.early is not None else {self.worker: self.read_before}
+        landing = self.reconciler.probe(command, known=known, early=self.early)
         if landing is not None:
             self.landing = landing
         return landing
+
+    def gate(self, command: Command) -> Any:
+        """A deploy started while its lock is being taken waits at a gate on its network
+        (:class:`~dome_tasks.wrangler.gate.NetGate`) until the lock is held and what served
+        is read; what serves is read again as soon as the API answers its activation."""
+        from dome_tasks.lifecycle.reconcile import is_deploy
+        from dome_tasks.wrangler.gate import NetGate
+
+        if self.early is None or not is_deploy(command.argv):
+            return None
+        return NetGate(self.early, on_answer=self._answered)
+
+    def _answered(self, method: str, path: str, status: int) -> None:
+        """wrangler got an answer: after its activation (the deployment call, or an upload
+        that deploys at once) start reading what serves; a later one starts a new read."""
+        from dome_tasks.cloudflare.api import path_segment
+
+        script = f"/workers/scripts/{path_segment(self.worker)}"
+        path = path.split("?", 1)[0]
+        activation = ((method == "POST" and path.endswith(f"{script}/deployments"))
+                      or (method == "PUT" and path.endswith(script)))
+        if activation and 200 <= status < 300:
+            self.answered = in_background(self.reconciler.live, self.worker,
+                                          name="dome-live-after")
 
     def uploaded(self) -> str | None:
         """The version the failed deploy uploaded that does not serve, if any."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from dome_tasks.errors import DomeError, UsageError
+from dome_tasks.errors import DomeError, Interrupted, UsageError
 from dome_tasks.manifest.urls import route_problem, url_problem  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
@@ -281,16 +280,16 @@ def run_smoke(
     """Run one smoke command (argv, no shell); exit 0 passes. Output is kept short."""
     import shlex
 
+    from dome_tasks import process
+    from dome_tasks.errors import CommandFailed
+
     started = clock()
     name = shlex.join(argv)
-    try:
-        done = subprocess.run(
-            list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True,
-            timeout=timeout, check=False, stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
+    try:  # its own process group, stopped with dome on Ctrl-C/SIGTERM (a wave's thread too)
+        done = process.run(list(argv), cwd=cwd, env=env, timeout=timeout)
+    except CommandFailed:
         return CheckResult(name, False, f"command not found: {argv[0]}", 1, _ms(clock() - started))
-    except subprocess.TimeoutExpired:
+    if done.timed_out:
         return CheckResult(name, False, f"timed out after {timeout:g}s", 1, _ms(clock() - started))
     tail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
     detail = f"exit {done.returncode}" + (": " + " | ".join(tail) if tail and done.returncode else "")
@@ -322,6 +321,8 @@ def verify(
     try:
         _verify_checks(config, target, checks, policy=policy, smoke=smoke, environ=environ,
                        fetch=fetch, sleep=sleep, clock=clock)
+    except Interrupted:  # Ctrl-C/SIGTERM passed on to a wave's thread: not a result at all
+        raise
     except Exception as error:  # noqa: BLE001 - a crash is an unhealthy result, never a traceback
         name = "smoke" if checks and checks[0].ok else "health"
         checks.append(CheckResult(name, False, f"verification failed: {_describe(error)}"))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dome_tasks.events import unmaskable
 from dome_tasks.plan.secrets import secret_bulk_step, secret_delete_step
-from dome_tasks.plan.steps import Plan, Step
+from dome_tasks.plan.steps import Step
 
 if TYPE_CHECKING:
     from dome_tasks.lifecycle.session import Session
@@ -61,7 +61,10 @@ def decide_sync(
 
 def sync(session: Session, pairs: Sequence[tuple[Target, SecretStatus]],
          decisions: Sequence[SyncDecision], values: Mapping[str, str]) -> None:
-    """Run the decided steps, one worker at a time; the values are masked in all output."""
+    """Run the decided steps, one worker at a time, each recorded as a ``secret`` record of the
+    version it made; the values are masked in all output."""
+    from dome_tasks.lifecycle.account import change_secrets, decide_secrets
+
     for target, decision in ((t, d) for (t, _), d in zip(pairs, decisions)):
         if not decision.steps:
             continue
@@ -72,5 +75,5 @@ def sync(session: Session, pairs: Sequence[tuple[Target, SecretStatus]],
             if reason is not None:
                 session.say(f"warning: the value of {name} is {reason}, so dome cannot mask it "
                             "in output; it is set, but use a longer, random value")
-        session.prepare(target)
-        session.execute(Plan(decision.steps))
+        change_secrets(session, target, decide_secrets(target, decision.steps, names=decision.set,
+                                                       removed=decision.removed))

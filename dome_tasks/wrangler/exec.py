@@ -30,6 +30,7 @@ from dome_tasks.wrangler.retry import Attempt, RetryPolicy, run_with_retries
 if TYPE_CHECKING:
     from dome_tasks.plan.steps import Command, Step
     from dome_tasks.runner import Runner, StepResult
+    from dome_tasks.wrangler.gate import NetGate
     from dome_tasks.wrangler.troubleshoot import Diagnosis
 
 __all__ = [
@@ -159,6 +160,9 @@ class WranglerExec:
     # Per command, before its first attempt: a check "did this failed attempt already go live?"
     # (lifecycle.reconcile.Reconciler.probe); such a failure is not retried.
     landed_probe: Callable[[Command], Callable[[Attempt], bool] | None] | None = None
+    # Per command, before its first attempt: a gate on its network (lifecycle.session: wrangler
+    # starts at once and reaches the API once the deploy's lock is held); None: no gate.
+    gate: Callable[[Command], NetGate | None] | None = None
     hide_stdout_events: frozenset[str] = frozenset({"status"})
     err: TextIO | None = None
     out: TextIO | None = None
@@ -175,14 +179,18 @@ class WranglerExec:
         err = self.err or runner.stderr or sys.stderr
         hidden = step.event in self.hide_stdout_events
         out = None if hidden else (self.out or runner.stdout or sys.stdout)
+        gates = [self.gate(command)] if self.gate is not None else []
 
         def attempt() -> Attempt:
             base = dict(os.environ if self.base_env is None else self.base_env)
             env = hermetic_env(base, state_dir=self.state_dir, environment=step.environment or "default")
             output_file = env["WRANGLER_OUTPUT_FILE_PATH"]
+            gate = gates.pop() if gates else None  # the first attempt only: later ones hold
             try:
                 env.update(command.env)
                 self.redactor.add_credentials(env)
+                if gate is not None:
+                    env = gate.environ(env)
                 done = process.run(
                     command.argv,
                     cwd=command.cwd,
@@ -193,14 +201,20 @@ class WranglerExec:
                     stderr=err,
                     redact=self.redactor.text,
                     grace=self.grace,
+                    pass_fds=gate.pass_fds if gate is not None else (),
+                    on_start=gate.started if gate is not None else None,
                 )
                 output = read_output(output_file)
             finally:
+                if gate is not None:
+                    gate.close()
                 for path in run_files(env):
                     try:
                         os.unlink(path)
                     except OSError:
                         pass
+            if gate is not None and gate.refused is not None:
+                raise gate.refused  # wrangler left before it sent anything (e.g. the lock is busy)
             return Attempt(done.returncode, done.stdout, done.stderr, output, done.timed_out)
 
         retried = run_with_retries(

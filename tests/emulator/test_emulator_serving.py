@@ -217,12 +217,16 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
         workspace_copy, emulator, network_guard, "deploy-env", "silo", "production", "--yes"
     )
     assert good.returncode == 0, good.stdout + good.stderr
-    healthy = emulator.state.worker("silo").current_version()  # the last version verified
-    # production refuses a deploy over a live worker that lacks a declared secret: set it
-    # (a new version; the rollback below returns to the last version dome verified healthy)
+    verified = emulator.state.worker("silo").current_version()  # the last version verified
+    # production refuses a deploy over a live worker that lacks a declared secret: set it (a new
+    # version of the same code, recorded as a `secret` record naming it: rollback returns to it)
+    key = "not-a-real-key-0123456789"
     synced = invoke(workspace_copy, emulator, network_guard, "secrets-sync", "production",
-                    "--from-env", "--yes", SILO_API_KEY="not-a-real-key-0123456789")
+                    "--from-env", "--yes", SILO_API_KEY=key)
     assert synced.returncode == 0, synced.stdout + synced.stderr
+    healthy = emulator.state.worker("silo").current_version()
+    assert healthy.id != verified.id and "SILO_API_KEY" in healthy.secrets
+    assert "SILO_API_KEY" not in verified.secrets
 
     source = workspace_copy / "sample/services/silo/src/index.js"
     text = source.read_text()
@@ -250,14 +254,26 @@ def test_deploy_verifies_against_the_served_worker_and_rolls_back_when_red(
     assert "rolling back silo automatically" in output
     worker = emulator.state.worker("silo")
     assert [v.number for v in worker.versions] == [1, 2, 3]  # deploy, secret, the red deploy
+    # the rollback returns to the version with the secret, not to the one verified before it
     assert emulator.state.traffic("silo") == {healthy.id: 100}
     assert emulator.served_worker("silo").version_id == healthy.id
+    assert worker.current_version().secrets == {"SILO_API_KEY": key}
     records = Ledger(workspace_copy / "sample/.dome/ledger.jsonl").read().records
     records = [r for r in records if r.kind != "migrate"]  # each deploy-env migrates D1 first
     assert [(r.kind, r.environment, r.outcome) for r in records] == [
         ("deploy", "staging", "success"),
         ("deploy", "production", "success"),
+        ("secret", "production", "success"),
         ("deploy", "production", "unhealthy"),
         ("rollback", "production", "success"),
     ], output
+    secret = records[2]
+    assert (secret.version_id, secret.from_version) == (healthy.id, verified.id)
+    assert secret.extra["secrets"] == ["SILO_API_KEY"]
     assert records[-1].verified is True and records[-1].to_version == healthy.id
+    shown = invoke(workspace_copy, emulator, network_guard, "history", "silo", "production",
+                   "--json")
+    assert shown.returncode == 0 and healthy.id in shown.stdout and "SILO_API_KEY" in shown.stdout
+    for text in (shown.stdout, shown.stderr, synced.stdout, synced.stderr, output,
+                 (workspace_copy / "sample/.dome/ledger.jsonl").read_text()):
+        assert key not in text

@@ -164,6 +164,8 @@ def test_no_wait_refuses_naming_the_holder_and_its_ci_run(tmp_path, emulator,
         f"(https://github.com/acme/dome/actions/runs/4242, pid {os.getpid()}, `")] != []
     assert "Traceback" not in result.stderr + result.stdout
     assert worker_writes(emulator) == []
+    # wrangler, started at once behind its network gate, left without a single call
+    assert emulator.requests_matching("GET", r"/workers/services/silo-staging$") == []
 
 
 def test_an_expired_lock_is_taken_over(tmp_path, emulator) -> None:

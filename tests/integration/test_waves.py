@@ -255,3 +255,51 @@ def test_a_signal_during_a_concurrent_wave_stops_every_running_command(tmp_path,
     assert sorted((r.service, r.outcome) for r in records) == [
         ("s01", "interrupted"), ("s02", "interrupted")
     ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_a_wave_verifies_stops_every_lane_and_records_what_serves(
+        tmp_path, emulator, signum):
+    """Ctrl-C/SIGTERM reaches the main thread only: the lanes verifying in other threads stop
+    too (not after their whole deadline) and each is recorded `interrupted`, naming the version
+    that serves, unverified (never `success` or `unhealthy`)."""
+    from tests.health_server import health_server
+
+    asked: set[str] = set()
+
+    def answer(host: str) -> int:
+        asked.add(host.split(".")[0])
+        return 503  # never healthy: verification would go on until its deadline
+
+    root = workspace(tmp_path / "ws", services=2, waves=1)
+    with health_server(answer) as origin:
+        env = run_env(**emulator.env(), INVOKE_DOME_HEALTH_BASE_URL=origin,
+                      INVOKE_DOME_WORKERS_SUBDOMAIN=emulator.state.subdomain,
+                      INVOKE_DOME_VERIFY_DEADLINE="60")
+        run = subprocess.Popen(
+            [str(VENV_BIN / "invoke"), "deploy-env", "all", "staging", "-j", "2", "--no-rollback"],
+            cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while len(asked) < 2 and time.monotonic() < deadline:  # both lanes are verifying
+                assert run.poll() is None, run.communicate()
+                time.sleep(0.05)
+            if signum == signal.SIGINT:
+                os.killpg(run.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            else:
+                os.kill(run.pid, signal.SIGTERM)
+            stdout, stderr = run.communicate(timeout=120)  # without the fix: unhealthy after 60 s
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+
+    assert run.returncode == 128 + signum, stdout + stderr
+    records = Ledger(root / ".dome" / "ledger.jsonl").read().records
+    deploys = sorted((r.service, r.outcome, r.version_id, r.verified) for r in records
+                     if r.kind == "deploy")
+    live = {s: next(iter(emulator.state.traffic(f"{s}-staging"))) for s in ("s01", "s02")}
+    assert deploys == [("s01", "interrupted", live["s01"], None),
+                       ("s02", "interrupted", live["s02"], None)], stdout + stderr

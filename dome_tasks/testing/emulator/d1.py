@@ -50,12 +50,17 @@ class D1Database:
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Run every statement of `sql`; one D1 result object per statement."""
         statements = split_statements(sql)
+        return self.batch([(stmt, params if (params and index == 0) else [])
+                           for index, stmt in enumerate(statements)])
+
+    def batch(self, statements: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """Run each (statement, parameters) in order, in one transaction (the API's ``batch``):
+        one D1 result object per statement; a failing one rolls them all back."""
         results: list[dict[str, Any]] = []
         with self._lock:
             self._conn.execute("BEGIN")
             try:
-                for index, stmt in enumerate(statements):
-                    args = params if (params and index == 0) else []
+                for stmt, args in statements:
                     results.append(self._run(stmt, args))
             except sqlite3.Error as exc:
                 self._conn.execute("ROLLBACK")

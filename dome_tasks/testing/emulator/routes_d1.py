@@ -68,11 +68,19 @@ def delete_database(state: EmulatorState, req: Request) -> Response:
 
 def _run(state: EmulatorState, req: Request) -> list[dict[str, Any]]:
     body = req.json() or {}
-    sql = body.get("sql")
-    if not isinstance(sql, str) or not sql.strip():
-        raise ApiError(400, 7400, "A query needs a non-empty sql string")
+    batch = body.get("batch") if isinstance(body, dict) else None
+    queries = batch if isinstance(batch, list) and batch else [body]
+    statements = []
+    for item in queries:  # {"sql", "params"}, or {"batch": [{"sql", "params"}, …]}: one transaction
+        sql = item.get("sql") if isinstance(item, dict) else None
+        if not isinstance(sql, str) or not sql.strip():
+            raise ApiError(400, 7400, "A query needs a non-empty sql string")
+        statements.append((sql, item.get("params")))
+    database = _database(state, req.params["db"])
     try:
-        return _database(state, req.params["db"]).query(sql, body.get("params"))
+        if len(statements) == 1:
+            return database.query(*statements[0])
+        return database.batch([(sql, list(params or [])) for sql, params in statements])
     except D1Error as exc:
         raise ApiError(400, 7500, str(exc)) from None
 

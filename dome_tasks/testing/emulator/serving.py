@@ -343,7 +343,7 @@ class WorkerHost:
         with self.state.lock:
             worker = self.state.worker(name)
             version = worker.version(version_id)
-            secrets = dict(worker.secrets)
+            secrets = dict(version.secrets)  # a version runs with its own secrets
             d1_names = {db.uuid: db.name for db in self.state.d1.values()}
         config, notes = render_config(name, version, secrets=secrets, d1_names=d1_names)
         folder = self.root / "bundles" / name / version_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -51,7 +53,8 @@ class Module:
 
 @dataclass
 class Version:
-    """One uploaded version of a worker, with the metadata it was uploaded with."""
+    """One uploaded version of a worker, with the metadata it was uploaded with and, as on
+    Cloudflare, the secrets it runs with (those the worker had when it was made)."""
 
     id: str
     number: int
@@ -60,6 +63,7 @@ class Version:
     modules: dict[str, Module]
     source: str = "wrangler"
     triggered_by: str = "upload"
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def bindings(self) -> list[dict[str, Any]]:
@@ -219,6 +223,7 @@ class Worker:
             metadata=metadata,
             modules=modules,
             triggered_by=triggered_by,
+            secrets=dict(self.secrets),
         )
         self.versions.append(version)
         return version
@@ -235,6 +240,8 @@ class Worker:
             annotations=dict(annotations or {}),
         )
         self.deployments.insert(0, dep)
+        with contextlib.suppress(LookupError):  # the worker's secrets: those of what serves
+            self.secrets = dict(self.current_version().secrets)
         return dep
 
     def bindings_for_settings(self) -> list[dict[str, Any]]:
