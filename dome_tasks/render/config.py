@@ -262,14 +262,68 @@ def render_config(
 ) -> str:
     """Render ``config`` as the text of a self-contained wrangler.toml destined for ``out_path``.
 
-    Pure: writes nothing. The text is checked to be valid TOML (and, from a template of one's
-    own, against wrangler's JSON schema); template errors and invalid output raise
-    :class:`RenderError` naming the template file and line.
+    Writes nothing but its cache (:mod:`dome_tasks.render.cache`: the text of inputs rendered
+    before is reused, without Jinja). The text is checked to be valid TOML (and, from a
+    template of one's own, against wrangler's JSON schema); template errors and invalid output
+    raise :class:`RenderError` naming the template file and line.
     """
+    context = build_context(config, manifest_path=manifest_path, out_path=out_path)
+    entry, key = _cache_slot(context, out_path, manifest_path, templates_dir)
+    if entry is not None:
+        from dome_tasks.render.cache import read_cached
+
+        kept = read_cached(entry, key)
+        if kept is not None:
+            return kept
+    text = _render_fresh(config, context, manifest_path=manifest_path, out_path=out_path,
+                         templates_dir=templates_dir)
+    if entry is not None:
+        from dome_tasks.render.cache import remember
+
+        remember(entry, key, text)
+    return text
+
+
+def _cache_slot(
+    context: dict[str, Any], out_path: Path, manifest_path: Path, templates_dir: Path | None
+) -> tuple[Path | None, str]:
+    """Where this render's text is cached and under which key (no entry: not cacheable)."""
+    from dome_tasks.render.cache import cache_entry, render_key
+
+    entry = cache_entry(out_path)
+    if entry is None or not _own_folder(entry):
+        return None, ""
+    extra: list[Path] = []
+    if templates_dir is not None:  # its output is checked against the schema: key that too
+        from dome_tasks.manifest.wrangler_schema import BUNDLED, find_schema
+
+        extra = [p for p in (find_schema(Path(manifest_path).parent), BUNDLED) if p is not None]
+    try:
+        return entry, render_key(context, template_search_path(templates_dir), extra)
+    except OSError:
+        return None, ""
+
+
+def _own_folder(entry: Path) -> bool:
+    """Is ``entry`` inside an existing ``.dome`` folder of the repository's own (no symlink on
+    the way)? The cache never creates ``.dome`` nor writes where a symlink points."""
+    root = Path(*entry.parts[: entry.parts.index(".dome")])
+    if not (root / ".dome").is_dir():
+        return False
+    try:
+        _refuse_symlinks(root, entry)
+    except RenderError:
+        return False
+    return True
+
+
+def _render_fresh(
+    config: WorkerConfig, context: dict[str, Any], *, manifest_path: Path, out_path: Path,
+    templates_dir: Path | None,
+) -> str:
     import jinja2
 
     env = _cached_environment(None if templates_dir is None else Path(templates_dir))
-    context = build_context(config, manifest_path=manifest_path, out_path=out_path)
     try:
         template = env.get_template(TEMPLATE_NAME)
         text = template.render(context)

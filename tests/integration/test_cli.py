@@ -316,3 +316,22 @@ def test_emulator_on_a_busy_port_says_which_port_who_holds_it_and_what_to_set(wo
     assert f"pid {os.getpid()}" in first or "another process" in first
     assert "CLOUDFLARE_API_BASE_URL=" in result.stderr and "INVOKE_DOME_HEALTH_BASE_URL" in result.stderr
     assert " DOME_HEALTH_BASE_URL" not in result.stderr
+
+
+def test_render_picks_up_template_edits_between_runs(workspace: Path) -> None:
+    sample = workspace / "sample"
+    rendered = sample / ".dome/build/staging/silo/wrangler.toml"
+    assert invoke(workspace, "render", "silo", "staging").returncode == 0
+    assert invoke(workspace, "render", "silo", "staging").returncode == 0  # served from the cache
+    assert 'name = "silo-staging"' in rendered.read_text()
+    manifest = sample / "dome.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 1\n", "version: 1\ntemplates: tpl\n", 1))
+    template = sample / "tpl" / "wrangler.toml.j2"
+    template.parent.mkdir()
+    template.write_text('# first\nname = {{ name|toml }}\nmain = {{ main|toml }}\n')
+    result = invoke(workspace, "render", "silo", "staging")
+    assert result.returncode == 0, result.stderr
+    assert rendered.read_text().startswith("# first\n")
+    template.write_text('# second\nname = {{ name|toml }}\nmain = {{ main|toml }}\n')
+    assert invoke(workspace, "render", "silo", "staging").returncode == 0
+    assert rendered.read_text().startswith("# second\n")
