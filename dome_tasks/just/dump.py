@@ -143,9 +143,9 @@ def cached_dump_json(
         key = _dump_key(path, just)
     except OSError:
         return dump_json(path, just)
-    import hashlib
+    import zlib  # loaded with invoke already; hashlib is not (the key holds the path anyway)
 
-    entry = Path(cache_dir) / f"just-dump-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json"
+    entry = Path(cache_dir) / f"just-dump-{zlib.crc32(str(path).encode()):08x}.json"
     try:
         cached = json.loads(entry.read_text(encoding="utf-8"))
         if cached.get("key") == key:
