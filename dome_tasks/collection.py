@@ -45,7 +45,7 @@ def namespace(
     base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
     manifest = base / manifest
     native = native_tasks()
-    listing = lists_root(sys.argv)
+    listing = lists_root(sys.argv) or never_prefixed(sys.argv, prefix)
     if justfile is None:
         from dome_tasks.just.bridge import coexisting
 
@@ -75,6 +75,16 @@ def lists_root(argv: list[str]) -> bool:
             following = argv[index + 1] if index + 1 < len(argv) else ""
             return not following or following.startswith("-")
     return False
+
+
+def never_prefixed(argv: list[str], prefix: str) -> bool:
+    """Is this an ``invoke`` command line that can reach no task as ``PREFIX.NAME``? Then
+    ``PREFIX.`` need not repeat the tasks that have a plain name: invoke copies every task's
+    parser context on each run, so the repeats cost time (a word that merely contains
+    *prefix*, a completion, or another program than invoke keeps them)."""
+    program = argv[0].replace("\\", "/") if argv else ""
+    ours = Path(program).name in ("invoke", "inv") or program.endswith("invoke/__main__.py")
+    return ours and "--complete" not in argv and not any(prefix in word for word in argv[1:])
 
 
 def tasks_root(frame: FrameType | None) -> Path:
