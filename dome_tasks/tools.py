@@ -226,13 +226,18 @@ def find_just() -> str:
     raise JustNotFound("just is not installed (not on PATH)", hint=f"install it: {JUST_INSTALL}")
 
 
-def discover_tools(root: Path, *, dry_run: bool) -> Tools:
-    """Find wrangler and just once, and which recipes the justfile has (for ``build-pkg``)."""
+def discover_tools(root: Path, *, dry_run: bool, recipes: bool = True) -> Tools:
+    """Find wrangler and just once, and which recipes the justfile has (for ``build-pkg``).
+
+    ``recipes=False`` (nothing will be built): the justfile's recipes are not read, which
+    spares a ``just --summary`` run."""
     wrangler_bin = find_wrangler(root, dry_run=dry_run)
     try:
         just_bin = find_just()
     except JustNotFound:
         return Tools(wrangler=wrangler_bin)
+    if not recipes:
+        return Tools(wrangler=wrangler_bin, just=just_bin)
     listing = subprocess.run(
         [just_bin, "--summary"], cwd=root, capture_output=True, text=True, check=False
     )

@@ -335,3 +335,25 @@ def test_render_picks_up_template_edits_between_runs(workspace: Path) -> None:
     template.write_text('# second\nname = {{ name|toml }}\nmain = {{ main|toml }}\n')
     assert invoke(workspace, "render", "silo", "staging").returncode == 0
     assert rendered.read_text().startswith("# second\n")
+
+
+def test_a_deploy_without_build_reads_no_recipes_and_one_with_build_does(
+    workspace: Path, recording_wrangler: Path
+) -> None:
+    just_calls = workspace / "just-calls.txt"
+    recording_just = workspace / "recording-just"
+    recording_just.write_text(f'#!/bin/sh\necho "$*" >> "{just_calls}"\nexec "{VENV_BIN / "just"}" "$@"\n')
+    recording_just.chmod(0o755)
+    env = run_env(DOME_TEST_RECORD=str(recording_wrangler), DOME_TASKS_JUST=str(recording_just))
+
+    def deploy(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "invoke"), "deploy-env", "silo", "staging", "--dry-run", *flags],
+            cwd=workspace, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            timeout=120, check=True)
+
+    skipped = deploy("--no-build")
+    assert "--summary" not in (just_calls.read_text() if just_calls.exists() else "")
+    assert "build-pkg" not in skipped.stdout
+    built = deploy()
+    assert "--summary" in just_calls.read_text() and "build-pkg silo" in built.stdout
