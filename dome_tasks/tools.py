@@ -142,21 +142,59 @@ def node_version(path: str) -> tuple[int, int, int] | None:
     return _version_tuple(done.stdout) if done.returncode == 0 else None
 
 
+def known_node_version(path: str, cache: Path) -> tuple[int, int, int] | None:
+    """:func:`node_version`, remembered in the JSON file *cache* for as long as the binary
+    behind *path* keeps its path, size and modification time (a cache that cannot be read or
+    written is ignored)."""
+    import json
+
+    from dome_tasks._atomic import write_atomic
+
+    try:
+        real = os.path.realpath(path)
+        stat = os.stat(real)
+    except OSError:
+        return node_version(path)
+    key = [stat.st_mtime_ns, stat.st_size]
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(real)
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key and _triple(entry[2]):
+        return tuple(entry[2])  # type: ignore[return-value]
+    version = node_version(path)
+    if version is not None:
+        known[real] = [*key, list(version)]
+        try:
+            write_atomic(cache, json.dumps(known))
+        except OSError:
+            pass
+    return version
+
+
+def _triple(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)
+
+
 def find_node(minimum: tuple[int, int, int] = NODE_MINIMUM,
-              environ: Mapping[str, str] | None = None) -> str | None:
-    """The first of :func:`node_candidates` at ``minimum`` or newer, else None."""
+              environ: Mapping[str, str] | None = None, cache: Path | None = None) -> str | None:
+    """The first of :func:`node_candidates` at ``minimum`` or newer, else None (*cache*: where
+    the candidates' versions are remembered between runs, see :func:`known_node_version`)."""
     for path in node_candidates(environ):
-        version = node_version(path)
+        version = node_version(path) if cache is None else known_node_version(path, cache)
         if version is not None and version >= minimum:
             return path
     return None
 
 
-def with_node(env: Mapping[str, str]) -> dict[str, str]:
+def with_node(env: Mapping[str, str], cache: Path | None = None) -> dict[str, str]:
     """``env`` with the folder of :func:`find_node`'s node first on PATH (unchanged when the
     PATH's own node is new enough, or when no node is: doctor says how to fix that)."""
     result = dict(env)
-    node = find_node(environ=env)
+    node = find_node(environ=env, cache=cache)
     path = result.get("PATH", os.defpath)
     if node is not None and shutil.which("node", path=path) != node:
         result["PATH"] = os.path.dirname(node) + os.pathsep + path
