@@ -293,11 +293,16 @@ def _cache_slot(
     entry = cache_entry(out_path)
     if entry is None or not _own_folder(entry):
         return None, ""
-    extra: list[Path] = []
-    if templates_dir is not None:  # its output is checked against the schema: key that too
-        from dome_tasks.manifest.wrangler_schema import BUNDLED, find_schema
+    import importlib.util
 
-        extra = [p for p in (find_schema(Path(manifest_path).parent), BUNDLED) if p is not None]
+    jinja = importlib.util.find_spec("jinja2")  # its __init__ holds its version
+    extra = [Path(jinja.origin)] if jinja is not None and jinja.origin else []
+    if templates_dir is not None:  # its output is checked against the schema: key that too
+        from dome_tasks.manifest import wrangler_schema
+
+        schema = wrangler_schema.find_schema(Path(manifest_path).parent)
+        extra += [p for p in (schema, wrangler_schema.BUNDLED, Path(wrangler_schema.__file__))
+                  if p is not None]
     try:
         return entry, render_key(context, template_search_path(templates_dir), extra)
     except OSError:
