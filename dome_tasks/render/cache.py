@@ -49,9 +49,16 @@ def render_key(context: dict[str, Any], search_path: Iterable[Path], extra: Iter
 
 
 def _files(folder: Path) -> list[Path]:
+    """Every file below ``folder``; OSError (so: no caching) for a symlinked folder in it,
+    which Jinja would follow and a walk would not."""
     if not folder.is_dir():
         raise NotADirectoryError(folder)
-    return [Path(top) / name for top, _, names in os.walk(folder) for name in names]
+    found = []
+    for top, dirs, names in os.walk(folder):
+        if any(os.path.islink(os.path.join(top, d)) for d in dirs):
+            raise NotADirectoryError(f"{top}: a symlinked folder")
+        found += [Path(top) / name for name in names]
+    return found
 
 
 def read_cached(entry: Path, key: str) -> str | None:

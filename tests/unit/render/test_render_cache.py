@@ -43,6 +43,18 @@ def test_a_template_edit_is_rendered_not_served_from_the_cache(tmp_path: Path) -
     assert render(tmp_path, templates_dir=folder) == '# changed\nname = "silo-staging"\n'
 
 
+def test_a_template_in_a_symlinked_folder_is_never_served_stale(tmp_path: Path) -> None:
+    (tmp_path / ".dome").mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "part.j2").write_text("# one\n")
+    folder = user_template(tmp_path, '{% include "parts/part.j2" %}name = {{ name|toml }}\n')
+    (folder / "parts").symlink_to(shared)
+    assert render(tmp_path, templates_dir=folder).startswith("# one\n")
+    (shared / "part.j2").write_text("# two\n")
+    assert render(tmp_path, templates_dir=folder).startswith("# two\n")
+
+
 def test_a_changed_config_is_rendered_anew(tmp_path: Path) -> None:
     (tmp_path / ".dome").mkdir()
     before = render(tmp_path)
