@@ -34,7 +34,9 @@ def cache_entry(out_path: Path) -> Path | None:
     return root / ".dome" / "cache" / "render" / f"{name}.json"
 
 
-def render_key(context: dict[str, Any], search_path: Iterable[Path], extra: Iterable[Path] = ()) -> str:
+def render_key(
+    context: dict[str, Any], search_path: Iterable[Path], extra: Iterable[Path] = ()
+) -> str:
     """The digest of a render's inputs: ``context``, every file under ``search_path`` (names and
     bytes), the rendering code and ``extra`` files (bytes). Raises OSError if one cannot be read."""
     digest = hashlib.sha256(json.dumps(context, default=repr).encode())

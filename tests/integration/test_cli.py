@@ -325,7 +325,8 @@ def test_render_picks_up_template_edits_between_runs(workspace: Path) -> None:
     assert invoke(workspace, "render", "silo", "staging").returncode == 0  # served from the cache
     assert 'name = "silo-staging"' in rendered.read_text()
     manifest = sample / "dome.yaml"
-    manifest.write_text(manifest.read_text().replace("version: 1\n", "version: 1\ntemplates: tpl\n", 1))
+    text = manifest.read_text()
+    manifest.write_text(text.replace("version: 1\n", "version: 1\ntemplates: tpl\n", 1))
     template = sample / "tpl" / "wrangler.toml.j2"
     template.parent.mkdir()
     template.write_text('# first\nname = {{ name|toml }}\nmain = {{ main|toml }}\n')
@@ -342,7 +343,8 @@ def test_a_deploy_without_build_reads_no_recipes_and_one_with_build_does(
 ) -> None:
     just_calls = workspace / "just-calls.txt"
     recording_just = workspace / "recording-just"
-    recording_just.write_text(f'#!/bin/sh\necho "$*" >> "{just_calls}"\nexec "{VENV_BIN / "just"}" "$@"\n')
+    real_just = VENV_BIN / "just"
+    recording_just.write_text(f'#!/bin/sh\necho "$*" >> "{just_calls}"\nexec "{real_just}" "$@"\n')
     recording_just.chmod(0o755)
     env = run_env(DOME_TEST_RECORD=str(recording_wrangler), DOME_TASKS_JUST=str(recording_just))
 
