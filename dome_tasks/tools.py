@@ -143,35 +143,25 @@ def node_version(path: str) -> tuple[int, int, int] | None:
 
 
 def known_node_version(path: str, cache: Path) -> tuple[int, int, int] | None:
-    """:func:`node_version`, remembered in the JSON file *cache* for as long as the binary
-    behind *path* keeps its path, size and modification time (a cache that cannot be read or
-    written is ignored)."""
-    import json
+    """:func:`node_version`, remembered in the folder *cache* for as long as the binary behind
+    *path* keeps its real path, size and modification time."""
+    import zlib
 
-    from dome_tasks._atomic import write_atomic
+    from dome_tasks._cache import keep, kept
 
     try:
         real = os.path.realpath(path)
         stat = os.stat(real)
     except OSError:
         return node_version(path)
-    key = [stat.st_mtime_ns, stat.st_size]
-    try:
-        known = json.loads(cache.read_text(encoding="utf-8"))
-        if not isinstance(known, dict):
-            known = {}
-    except (OSError, ValueError):
-        known = {}
-    entry = known.get(real)
-    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key and _triple(entry[2]):
-        return tuple(entry[2])  # type: ignore[return-value]
+    key = [real, stat.st_mtime_ns, stat.st_size]
+    entry = Path(cache) / f"{zlib.crc32(real.encode()):08x}.json"
+    known = kept(entry, key)
+    if _triple(known):
+        return tuple(known)  # type: ignore[return-value]
     version = node_version(path)
     if version is not None:
-        known[real] = [*key, list(version)]
-        try:
-            write_atomic(cache, json.dumps(known))
-        except OSError:
-            pass
+        keep(entry, key, list(version))
     return version
 
 
@@ -181,8 +171,8 @@ def _triple(value: object) -> bool:
 
 def find_node(minimum: tuple[int, int, int] = NODE_MINIMUM,
               environ: Mapping[str, str] | None = None, cache: Path | None = None) -> str | None:
-    """The first of :func:`node_candidates` at ``minimum`` or newer, else None (*cache*: where
-    the candidates' versions are remembered between runs, see :func:`known_node_version`)."""
+    """The first of :func:`node_candidates` at ``minimum`` or newer, else None (*cache*: the
+    folder where the candidates' versions are remembered, see :func:`known_node_version`)."""
     for path in node_candidates(environ):
         version = node_version(path) if cache is None else known_node_version(path, cache)
         if version is not None and version >= minimum:

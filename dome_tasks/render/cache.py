@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dome_tasks._atomic import write_atomic
+from dome_tasks._cache import kept
 
-__all__ = ["cache_entry", "read_cached", "remember", "render_key"]
+__all__ = ["cache_entry", "read_cached", "render_key"]
 
 #: The files whose code turns a context into text (their change invalidates every entry).
 _CODE = (Path(__file__).with_name("config.py"), Path(__file__).with_name("_toml.py"))
@@ -65,18 +65,6 @@ def _files(folder: Path) -> list[Path]:
 
 def read_cached(entry: Path, key: str) -> str | None:
     """The text kept at ``entry`` for ``key``; None when missing, stale or unreadable."""
-    try:
-        kept = json.loads(entry.read_text(encoding="utf-8"))
-        if isinstance(kept, dict) and kept.get("key") == key and isinstance(kept.get("text"), str):
-            return kept["text"]
-    except (OSError, ValueError):
-        pass
-    return None
+    text = kept(entry, key)
+    return text if isinstance(text, str) else None
 
-
-def remember(entry: Path, key: str, text: str) -> None:
-    """Keep ``text`` for ``key`` at ``entry`` (atomically; a failure to write is ignored)."""
-    try:
-        write_atomic(entry, json.dumps({"key": key, "text": text}))
-    except OSError:
-        pass

@@ -278,9 +278,9 @@ def render_config(
     text = _render_fresh(config, context, manifest_path=manifest_path, out_path=out_path,
                          templates_dir=templates_dir)
     if entry is not None:
-        from dome_tasks.render.cache import remember
+        from dome_tasks._cache import keep
 
-        remember(entry, key, text)
+        keep(entry, key, text)
     return text
 
 

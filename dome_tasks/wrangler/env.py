@@ -24,7 +24,7 @@ What each variable does, as observed with wrangler 4.86.0:
 * `CI=1`: never prompt, even when attached to a terminal.
 * `PATH`: the folder of a node new enough for today's wrangler comes first
   (`dome_tasks.tools.with_node`); the versions of the nodes tried are remembered in
-  `<state_dir>/node-versions.json` while each binary stays the same, so a run starts no
+  `<state_dir>/node-versions/` while each binary stays the same, so a run starts no
   `node --version`.
 """
 
@@ -130,7 +130,7 @@ def hermetic_env(
     from dome_tasks.tools import with_node
 
     env = with_node({k: v for k, v in base_env.items() if k not in _DROPPED},
-                    cache=root / "node-versions.json")
+                    cache=root / "node-versions")
     env.update(
         {
             "WRANGLER_SEND_METRICS": "false",

@@ -102,19 +102,20 @@ def test_a_node_version_is_remembered_until_the_binary_changes(tmp_path: Path) -
 
     def ask() -> tuple[int, int, int] | None:
         tools.node_version.cache_clear()  # a new dome process
-        return tools.known_node_version(str(node), tmp_path / "state" / "node-versions.json")
+        return tools.known_node_version(str(node), tmp_path / "versions")
 
     install("v22.12.0")
     assert ask() == (22, 12, 0) and ask() == (22, 12, 0)
     assert calls.read_text().count("run") == 1, "the second run starts no node --version"
     install("v24.1.0")  # an upgrade in place: another size (and time)
     assert ask() == (24, 1, 0)
-    (tmp_path / "state" / "node-versions.json").write_text("{broken")
+    for entry in (tmp_path / "versions").iterdir():
+        entry.write_text("{broken")
     assert ask() == (24, 1, 0)
 
 
 def test_a_wrangler_environment_remembers_the_node_it_checked(tmp_path: Path) -> None:
     tools.node_version.cache_clear()
     hermetic_env(dict(os.environ), state_dir=tmp_path)
-    known = json.loads((tmp_path / "node-versions.json").read_text())
-    assert known and all(Path(path).name.startswith("node") for path in known)
+    kept = [json.loads(p.read_text()) for p in (tmp_path / "node-versions").iterdir()]
+    assert kept and all(Path(entry["key"][0]).name.startswith("node") for entry in kept)
