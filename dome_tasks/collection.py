@@ -20,10 +20,14 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
 from dome_tasks.cli.registry import ci_task_names, native_tasks
+
+if TYPE_CHECKING:
+    from dome_tasks.just.block import BlockSpec
 
 __all__ = ["ci_task_names", "namespace", "native_tasks"]
 
@@ -102,12 +106,15 @@ def _with_justfile(
     native: Collection, justfile: Path, prefix: str, base: Path, listing: bool
 ) -> Collection:
     from dome_tasks.errors import JustError
-    from dome_tasks.just.block import BlockSpec
     from dome_tasks.just.bridge import coexisting
     from dome_tasks.just.dump import cached_dump_json, parse_dump
     from dome_tasks.just.parity import parity_tasks, replaced_recipes
 
-    spec = BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+    def spec() -> BlockSpec:  # made when just.check or just.sync runs, not to list them
+        from dome_tasks.just.block import BlockSpec
+
+        return BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+
     if not justfile.is_file():
         _warn(f"no justfile at {justfile}: no recipe is bridged; `invoke just.sync` writes one "
               f"with a recipe per dome task (or pass justfile=None)")

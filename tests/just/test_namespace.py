@@ -104,3 +104,13 @@ def test_the_block_groups_and_documents_each_recipe() -> None:
 def test_block_spec_lists_tasks_by_name() -> None:
     assert BlockSpec(Collection()).names() == ()
     assert BlockSpec(native_tasks()).names() == tuple(sorted(native_tasks().tasks))
+
+
+def test_an_old_block_that_replaces_recipes_is_reported_while_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = Path(__file__).parent / "fixtures" / "corpus" / "old-block.just"
+    (tmp_path / "justfile").write_text(corpus.read_text())
+    ns = namespace(justfile="justfile", root=tmp_path)
+    assert "the generated block replaces your recipes deploy, logs" in capsys.readouterr().err
+    assert sorted(ns.collections["just"].tasks) == ["check", "sync"]
