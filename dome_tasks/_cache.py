@@ -30,6 +30,6 @@ def kept(path: Path, key: Any) -> Any | None:
 def keep(path: Path, key: Any, value: Any) -> None:
     """Remember ``value`` for ``key`` at ``path`` (atomically; a failure to write is ignored)."""
     try:
-        write_atomic(Path(path), json.dumps({"key": key, "value": value}))
+        write_atomic(Path(path), json.dumps({"key": key, "value": value}), durable=False)
     except (OSError, TypeError, ValueError):
         pass

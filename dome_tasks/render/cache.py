@@ -9,6 +9,7 @@ so errors are always raised afresh. A cache that cannot be read or written is ig
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,13 +26,17 @@ _CODE = (Path(__file__).with_name("config.py"), Path(__file__).with_name("_toml.
 
 
 def cache_entry(out_path: Path) -> Path | None:
-    """Where the rendered text of ``out_path`` is kept, or None when it is not under ``.dome``."""
-    parts = Path(out_path).parts
-    if ".dome" not in parts:
+    """Where the rendered text of ``out_path`` is kept, or None when it is not below an
+    existing ``.dome`` folder (plain strings: this runs for every config rendered)."""
+    text = os.fspath(out_path)
+    at = text.find(os.sep + ".dome" + os.sep)
+    if at < 0:
         return None
-    root = Path(*parts[: parts.index(".dome")])
-    name = hashlib.sha256(os.fspath(out_path).encode()).hexdigest()[:24]
-    return root / ".dome" / "cache" / "render" / f"{name}.json"
+    dome = text[: at + len(os.sep + ".dome")]
+    if not os.path.isdir(dome):  # the cache never creates .dome
+        return None
+    name = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return Path(dome, "cache", "render", f"{name}.json")
 
 
 def render_key(
@@ -39,27 +44,41 @@ def render_key(
 ) -> str:
     """The digest of a render's inputs: ``context``, every file under ``search_path`` (names and
     bytes), the rendering code and ``extra`` files (bytes). Raises OSError if one cannot be read."""
-    digest = hashlib.sha256(json.dumps(context, default=repr).encode())
-    for folder in search_path:
-        digest.update(b"\0dir\0" + os.fsencode(folder))
-        for path in sorted(_files(Path(folder))):
-            digest.update(b"\0file\0" + os.fsencode(path.relative_to(folder)) + b"\0")
-            digest.update(path.read_bytes())
-    for path in (*_CODE, *extra):
-        digest.update(b"\0code\0" + os.fsencode(path) + b"\0" + Path(path).read_bytes())
+    digest = hashlib.sha256(_files_digest(_inputs(search_path, extra)).encode())
+    digest.update(json.dumps(context, default=repr).encode())
     return digest.hexdigest()
 
 
-def _files(folder: Path) -> list[Path]:
+def _inputs(search_path: Iterable[Path], extra: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    """The files a render reads, each with its modification time and size."""
+    paths = [path for folder in search_path for path in sorted(_files(os.fspath(folder)))]
+    found = []
+    for path in (*paths, *_CODE, *extra):
+        stat = os.stat(path)
+        found.append((os.fspath(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=32)
+def _files_digest(inputs: tuple[tuple[str, int, int], ...]) -> str:
+    """The digest of the files' names and bytes (read once per process while they stay the
+    same: rendering 600 configs reads the templates once)."""
+    digest = hashlib.sha256()
+    for path, _, _ in inputs:
+        digest.update(b"\0" + os.fsencode(path) + b"\0" + Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _files(folder: str) -> list[str]:
     """Every file below ``folder``; OSError (so: no caching) for a symlinked folder in it,
     which Jinja would follow and a walk would not."""
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         raise NotADirectoryError(folder)
     found = []
     for top, dirs, names in os.walk(folder):
         if any(os.path.islink(os.path.join(top, d)) for d in dirs):
             raise NotADirectoryError(f"{top}: a symlinked folder")
-        found += [Path(top) / name for name in names]
+        found += [os.path.join(top, name) for name in names]
     return found
 
 
