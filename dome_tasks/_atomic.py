@@ -10,8 +10,11 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` (text is written as UTF-8); the folder is created."""
+def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8); the folder is created.
+
+    ``durable=False`` (a cache, which a reader may find empty after a crash and then ignores):
+    no fsync, still never half-written for a reader while the machine runs."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -21,7 +24,8 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -20,10 +20,14 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 
 from dome_tasks.cli.registry import ci_task_names, native_tasks
+
+if TYPE_CHECKING:
+    from dome_tasks.just.block import BlockSpec
 
 __all__ = ["ci_task_names", "namespace", "native_tasks"]
 
@@ -45,7 +49,7 @@ def namespace(
     base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
     manifest = base / manifest
     native = native_tasks()
-    listing = lists_root(sys.argv)
+    listing = lists_root(sys.argv) or never_prefixed(sys.argv, prefix)
     if justfile is None:
         from dome_tasks.just.bridge import coexisting
 
@@ -80,6 +84,16 @@ def lists_root(argv: list[str]) -> bool:
     return False
 
 
+def never_prefixed(argv: list[str], prefix: str) -> bool:
+    """Is this an ``invoke`` command line that can reach no task as ``PREFIX.NAME``? Then
+    ``PREFIX.`` need not repeat the tasks that have a plain name: invoke copies every task's
+    parser context on each run, so the repeats cost time (a word that merely contains
+    *prefix*, a completion, or another program than invoke keeps them)."""
+    program = argv[0].replace("\\", "/") if argv else ""
+    ours = Path(program).name in ("invoke", "inv") or program.endswith("invoke/__main__.py")
+    return ours and "--complete" not in argv and not any(prefix in word for word in argv[1:])
+
+
 def tasks_root(frame: FrameType | None) -> Path:
     """The folder that holds the calling tasks module or package (else the working folder)."""
     name = frame.f_globals.get("__file__") if frame is not None else None
@@ -95,12 +109,15 @@ def _with_justfile(
     native: Collection, justfile: Path, prefix: str, base: Path, listing: bool
 ) -> Collection:
     from dome_tasks.errors import JustError
-    from dome_tasks.just.block import BlockSpec
     from dome_tasks.just.bridge import coexisting
     from dome_tasks.just.dump import cached_dump_json, parse_dump
     from dome_tasks.just.parity import parity_tasks, replaced_recipes
 
-    spec = BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+    def spec() -> BlockSpec:  # made when just.check or just.sync runs, not to list them
+        from dome_tasks.just.block import BlockSpec
+
+        return BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+
     if not justfile.is_file():
         _warn(f"no justfile at {justfile}: no recipe is bridged; `invoke just.sync` writes one "
               f"with a recipe per dome task (or pass justfile=None)")

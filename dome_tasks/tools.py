@@ -142,21 +142,49 @@ def node_version(path: str) -> tuple[int, int, int] | None:
     return _version_tuple(done.stdout) if done.returncode == 0 else None
 
 
+def known_node_version(path: str, cache: Path) -> tuple[int, int, int] | None:
+    """:func:`node_version`, remembered in the folder *cache* for as long as the binary behind
+    *path* keeps its real path, size and modification time."""
+    import zlib
+
+    from dome_tasks._cache import keep, kept
+
+    try:
+        real = os.path.realpath(path)
+        stat = os.stat(real)
+    except OSError:
+        return node_version(path)
+    key = [real, stat.st_mtime_ns, stat.st_size]
+    entry = Path(cache) / f"{zlib.crc32(real.encode()):08x}.json"
+    known = kept(entry, key)
+    if _triple(known):
+        return tuple(known)  # type: ignore[return-value]
+    version = node_version(path)
+    if version is not None:
+        keep(entry, key, list(version))
+    return version
+
+
+def _triple(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)
+
+
 def find_node(minimum: tuple[int, int, int] = NODE_MINIMUM,
-              environ: Mapping[str, str] | None = None) -> str | None:
-    """The first of :func:`node_candidates` at ``minimum`` or newer, else None."""
+              environ: Mapping[str, str] | None = None, cache: Path | None = None) -> str | None:
+    """The first of :func:`node_candidates` at ``minimum`` or newer, else None (*cache*: the
+    folder where the candidates' versions are remembered, see :func:`known_node_version`)."""
     for path in node_candidates(environ):
-        version = node_version(path)
+        version = node_version(path) if cache is None else known_node_version(path, cache)
         if version is not None and version >= minimum:
             return path
     return None
 
 
-def with_node(env: Mapping[str, str]) -> dict[str, str]:
+def with_node(env: Mapping[str, str], cache: Path | None = None) -> dict[str, str]:
     """``env`` with the folder of :func:`find_node`'s node first on PATH (unchanged when the
     PATH's own node is new enough, or when no node is: doctor says how to fix that)."""
     result = dict(env)
-    node = find_node(environ=env)
+    node = find_node(environ=env, cache=cache)
     path = result.get("PATH", os.defpath)
     if node is not None and shutil.which("node", path=path) != node:
         result["PATH"] = os.path.dirname(node) + os.pathsep + path
@@ -226,13 +254,18 @@ def find_just() -> str:
     raise JustNotFound("just is not installed (not on PATH)", hint=f"install it: {JUST_INSTALL}")
 
 
-def discover_tools(root: Path, *, dry_run: bool) -> Tools:
-    """Find wrangler and just once, and which recipes the justfile has (for ``build-pkg``)."""
+def discover_tools(root: Path, *, dry_run: bool, recipes: bool = True) -> Tools:
+    """Find wrangler and just once, and which recipes the justfile has (for ``build-pkg``).
+
+    ``recipes=False`` (nothing will be built): the justfile's recipes are not read, which
+    spares a ``just --summary`` run."""
     wrangler_bin = find_wrangler(root, dry_run=dry_run)
     try:
         just_bin = find_just()
     except JustNotFound:
         return Tools(wrangler=wrangler_bin)
+    if not recipes:
+        return Tools(wrangler=wrangler_bin, just=just_bin)
     listing = subprocess.run(
         [just_bin, "--summary"], cwd=root, capture_output=True, text=True, check=False
     )

@@ -143,24 +143,16 @@ def cached_dump_json(
         key = _dump_key(path, just)
     except OSError:
         return dump_json(path, just)
-    import hashlib
+    import zlib  # loaded with invoke already; hashlib is not (the key holds the path anyway)
 
-    entry = Path(cache_dir) / f"just-dump-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json"
-    try:
-        cached = json.loads(entry.read_text(encoding="utf-8"))
-        if cached.get("key") == key:
-            return cached["dump"]
-    except (OSError, ValueError, AttributeError, KeyError):
-        pass
+    from dome_tasks._cache import keep, kept
+
+    entry = Path(cache_dir) / f"just-dump-{zlib.crc32(str(path).encode()):08x}.json"
+    dump = kept(entry, key)
+    if isinstance(dump, dict):
+        return dump
     dump = dump_json(path, just)
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".just-dump-", dir=entry.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "dump": dump}, fh)
-        os.replace(tmp, entry)
-    except OSError:
-        pass
+    keep(entry, key, dump)
     return dump
 
 

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
 from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.tasks import Task, task
 
 from dome_tasks.errors import JustError
 from dome_tasks.just.args import Param
-from dome_tasks.just.block import (
-    BLOCK_BEGIN,
-    BlockSpec,
-    entries,
-    hidden_recipes,
-    plan_rewrite,
-    task_params,
-    write_rewrite,
-)
 from dome_tasks.just.delegation import delegations
 from dome_tasks.just.dump import Justfile, dump_json, load_justfile, parse_dump
+
+if TYPE_CHECKING:
+    from dome_tasks.just.block import BlockSpec
 
 __all__ = [
     "Report",
@@ -87,7 +82,7 @@ def check_parity(justfile: str | os.PathLike[str] | Justfile, collection: Collec
             )
             continue
         forwarded = [_forwarded(a) for a in d.args]
-        mine, theirs = recipe.positional, task_params(t)
+        mine, theirs = recipe.positional, _task_params(t)
         passthrough = [p.kind for p in mine] == ["star"] and not mine[0].has_default
         if passthrough and forwarded == ["$@"]:
             mine = theirs
@@ -132,6 +127,8 @@ def _lookup(spec: BlockSpec) -> Collection:
 
 def check_justfile(justfile: str | os.PathLike[str], spec: BlockSpec) -> Report:
     """Does ``justfile`` give every dome task a recipe, none shadowed, as ``just.sync`` writes?"""
+    from dome_tasks.just.block import entries, hidden_recipes, plan_rewrite
+
     path = Path(justfile).resolve()
     if not path.exists():
         return Report((), (f"{path}: no such justfile: `invoke just.sync` creates it",))
@@ -189,36 +186,58 @@ def check_justfile(justfile: str | os.PathLike[str], spec: BlockSpec) -> Report:
     return Report(notes, tuple(problems), len(items))
 
 
-def replaced_recipes(justfile: str | os.PathLike[str], spec: BlockSpec, full: dict) -> list[str]:
+def replaced_recipes(
+    justfile: str | os.PathLike[str], spec: BlockSpec | Callable[[], BlockSpec], full: dict
+) -> list[str]:
     """The user's recipes a generated recipe replaces (only possible with
     ``set allow-duplicate-recipes`` and a block written by an older dome-tasks)."""
     settings = full.get("settings") or {}
+    if not settings.get("allow_duplicate_recipes"):
+        return []
+    from dome_tasks.just.block import BLOCK_BEGIN, hidden_recipes, plan_rewrite
+
     path = Path(justfile)
-    if not settings.get("allow_duplicate_recipes") or BLOCK_BEGIN not in path.read_text():
+    if BLOCK_BEGIN not in path.read_text():
         return []
     try:
-        return hidden_recipes(plan_rewrite(path, spec), full)
+        return hidden_recipes(plan_rewrite(path, _spec(spec)), full)
     except JustError:
         return []
 
 
 def write_delegating_block(justfile: str | os.PathLike[str], spec: BlockSpec | Collection) -> bool:
     """Write or update the generated block of ``justfile``; True if it changed."""
-    if isinstance(spec, Collection):
-        spec = BlockSpec(spec)
-    return write_rewrite(plan_rewrite(justfile, spec))
+    from dome_tasks.just.block import plan_rewrite, write_rewrite
+
+    return write_rewrite(plan_rewrite(justfile, _spec(spec)))
 
 
-def parity_tasks(justfile: str | os.PathLike[str], spec: BlockSpec | Collection) -> Collection:
-    """A ``just`` collection with ``check`` and ``sync`` tasks for ``justfile``."""
+def _spec(spec: BlockSpec | Collection | Callable[[], BlockSpec]) -> BlockSpec:
+    """The block's spec: given, made from dome's tasks, or made now by the function given."""
+    from dome_tasks.just.block import BlockSpec
+
     if isinstance(spec, Collection):
-        spec = BlockSpec(spec)
+        return BlockSpec(spec)
+    return spec if isinstance(spec, BlockSpec) else spec()
+
+
+def _task_params(t: Task) -> tuple[Param, ...]:
+    from dome_tasks.just.block import task_params
+
+    return task_params(t)
+
+
+def parity_tasks(
+    justfile: str | os.PathLike[str], spec: BlockSpec | Collection | Callable[[], BlockSpec]
+) -> Collection:
+    """A ``just`` collection with ``check`` and ``sync`` tasks for ``justfile`` (*spec* may be
+    a function that makes it when one of them runs: listing them imports no block code)."""
     shown = Path(justfile)
 
     @task
     def check(c: Context) -> None:
         """Check the justfile runs every dome task, shadows none, and delegates faithfully."""
-        report = check_justfile(justfile, spec)
+        report = check_justfile(justfile, _spec(spec))
         _print_notes(shown, report.notes)
         if report.problems:
             raise Exit("\n".join(report.problems), 1)
@@ -227,8 +246,10 @@ def parity_tasks(justfile: str | os.PathLike[str], spec: BlockSpec | Collection)
     @task
     def sync(c: Context) -> None:
         """Write the justfile's generated block: a recipe per dome task; yours stay as they are."""
+        from dome_tasks.just.block import plan_rewrite, write_rewrite
+
         try:
-            rewrite = plan_rewrite(justfile, spec)
+            rewrite = plan_rewrite(justfile, _spec(spec))
             changed = write_rewrite(rewrite)
         except JustError as error:
             raise Exit(f"error: {error}", 1) from None

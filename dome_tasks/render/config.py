@@ -74,6 +74,7 @@ def _relative(target: Path, start: Path) -> str:
 # --------------------------------------------------------------------------- Jinja
 
 
+@functools.lru_cache(maxsize=16)
 def template_search_path(templates_dir: Path | None = None) -> tuple[Path, ...]:
     """The folders searched for templates, first match wins."""
     packaged = Path(__file__).resolve().parent / "templates"
@@ -259,17 +260,87 @@ def render_config(
     manifest_path: Path,
     out_path: Path,
     templates_dir: Path | None = None,
+    cache: bool = True,
 ) -> str:
     """Render ``config`` as the text of a self-contained wrangler.toml destined for ``out_path``.
 
-    Pure: writes nothing. The text is checked to be valid TOML (and, from a template of one's
-    own, against wrangler's JSON schema); template errors and invalid output raise
-    :class:`RenderError` naming the template file and line.
+    Writes nothing but its *cache* (:mod:`dome_tasks.render.cache`: the text of inputs rendered
+    before is reused, without importing Jinja: what a deploy of a few services saves). The
+    text is checked to be valid TOML (and, from a template of one's own, against wrangler's
+    JSON schema); template errors and invalid output raise :class:`RenderError` naming the
+    template file and line.
     """
+    context = build_context(config, manifest_path=manifest_path, out_path=out_path)
+    entry, key = (_cache_slot(context, out_path, manifest_path, templates_dir) if cache
+                  else (None, ""))
+    if entry is not None:
+        from dome_tasks.render.cache import read_cached
+
+        kept = read_cached(entry, key)
+        if kept is not None:
+            return kept
+    text = _render_fresh(config, context, manifest_path=manifest_path, out_path=out_path,
+                         templates_dir=templates_dir)
+    if entry is not None:
+        from dome_tasks._cache import keep
+
+        keep(entry, key, text)
+    return text
+
+
+def _cache_slot(
+    context: dict[str, Any], out_path: Path, manifest_path: Path, templates_dir: Path | None
+) -> tuple[Path | None, str]:
+    """Where this render's text is cached and under which key (no entry: not cacheable)."""
+    from dome_tasks.render.cache import cache_entry, render_key
+
+    entry = cache_entry(out_path)
+    if entry is None or not _own_folder(entry):
+        return None, ""
+    root = Path(manifest_path).parent
+    try:
+        return entry, render_key(context, template_search_path(templates_dir),
+                                 _installed_inputs(templates_dir is not None, root))
+    except OSError:
+        return None, ""
+
+
+@functools.lru_cache(maxsize=16)
+def _installed_inputs(own_template: bool, root: Path) -> tuple[Path, ...]:
+    """Installed files a render depends on, found once per process: Jinja (its ``__init__``
+    holds its version) and, for a template of one's own, the schema and code that check it."""
+    import importlib.util
+
+    jinja = importlib.util.find_spec("jinja2")
+    found = [Path(jinja.origin)] if jinja is not None and jinja.origin else []
+    if own_template:
+        from dome_tasks.manifest import wrangler_schema
+
+        schema = wrangler_schema.find_schema(root)
+        found += [p for p in (schema, wrangler_schema.BUNDLED, Path(wrangler_schema.__file__))
+                  if p is not None]
+    return tuple(found)
+
+
+def _own_folder(entry: Path) -> bool:
+    """Is ``entry`` inside the repository's own ``.dome`` (no symlink on the way)? The cache
+    never writes where a symlink points."""
+    text = os.fspath(entry)
+    root = text[: text.find(os.sep + ".dome" + os.sep)] or os.sep
+    try:
+        _refuse_symlinks(Path(root), entry)
+    except RenderError:
+        return False
+    return True
+
+
+def _render_fresh(
+    config: WorkerConfig, context: dict[str, Any], *, manifest_path: Path, out_path: Path,
+    templates_dir: Path | None,
+) -> str:
     import jinja2
 
     env = _cached_environment(None if templates_dir is None else Path(templates_dir))
-    context = build_context(config, manifest_path=manifest_path, out_path=out_path)
     try:
         template = env.get_template(TEMPLATE_NAME)
         text = template.render(context)
@@ -388,14 +459,16 @@ def render_many(
     templates_dir: Path | None = None,
 ) -> list[Path]:
     """Render already-resolved configs to :func:`config_path` under ``root``; then write them
-    (never through a symlink below ``root``: checked for every file before writing any)."""
+    (never through a symlink below ``root``: checked for every file before writing any). No
+    render cache: rendering many configs in one process is cheaper than keeping them."""
     from dome_tasks.render.companions import link_companions
 
     rendered = []
     for config in configs:
         out = config_path(root, config.environment, config.service)
         text = render_config(
-            config, manifest_path=manifest_path, out_path=out, templates_dir=templates_dir
+            config, manifest_path=manifest_path, out_path=out, templates_dir=templates_dir,
+            cache=False,
         )
         rendered.append((text, out, config.service_dir))
     for _, out, _ in rendered:

@@ -23,7 +23,9 @@ What each variable does, as observed with wrangler 4.86.0:
 * `NO_COLOR=1`, `FORCE_COLOR=0`: less ANSI (wrangler still colours its error boxes).
 * `CI=1`: never prompt, even when attached to a terminal.
 * `PATH`: the folder of a node new enough for today's wrangler comes first
-  (`dome_tasks.tools.with_node`).
+  (`dome_tasks.tools.with_node`); the versions of the nodes tried are remembered in
+  `<state_dir>/node-versions/` while each binary stays the same, so a run starts no
+  `node --version`.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def hermetic_env(
 
     from dome_tasks.tools import with_node
 
-    env = with_node({k: v for k, v in base_env.items() if k not in _DROPPED})
+    env = with_node({k: v for k, v in base_env.items() if k not in _DROPPED},
+                    cache=root / "node-versions")
     env.update(
         {
             "WRANGLER_SEND_METRICS": "false",

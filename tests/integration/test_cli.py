@@ -317,3 +317,53 @@ def test_emulator_on_a_busy_port_says_which_port_who_holds_it_and_what_to_set(wo
     assert f"pid {os.getpid()}" in first or "another process" in first
     assert "CLOUDFLARE_API_BASE_URL=" in result.stderr and "INVOKE_DOME_HEALTH_BASE_URL" in result.stderr
     assert " DOME_HEALTH_BASE_URL" not in result.stderr
+
+
+def test_a_deploy_picks_up_template_edits_between_runs(
+    workspace: Path, recording_wrangler: Path
+) -> None:
+    sample = workspace / "sample"
+    rendered = sample / ".dome/build/staging/silo/wrangler.toml"
+
+    def deploy() -> str:
+        done = invoke(workspace, "deploy-env", "silo", "staging", "--no-migrate", "--force",
+                      "--no-build", "--no-verify", record=recording_wrangler)
+        assert done.returncode == 0, done.stderr
+        return rendered.read_text()
+
+    deploy()
+    assert 'name = "silo-staging"' in deploy()  # the second render comes from the cache
+    assert list((sample / ".dome/cache/render").iterdir())
+    manifest = sample / "dome.yaml"
+    text = manifest.read_text()
+    manifest.write_text(text.replace("version: 1\n", "version: 1\ntemplates: tpl\n", 1))
+    template = sample / "tpl" / "wrangler.toml.j2"
+    template.parent.mkdir()
+    template.write_text('# first\nname = {{ name|toml }}\nmain = {{ main|toml }}\n')
+    assert deploy().startswith("# first\n")
+    template.write_text('# second\nname = {{ name|toml }}\nmain = {{ main|toml }}\n')
+    assert deploy().startswith("# second\n")
+    assert deploy().startswith("# second\n")
+
+
+def test_a_deploy_without_build_reads_no_recipes_and_one_with_build_does(
+    workspace: Path, recording_wrangler: Path
+) -> None:
+    just_calls = workspace / "just-calls.txt"
+    recording_just = workspace / "recording-just"
+    real_just = VENV_BIN / "just"
+    recording_just.write_text(f'#!/bin/sh\necho "$*" >> "{just_calls}"\nexec "{real_just}" "$@"\n')
+    recording_just.chmod(0o755)
+    env = run_env(DOME_TEST_RECORD=str(recording_wrangler), DOME_TASKS_JUST=str(recording_just))
+
+    def deploy(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "invoke"), "deploy-env", "silo", "staging", "--dry-run", *flags],
+            cwd=workspace, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            timeout=120, check=True)
+
+    skipped = deploy("--no-build")
+    assert "--summary" not in (just_calls.read_text() if just_calls.exists() else "")
+    assert "build-pkg" not in skipped.stdout
+    built = deploy()
+    assert "--summary" in just_calls.read_text() and "build-pkg silo" in built.stdout

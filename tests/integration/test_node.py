@@ -7,6 +7,7 @@ A machine whose node is older than today's wrangler needs (Node 20: its support 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -88,3 +89,33 @@ def test_doctor_says_how_to_fix_a_node_that_is_too_old(monkeypatch: pytest.Monke
     assert not check.ok
     assert "v20.20.2" in check.detail and ">=22" in check.detail
     assert "pip install 'dome-tasks[node]'" in check.detail
+
+
+def test_a_node_version_is_remembered_until_the_binary_changes(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    node = tmp_path / "bin" / "node"
+    node.parent.mkdir()
+
+    def install(version: str) -> None:
+        node.write_text(f'#!/bin/sh\necho run >> "{calls}"\necho {version}\n')
+        node.chmod(0o755)
+
+    def ask() -> tuple[int, int, int] | None:
+        tools.node_version.cache_clear()  # a new dome process
+        return tools.known_node_version(str(node), tmp_path / "versions")
+
+    install("v22.12.0")
+    assert ask() == (22, 12, 0) and ask() == (22, 12, 0)
+    assert calls.read_text().count("run") == 1, "the second run starts no node --version"
+    install("v24.1.0")  # an upgrade in place: another size (and time)
+    assert ask() == (24, 1, 0)
+    for entry in (tmp_path / "versions").iterdir():
+        entry.write_text("{broken")
+    assert ask() == (24, 1, 0)
+
+
+def test_a_wrangler_environment_remembers_the_node_it_checked(tmp_path: Path) -> None:
+    tools.node_version.cache_clear()
+    hermetic_env(dict(os.environ), state_dir=tmp_path)
+    kept = [json.loads(p.read_text()) for p in (tmp_path / "node-versions").iterdir()]
+    assert kept and all(Path(entry["key"][0]).name.startswith("node") for entry in kept)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection
 
-from dome_tasks.collection import namespace, native_tasks
+from dome_tasks.collection import namespace, native_tasks, never_prefixed
 from dome_tasks.just.block import BlockSpec, Entry, invoke_definition, render_block
 from dome_tasks.just.dump import find_just
 
@@ -58,6 +58,22 @@ def test_without_a_justfile_every_task_has_both_names() -> None:
         namespace(prefix="Dome!")
 
 
+@pytest.mark.parametrize(("argv", "repeats"), [
+    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], False),
+    (["/venv/bin/invoke", "dome.deploy-env", "silo", "staging"], True),
+    (["/venv/bin/invoke", "--list", "dome"], True),
+    (["/venv/bin/pytest", "deploy-env"], True),  # another program: the namespace it builds is whole
+])
+def test_only_a_command_line_naming_the_prefix_gets_every_task_under_it(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], repeats: bool
+) -> None:
+    monkeypatch.setattr(sys, "argv", argv)
+    ns = namespace(manifest="dome.yaml")
+    assert "deploy-env" in ns.tasks
+    assert ("deploy-env" in ns.collections["dome"].tasks) is repeats
+    assert not never_prefixed(["/venv/bin/invoke", "--complete", "--", "invoke", "de"], "dome")
+
+
 def test_invoke_definition_points_at_the_tasks_folder(tmp_path: Path) -> None:
     entry = Entry("hello", "dome.hello", "[OPTIONS] — Say hello.", "dome")
     for root, expected in ((".", f"[--search-root][{tmp_path}]"),
@@ -88,3 +104,13 @@ def test_the_block_groups_and_documents_each_recipe() -> None:
 def test_block_spec_lists_tasks_by_name() -> None:
     assert BlockSpec(Collection()).names() == ()
     assert BlockSpec(native_tasks()).names() == tuple(sorted(native_tasks().tasks))
+
+
+def test_an_old_block_that_replaces_recipes_is_reported_while_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = Path(__file__).parent / "fixtures" / "corpus" / "old-block.just"
+    (tmp_path / "justfile").write_text(corpus.read_text())
+    ns = namespace(justfile="justfile", root=tmp_path)
+    assert "the generated block replaces your recipes deploy, logs" in capsys.readouterr().err
+    assert sorted(ns.collections["just"].tasks) == ["check", "sync"]
