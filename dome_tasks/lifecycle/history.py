@@ -23,17 +23,17 @@ real ledger, never to the real account.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dome_tasks._atomic import exclusive, write_atomic
 from dome_tasks._background import in_background
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 from dome_tasks.cloudflare.credentials import find_credentials, wrangler_near
@@ -181,16 +181,8 @@ class Outbox:
 
     path: Path
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self) -> AbstractContextManager[None]:
+        return exclusive(self.path.with_name(self.path.name + ".lock"))
 
     def add(self, records: Iterable[LedgerRecord]) -> None:
         lines = "".join(r.to_json() + "\n" for r in records)
@@ -221,9 +213,7 @@ class Outbox:
             if not left:
                 self.path.unlink(missing_ok=True)
                 return
-            temporary = self.path.with_name(self.path.name + ".tmp")
-            temporary.write_text("".join(r.to_json() + "\n" for r in left), encoding="utf-8")
-            os.replace(temporary, self.path)
+            write_atomic(self.path, "".join(r.to_json() + "\n" for r in left))
 
 
 # --- the history: shared store + local cache --------------------------------------------------

@@ -16,17 +16,12 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-try:  # POSIX only; on other systems appends are still single O_APPEND writes
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
-
+from dome_tasks._atomic import exclusive
 from dome_tasks._time import format_time, parse_time, utc_now
 from dome_tasks.errors import DomeError
 
@@ -198,7 +193,7 @@ class Ledger:
                 )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._locked():
+            with exclusive(self.lock_path):
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
                 try:
                     self._repair_torn_tail(fd)
@@ -227,19 +222,6 @@ class Ledger:
             reader.seek(size - 1)
             if reader.read(1) != b"\n":
                 os.write(fd, b"\n")
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if fcntl is None:  # pragma: no cover
-            yield
-            return
-        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def read(self) -> LedgerRead:
         """All readable records, oldest first, and the problems met (never raises on content)."""

@@ -42,6 +42,7 @@ from typing import TextIO
 
 import psutil
 
+from dome_tasks._atomic import write_atomic
 from dome_tasks.errors import DomeError
 from dome_tasks.process import interruptible
 
@@ -244,7 +245,7 @@ class Locks:
                       "running (it left its lock behind)")
         me = Holder.me(self.command)
         try:
-            _write_atomically(info_path, json.dumps(asdict(me), indent=1) + "\n")
+            write_atomic(info_path, json.dumps(asdict(me), indent=1) + "\n", durable=False)
         except OSError:
             pass  # the lock holds without its info; waiters then name "another process"
         self._held[scope] = _Held(fd)
@@ -303,9 +304,3 @@ class Locks:
 
 def _who(holder: Holder | None) -> str:
     return holder.describe() if holder is not None else "another process"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

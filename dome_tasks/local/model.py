@@ -18,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dome_tasks._atomic import write_atomic
 from dome_tasks.errors import DomeError
 from dome_tasks.local import procs
 from dome_tasks.local.wrangler import wrangler_env
@@ -158,10 +159,7 @@ class ProcessRecord:
         return self.pgid or self.pid
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(asdict(self), indent=2) + "\n", durable=False)
 
     @classmethod
     def load(cls, path: Path) -> ProcessRecord | None:
