@@ -506,6 +506,12 @@ class _Intents:
         return item, ([f"host '{host}' becomes '{wanted}'"] if wanted != host else [])
 
 
+#: Why an imported manifest says ``health_path: null``.
+NO_HEALTH_CHECK = ("no health check after a deploy (defaults: health_path: null), as with `wrangler "
+                   "deploy`: set health_path: /health (or health_url) for each worker that serves "
+                   "one; a failed check rolls back protected environments")
+
+
 def compute(files: Iterable[WranglerFile], root: Path) -> Adoption:
     """The environments, services, per-(service, environment) intents and guesses of an import."""
     root = Path(root).resolve()
@@ -521,6 +527,7 @@ def compute(files: Iterable[WranglerFile], root: Path) -> Adoption:
     like = "development" if "development" in env_names else PRODUCTION
     guesses.append(Guess("dome.yaml", f"environment local (`wrangler dev` on this machine, local "
                                       f"state): {like}'s settings and bindings"))
+    guesses.append(Guess("dome.yaml", NO_HEALTH_CHECK))
     adoption = Adoption(root, envs, services, guesses=guesses)
     adoption.intents = _Intents(root, services, envs, guesses).all()
     adoption.guesses = list(dict.fromkeys(guesses))

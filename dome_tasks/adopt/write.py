@@ -307,9 +307,10 @@ def manifest_data(adoption: Adoption, mode: str = CONVENTION) -> dict[str, Any]:
         if env.protected:
             entry["protected"] = True
         environments[env.name] = entry
-    data: dict[str, Any] = {"version": 1}
-    if defaults:
-        data["defaults"] = defaults
+    # wrangler deploy checks nothing afterwards: an adopted worker is not judged by a /health it
+    # may not serve (a failed check rolls back a protected environment); see NO_HEALTH_CHECK
+    defaults["health_path"] = None
+    data: dict[str, Any] = {"version": 1, "defaults": defaults}
     data["environments"] = environments
     data["services"] = services
     return data

@@ -33,7 +33,7 @@ def test_shared_values_go_to_the_service_and_differences_per_environment(
     redeclared: Adoption,
 ) -> None:
     data = manifest_data(redeclared, EXPLICIT)
-    assert data["defaults"] == {"compatibility_date": "2025-01-01",
+    assert data["defaults"] == {"compatibility_date": "2025-01-01", "health_path": None,
                                 "compatibility_flags": ["nodejs_compat"], "main": "src/index.ts"}
     assert data["environments"]["production"] == {
         "suffix": "", "aliases": ["prod"], "account_id": "0123456789abcdef0123456789abcdef",
