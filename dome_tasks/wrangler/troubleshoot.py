@@ -114,6 +114,17 @@ AFTER_UPLOAD = Case(
         ),
     ),
 )
+BUNDLE = Case(
+    "bundle",
+    "wrangler could not bundle the worker (a module it imports is missing)",
+    None,
+    (
+        "Install the workspace's dependencies at the repository root (`npm ci`, "
+        "`pnpm install --frozen-lockfile`, …)",
+        "If the missing file is a build output, build first (`build:` in dome.yaml, or a "
+        "`just build-pkg SERVICE` recipe); `--no-build` skips that",
+    ),
+)
 RATE_LIMITED = Case(
     "rate-limited",
     "Cloudflare API rate limit",
@@ -140,7 +151,8 @@ API_ERROR = Case(
 )
 
 CASES: tuple[Case, ...] = (
-    AUTH, NOT_FOUND, CONFIG, SERVICE_BINDING, SQL, RATE_LIMITED, NETWORK, API_ERROR, AFTER_UPLOAD
+    AUTH, NOT_FOUND, CONFIG, SERVICE_BINDING, SQL, BUNDLE, RATE_LIMITED, NETWORK, API_ERROR,
+    AFTER_UPLOAD,
 )
 # Cases where the same command may well succeed when run again.
 TRANSIENT = frozenset({RATE_LIMITED, NETWORK, API_ERROR})
@@ -172,6 +184,7 @@ _TEXT_CASES: tuple[tuple[re.Pattern[str], Case], ...] = tuple(
         (r"fetch failed|ECONNREFUSED|ENOTFOUND|connectivity issue", NETWORK),
         (r"other side closed|socket hang up|ECONNRESET|UND_ERR_|^\s*terminated\s*$", NETWORK),
         (r"Migration \S+ failed", SQL),
+        (r"Build failed with \d+ errors?|Could not resolve \"", BUNDLE),
         (r"missing required environment variable|invalid configuration", CONFIG),
         (r"processing .*configuration|entry-point|no such file|could not resolve", CONFIG),
         (r"unexpected fields found|is not a valid|should have a|ParseError|invalid TOML", CONFIG),

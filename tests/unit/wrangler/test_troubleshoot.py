@@ -65,6 +65,12 @@ CASES = [
     ("sql", f"{RED}Migration 0002_broken.sql failed with the following errors:{RESET}\n"
      f'{RED}near "creat": syntax error: SQLITE_ERROR [code: 7500]{RESET}\n',
      failed(None, 'near "creat": syntax error: SQLITE_ERROR [code: 7500]'), 7500),
+    # a dependency not installed (wrangler 4.164.0, observed in a real pnpm monorepo before
+    # `pnpm install`): a bundling failure, not a configuration one
+    ("bundle", f"{RED}Build failed with 4 errors:{RESET}\n\n  {RED}Could not resolve \"toucan-js\"{RESET}\n"
+     "  \n      ../../../../apps/echoback/src/helpers/sentry.ts:1:23:\n"
+     "    To fix this, you can add an entry to \"alias\" in your Wrangler configuration.\n",
+     failed(None, 'Build failed with 4 errors:\n  Could not resolve "toucan-js"'), None),
     # E06: 429
     ("rate-limited", api_error(SERVICES, "Please wait and consider throttling your request speed", 971), None, 971),
     # E21: connection refused
