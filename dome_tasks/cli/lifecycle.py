@@ -331,6 +331,9 @@ def status(c, service="", env="", *, json_=False, dry_run=False):
             return
     if not data:
         return
+    if not data["deployed"]:
+        print(f"{data['worker']} ({data['environment']}): not deployed")
+        return
     print(f"{data['worker']} ({data['environment']}):")
     for v in data["versions"]:
         role = f" [{v['role']}]" if v["role"] else ""

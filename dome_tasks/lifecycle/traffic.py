@@ -107,10 +107,15 @@ def observe_traffic(
 
 
 def status(session: Session, target: Target) -> dict[str, Any]:
-    """The live traffic split, annotated with what the ledger knows about each version."""
+    """The live traffic split, annotated with what the ledger knows about each version; a worker
+    the API says has no deployment is ``deployed: False`` (no wrangler call, no error)."""
     if session.dry_run:
         session.execute(Plan((status_step(target),)))
         return {}
+    absent = session.reconciler(target.environment).live(target.worker)
+    if absent is not None and absent.id is None:  # the API says: no deployment, or no worker
+        return {"worker": target.worker, "environment": target.environment, "deployed": False,
+                "versions": []}
     state = observe_traffic(session, target, direct=False)  # wrangler's view, its diagnosis
     running = state.canary
     known: dict[str, LedgerRecord] = {r.version_id: r for r in state.records if r.version_id}
@@ -130,7 +135,8 @@ def status(session: Session, target: Target) -> dict[str, Any]:
                 "commit": last.commit if last else None,
             }
         )
-    return {"worker": target.worker, "environment": target.environment, "versions": versions}
+    return {"worker": target.worker, "environment": target.environment, "deployed": True,
+            "versions": versions}
 
 
 # --- rollback -------------------------------------------------------------------------------

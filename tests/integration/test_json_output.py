@@ -102,3 +102,17 @@ def test_log_format_json_makes_every_stderr_line_an_event(workspace, emulator):
     assert any("Uploaded silo-staging" in line for line in said), "wrangler's own output"
     assert {"build", "deploy", "run"} <= {e["event"] for e in events}
     assert document(result, "deploy")["ok"] is True
+
+
+def test_status_of_a_worker_never_deployed_says_so(workspace, emulator):
+    """A worker the account does not have is "not deployed": no wrangler error, exit 0."""
+    (workspace / "node_modules").symlink_to(Path(__file__).resolve().parents[2] / "node_modules")
+    machine = invoke(workspace, emulator, "status", "constellation", "staging", "--json")
+    assert machine.returncode == 0, machine.stdout + machine.stderr
+    found = document(machine, "status")
+    assert (found["worker"], found["deployed"], found["versions"]) == (
+        "constellation-staging", False, [])
+    human = invoke(workspace, emulator, "status", "constellation", "staging")
+    assert human.returncode == 0, human.stdout + human.stderr
+    assert "constellation-staging (staging): not deployed" in human.stdout
+    assert "ERROR" not in human.stderr and "does not exist" not in human.stderr
