@@ -242,8 +242,11 @@ def _base_url(given: Given) -> str | None:
 
 def load_manifest(settings: Settings | Context) -> Manifest:
     """Load and validate the manifest named by the settings (imports lazily: keeps --list fast)."""
+    from dome_tasks.manifest.editor_schema import refresh
     from dome_tasks.manifest.loader import load
 
     if not isinstance(settings, Settings):
         settings = Settings.read(settings)
-    return load(settings.manifest)
+    manifest = load(settings.manifest)
+    refresh(manifest.root)  # the copy editors read follows an upgrade of dome-tasks
+    return manifest

@@ -13,6 +13,7 @@ from pathlib import Path
 from dome_tasks.adopt import intent, judge, read, write
 from dome_tasks.adopt.sources import Guess
 from dome_tasks.errors import DomeError
+from dome_tasks.manifest import editor_schema
 
 __all__ = ["ImportReport", "Proof", "import_monorepo", "prove"]
 
@@ -148,6 +149,7 @@ def import_monorepo(root: Path, output: Path, *, force: bool = False,
     text, proof = _smallest_proven(adoption, output)
     if not dry_run:
         write.write_manifest(output, text, force=force)
+        editor_schema.refresh(output.parent, create=True)
     return ImportReport(adoption, text, output, proof, written=not dry_run)
 
 

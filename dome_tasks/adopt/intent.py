@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from dome_tasks.adopt.read import AdoptError, WranglerFile
-from dome_tasks.manifest import naming
 from dome_tasks.adopt.sources import (
     ENV_NAMES,
     PRODUCTION,
@@ -32,6 +31,7 @@ from dome_tasks.adopt.sources import (
     services_and_environments,
     worker_name_in,
 )
+from dome_tasks.manifest import naming
 
 __all__ = [
     "BINDING_LISTS",

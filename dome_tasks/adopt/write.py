@@ -17,7 +17,7 @@ import yaml
 from dome_tasks._atomic import write_atomic
 from dome_tasks.adopt.intent import PRODUCTION, Adoption, Guess
 from dome_tasks.adopt.read import AdoptError
-from dome_tasks.manifest.json_schema import SCHEMA_URL
+from dome_tasks.manifest.editor_schema import MODELINE
 
 __all__ = [
     "CONVENTION", "EXPLICIT", "MODELINE", "dome_form", "manifest_data", "manifest_text",
@@ -369,9 +369,6 @@ def _comment(text: str, indent: int = 0) -> str:
     return "".join(f"{' ' * indent}# {line}\n" for line in lines)
 
 
-#: The first line: editors using yaml-language-server (VS Code's YAML extension…) complete and
-#: check dome.yaml against dome's JSON Schema.
-MODELINE = f"# yaml-language-server: $schema={SCHEMA_URL}"
 
 
 def manifest_text(adoption: Adoption, mode: str = CONVENTION) -> str:

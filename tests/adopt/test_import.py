@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dome_tasks.manifest import json_schema
 from dome_tasks.manifest.loader import load
 from tests.adopt.adopt_helpers import invoke, rendered_equals_intent
 from tests.conftest import ROOT
@@ -30,6 +31,18 @@ def test_import_writes_a_manifest_whose_configs_match_the_intent(redeclared: Pat
     assert rendered_equals_intent(redeclared) == 6
 
 
+def test_the_manifest_names_a_schema_an_editor_can_open_offline(redeclared: Path) -> None:
+    """The modeline's path, resolved beside dome.yaml as yaml-language-server resolves it, is
+    this dome-tasks' own schema; a task run after an upgrade brings the copy up to date."""
+    assert invoke(redeclared, "import").returncode == 0
+    modeline = (redeclared / "dome.yaml").read_text(encoding="utf-8").splitlines()[0]
+    named = redeclared / modeline.split("$schema=", 1)[1]
+    assert named.read_bytes() == json_schema.PATH.read_bytes()
+    named.write_text("{}", encoding="utf-8")  # as an older dome-tasks left it
+    assert invoke(redeclared, "render").returncode == 0
+    assert named.read_bytes() == json_schema.PATH.read_bytes()
+
+
 def test_an_existing_manifest_needs_force(redeclared: Path) -> None:
     (redeclared / "dome.yaml").write_text("# mine\n", encoding="utf-8")
     refused = invoke(redeclared, "import")
@@ -40,7 +53,7 @@ def test_an_existing_manifest_needs_force(redeclared: Path) -> None:
     forced = invoke(redeclared, "import", "--force")
     assert forced.returncode == 0, forced.stderr
     first, second = (redeclared / "dome.yaml").read_text().splitlines()[:2]
-    assert first.startswith("# yaml-language-server: $schema=https://")  # editors check it
+    assert first == "# yaml-language-server: $schema=.dome/dome.schema.json"  # editors check it
     assert second.startswith("# dome.yaml: written by")
 
 

@@ -113,7 +113,7 @@ def test_the_imported_manifest_names_dome_s_schema_and_validates_against_it(root
     adoption = compute(files, root)
     for mode in (CONVENTION, EXPLICIT):  # the import writes one of them (the smaller proven)
         text = manifest_text(adoption, mode)
-        assert text.splitlines()[0] == f"# yaml-language-server: $schema={json_schema.SCHEMA_URL}"
+        assert text.splitlines()[0] == "# yaml-language-server: $schema=.dome/dome.schema.json"
         problems = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
                     for e in json_schema.validator().iter_errors(yaml.safe_load(text))]
         assert problems == []
