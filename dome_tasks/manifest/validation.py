@@ -1,8 +1,9 @@
 """dome.yaml checked against dome.schema.json by jsonschema (wrangler's ``$ref``s served from its
 bundled schema, never the network), each mistake reported once at its key path; the loader goes
 on with the document minus what failed. A text that passed is remembered in ``.dome/cache/``
-(:class:`Memo`): loading it again skips this pass, and the import of jsonschema. The checks of
-merged layers, references and files run on every load, after this.
+(:class:`Memo`), with its warnings and what it left out: loading it again skips this pass, and
+the import of jsonschema, yet gives the same document and warnings. The checks of merged layers,
+references and files run on every load, after this.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from dome_tasks.manifest.wrangler_schema import BUNDLED, WranglerSchema
 __all__ = ["Memo", "check", "without_unreadable"]
 
 Warnings = list[tuple[KeyPath, str]]  # (key path, what)
+#: What the pass left out of the document, round by round (a round's paths are of the document
+#: the rounds before left; a later round leaves out mappings an earlier one left incomplete).
+Drops = list[list[KeyPath]]
 
 
 @functools.cache
@@ -52,21 +56,25 @@ def check(data: Any, problems: Problems, wrangler: WranglerSchema | None = None,
     """Report every mistake of ``data`` into ``problems``; returns the document with each
     failing value left out (and a mapping left incomplete by that; ``{}`` for no mapping).
     ``wrangler``: the workspace's wrangler schema, whose keys are accepted where wrangler's.
-    ``memo``: skip the pass for a text that passed before (its warnings are repeated)."""
+    ``memo``: skip the pass for a text that passed before (its warnings are repeated, and what
+    it left out, such as keys wrangler ignores, is left out again)."""
     read = not problems  # else the reader left UNREADABLE values (already reported)
     known = memo.recall() if memo and read else None
-    for where, what in known or ():
-        problems.warn(where, what)
-    if known is None:
-        data, warnings = _checked(data, problems, wrangler)
+    if known is not None:
+        warnings, drops = known
+        for where, what in warnings:
+            problems.warn(where, what)
+        data = _left_out(data, drops)
+    else:
+        data, warnings, drops = _checked(data, problems, wrangler)
         if memo and not problems:
-            memo.store(warnings)
+            memo.store(warnings, drops)
     data = data if read else without_unreadable(data)
     return data if isinstance(data, dict) else {}
 
 
 def _checked(data: Any, problems: Problems, wrangler: WranglerSchema | None
-             ) -> tuple[Any, Warnings]:
+             ) -> tuple[Any, Warnings, Drops]:
     from dome_tasks.manifest._explain import explain
 
     def extra_keys(place: str) -> Collection[str]:
@@ -82,14 +90,16 @@ def _checked(data: Any, problems: Problems, wrangler: WranglerSchema | None
     for f in sorted(found, key=lambda f: _rank(f.path, order)):
         if f.what:
             (problems.warn if f.warning else problems.add)(f.path, f.what)
+    rounds: Drops = []
     drops = [f.drop for f in found if f.drop]
     data = copy.deepcopy(data) if drops else data
     for _ in range(8):  # what is left out may leave its mapping without a required key
         if not drops:
             break
         _leave_out(data, drops)
+        rounds.append(drops)
         drops = [f.drop for f in findings(data) if f.drop]
-    return data, [(f.path, f.what) for f in found if f.warning]
+    return data, [(f.path, f.what) for f in found if f.warning], rounds
 
 
 def _merged_later(error: Any) -> bool:
@@ -120,6 +130,14 @@ def _rank(path: KeyPath, order: dict[KeyPath, int]) -> int:
     return order.get(path, -1)
 
 
+def _left_out(data: Any, rounds: Drops) -> Any:
+    """``data`` (a copy, when anything goes) without what ``rounds`` left out before."""
+    data = copy.deepcopy(data) if rounds else data
+    for drops in rounds:
+        _leave_out(data, drops)
+    return data
+
+
 def _leave_out(data: Any, paths: Iterable[KeyPath]) -> None:
     for path in sorted(set(paths), reverse=True):  # deepest first, list items from the end
         with contextlib.suppress(KeyError, IndexError, TypeError):
@@ -147,8 +165,8 @@ def _code_hash() -> str:
 
 
 class Memo:
-    """Whether a manifest text passed the schema pass before (and with which warnings), in
-    ``<.dome>/cache/manifest-<hash of its path>.json``. A cache that cannot be read is ignored;
+    """Whether a manifest text passed the schema pass before (with which warnings, leaving out
+    what), in ``<.dome>/cache/manifest-<hash of its path>.json``. A cache that cannot be read is ignored;
     one that cannot be written is not kept."""
 
     def __init__(self, cache_dir: Path, path: Path, text: str, wrangler: WranglerSchema | None):
@@ -157,15 +175,17 @@ class Memo:
         parts = "\0".join((text, _code_hash(), _identity(wrangler)))
         self.key = hashlib.sha256(parts.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def recall(self) -> Warnings | None:
-        """The warnings of the earlier pass, or None when this text was not validated."""
+    def recall(self) -> tuple[Warnings, Drops] | None:
+        """The warnings and drops of the earlier pass, or None when this text was not
+        validated."""
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             entry = json.loads(self.file.read_text(encoding="utf-8"))
             if entry["key"] == self.key:
-                return [(tuple(path), str(what)) for path, what in entry["warnings"]]
+                return ([(tuple(path), str(what)) for path, what in entry["warnings"]],
+                        [[tuple(path) for path in drops] for drops in entry["drops"]])
         return None
 
-    def store(self, warnings: Warnings) -> None:
+    def store(self, warnings: Warnings, drops: Drops) -> None:
         """Remember the pass, if the project has its ``.dome`` folder (a run that only loads the
         manifest, e.g. one refused for a mistyped word, never creates it)."""
         from dome_tasks._atomic import write_atomic
@@ -173,7 +193,8 @@ class Memo:
         if not self.file.parent.parent.is_dir():
             return
         with contextlib.suppress(OSError):
-            write_atomic(self.file, json.dumps({"key": self.key, "warnings": warnings}) + "\n")
+            write_atomic(self.file, json.dumps({"key": self.key, "warnings": warnings,
+                                                "drops": drops}) + "\n")
 
 
 def _identity(wrangler: WranglerSchema | None) -> str:

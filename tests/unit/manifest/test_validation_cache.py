@@ -115,3 +115,19 @@ def test_a_cache_that_cannot_be_written_never_fails_a_load(workspace):
     (workspace / ".dome" / "cache").write_text("not a folder")
     assert load("dome.yaml").warnings == (WARNING,)
     assert load("dome.yaml").services == ("silo",)
+
+
+def test_keys_dropped_with_a_warning_stay_dropped_when_the_cache_answers(workspace):
+    """A key dome accepts but leaves out (wrangler ignores it) is left out of the second load
+    too, not refused as unknown nor rendered."""
+    (workspace / "dome.yaml").write_text(GOOD.replace("silo:\n", (
+        "silo:\n    miniflare: {kv_persist: true}\n"
+        "    services: {SELF: {service: silo, environment: production}}\n")))
+    first = load("dome.yaml")
+    assert cache_files(workspace)
+    again = load("dome.yaml")
+    assert again.warnings == first.warnings and len(first.warnings) == 3
+    for manifest in (first, again):
+        config = manifest.resolve("silo", "production")
+        assert "miniflare" not in config.extra
+        assert config.services[0].worker == "silo"
