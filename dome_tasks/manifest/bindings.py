@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dome_tasks.manifest import _kinds as s
-from dome_tasks.manifest import model, naming
+from dome_tasks.manifest import model
+from dome_tasks.manifest.checks import CHECKS
 
 NAME, ID, PATH, SERVICE = "name", "id", "path", "service"
 
@@ -29,13 +29,18 @@ NAME, ID, PATH, SERVICE = "name", "id", "path", "service"
 class Attr:
     """One field of a binding as written in dome.yaml."""
 
-    kind: s.Kind
+    check: str | None = None  # its check in :data:`~dome_tasks.manifest.checks.CHECKS`
     required: bool = False  # once every layer is merged (an override may supply it)
     role: str = ""  # NAME / ID of a resource, PATH (relative to the service), SERVICE reference
     wrangler: str | None = ""  # its key in wrangler's config ("" = same name, None = dome only)
     model: str = ""  # the model attribute holding it ("" = same name)
     resource: str = ""  # what the name or id names, in messages ("database", "queue"…)
     nullable: bool = False  # null in a later layer switches it off (migrations_dir: null)
+    type: str = "string"  # its JSON Schema type
+
+    def problem(self, value: Any) -> str | None:
+        """What its check finds wrong with ``value`` (a name once a suffix is added)."""
+        return CHECKS[self.check](value) if self.check else None
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,7 @@ def _consumer(entry: Entry) -> model.QueueConsumer:
     return model.QueueConsumer(**entry.values, shared=entry.shared, extra=entry.extra)
 
 
-INT = s.INT
-QUEUE = s.string(naming.queue_name)
-CLASS_NAME = s.string(lambda v: naming.js_identifier(v, "class name"))
+QUEUE = "queue_name"
 
 KINDS: tuple[BindingKind, ...] = (
     BindingKind(
@@ -143,10 +146,10 @@ KINDS: tuple[BindingKind, ...] = (
     BindingKind(
         key=("services",), attr="services", table=("services",),
         fields={
-            "service": Attr(s.NONEMPTY, role=SERVICE, model="worker"),
+            "service": Attr("nonempty", role=SERVICE, model="worker"),
             # a worker outside this manifest (or not deployed in this environment), by name
-            "worker": Attr(s.string(naming.worker_name), wrangler=None),
-            "entrypoint": Attr(s.string(lambda v: naming.js_identifier(v, "entrypoint"))),
+            "worker": Attr("worker_name", wrangler=None),
+            "entrypoint": Attr("entrypoint"),
         },
         build=_service, shorthand="service", one_of=("service", "worker"),
         one_of_hint="a worker this manifest does not deploy there, by its name",
@@ -156,24 +159,24 @@ KINDS: tuple[BindingKind, ...] = (
     BindingKind(
         key=("d1_databases",), attr="d1_databases", table=("d1_databases",),
         fields={
-            "database_name": Attr(s.string(naming.d1_name), True, NAME, resource="database"),
-            "database_id": Attr(s.string(naming.d1_id, lenient=True), role=ID, resource="database"),
-            "migrations_dir": Attr(s.NONEMPTY, role=PATH, nullable=True),
+            "database_name": Attr("d1_name", True, NAME, resource="database"),
+            "database_id": Attr("d1_id", role=ID, resource="database"),
+            "migrations_dir": Attr("nonempty", role=PATH, nullable=True),
         },
         build=_simple(model.D1Database, "database_name", "database_id", "migrations_dir"),
         upload="d1", served={"database_id": "id"},
     ),
     BindingKind(
         key=("r2_buckets",), attr="r2_buckets", table=("r2_buckets",),
-        fields={"bucket_name": Attr(s.string(naming.r2_bucket), True, NAME, resource="R2 bucket")},
+        fields={"bucket_name": Attr("r2_bucket", True, NAME, resource="R2 bucket")},
         build=_simple(model.R2Bucket, "bucket_name"),
         upload="r2_bucket", served={"bucket_name": "bucket_name"},
     ),
     BindingKind(
         key=("kv_namespaces",), attr="kv_namespaces", table=("kv_namespaces",),
         fields={
-            "id": Attr(s.string(naming.kv_id, lenient=True), role=ID, resource="KV namespace"),
-            "title": Attr(s.NONEMPTY, role=NAME, wrangler=None, resource="KV namespace"),
+            "id": Attr("kv_id", role=ID, resource="KV namespace"),
+            "title": Attr("nonempty", role=NAME, wrangler=None, resource="KV namespace"),
         },
         build=_simple(model.KVNamespace, "id", "title"),
         upload="kv_namespace", served={"id": "namespace_id"}, one_of=("id", "title"),
@@ -181,14 +184,14 @@ KINDS: tuple[BindingKind, ...] = (
     BindingKind(
         key=("vectorize",), attr="vectorize", table=("vectorize",),
         fields={
-            "index_name": Attr(s.string(naming.vectorize_index), True, NAME,
+            "index_name": Attr("vectorize_index", True, NAME,
                                resource="Vectorize index"),
         },
         build=_simple(model.VectorizeIndex, "index_name"),
     ),
     BindingKind(
         key=("hyperdrive",), attr="hyperdrive", table=("hyperdrive",),
-        fields={"id": Attr(s.string(naming.hyperdrive_id, lenient=True), True, ID, resource="Hyperdrive config")},
+        fields={"id": Attr("hyperdrive_id", True, ID, resource="Hyperdrive config")},
         build=_simple(model.Hyperdrive, "id"),
     ),
     BindingKind(
@@ -202,11 +205,11 @@ KINDS: tuple[BindingKind, ...] = (
         form="list", name_key=None,
         fields={
             "queue": Attr(QUEUE, True, NAME, resource="queue"),
-            "max_batch_size": Attr(INT),
-            "max_batch_timeout": Attr(INT),
-            "max_retries": Attr(INT),
+            "max_batch_size": Attr(type="integer"),
+            "max_batch_timeout": Attr(type="integer"),
+            "max_retries": Attr(type="integer"),
             "dead_letter_queue": Attr(QUEUE, role=NAME, resource="queue"),
-            "max_concurrency": Attr(INT),
+            "max_concurrency": Attr(type="integer"),
         },
         build=_consumer,
     ),
@@ -214,8 +217,8 @@ KINDS: tuple[BindingKind, ...] = (
         key=("durable_objects",), attr="durable_objects", table=("durable_objects", "bindings"),
         name_key="name",
         fields={
-            "class_name": Attr(CLASS_NAME, required=True),
-            "service": Attr(s.NONEMPTY, role=SERVICE, wrangler="script_name",
+            "class_name": Attr("class_name", required=True),
+            "service": Attr("nonempty", role=SERVICE, wrangler="script_name",
                             model="script_name"),
         },
         build=_durable_object,
@@ -238,40 +241,6 @@ def entries(layer: Mapping[str, Any], kind: BindingKind) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def schema_kind(kind: BindingKind) -> s.Kind:
-    """The shape of the kind in a worker layer, for :mod:`~dome_tasks.manifest.schema`.
-
-    Required fields of map entries are checked after merging (an override may supply them);
-    list entries are replaced as a whole, so theirs are required in each item.
-    """
-    wrangler_path = (*kind.table, "[]") if kind.form != "single" else kind.table
-    fields = {
-        name: s.Field(attr.kind, kind.form == "list" and attr.required, attr.nullable)
-        for name, attr in kind.fields.items()
-    }
-    if kind.resources:
-        fields["shared"] = s.Field(s.BOOL)
-    if kind.form == "single":
-        fields = {"binding": s.Field(s.BINDING, required=True), **fields}
-    record = s.Record(fields, wrangler=wrangler_path, dropped=_LEGACY.get(kind.attr, {}))
-    if kind.form == "list":
-        return s.ListOf(record)
-    if kind.form == "single":
-        return record
-    value: s.Kind = record
-    if kind.shorthand:
-        value = s.AnyOf((s.NONEMPTY, record), kind.label)
-    return s.MapOf(value, naming.binding_name)
-
-
-_LEGACY = {
-    "services": {
-        "environment": "the legacy 'environment' key is ignored: dome binds the worker of the "
-        "same environment; remove it",
-    },
-}
 
 
 @dataclass(frozen=True)

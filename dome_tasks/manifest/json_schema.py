@@ -1,16 +1,12 @@
-"""dome.yaml's JSON Schema (``dome.schema.json``, shipped in the package) for editors.
+"""dome.yaml's JSON Schema (``dome.schema.json``, shipped in the package): what the loader
+validates with, and what editors complete and check.
 
-Generated from the declarative shape in :mod:`~dome_tasks.manifest.schema` (which reads the
-binding kinds of :mod:`~dome_tasks.manifest.bindings`): every dome key with its type and a
-description. Where dome passes wrangler's own keys through (a :class:`Record` with a
-``wrangler`` place), each key wrangler accepts there is listed as a ``$ref`` into wrangler's
-published ``config-schema.json`` of the wrangler dome pins (its bundled copy says which), so
-the file stays small and editors show wrangler's own descriptions; other keys are refused, as
-the loader refuses them. Checks that JSON Schema cannot say (names, merged layers, references)
-stay the loader's.
-
-``python -m dome_tasks.manifest.json_schema`` prints the schema (the committed file is that
-output); ``--path`` prints where the installed copy is, for editors offline.
+Generated from :mod:`~dome_tasks.manifest.schema`, each dome key given its description. In a
+mapping marked ``x-wrangler``, each key wrangler accepts there is a ``$ref`` into the published
+``config-schema.json`` of the wrangler dome pins (:func:`registry` serves its bundled copy
+offline), so editors show wrangler's own descriptions; other keys are refused, as the loader
+refuses them. ``python -m dome_tasks.manifest.json_schema`` prints the schema (the committed
+file is that output); ``--path`` prints where the installed copy is, for editors offline.
 """
 
 from __future__ import annotations
@@ -18,16 +14,17 @@ from __future__ import annotations
 import gzip
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.manifest import _kinds as k
-from dome_tasks.manifest import schema
-from dome_tasks.manifest.wrangler_schema import BUNDLED, DEPRECATED, deprecation
+from dome_tasks.manifest import bindings, schema
+from dome_tasks.manifest.wrangler_schema import (BUNDLED, DEPRECATED, deprecation, node_at,
+                                                 pointers_at)
 
-__all__ = ["PATH", "SCHEMA_URL", "generate", "registry", "text", "validator", "wrangler_url"]
+__all__ = ["PATH", "SCHEMA_URL", "generate", "load", "registry", "text", "validator",
+           "wrangler_url"]
 
 #: Where the schema is published (OWNER: where this repository is published, as in the README).
 SCHEMA_URL = ("https://raw.githubusercontent.com/OWNER/dome-tasks/main/"
@@ -93,28 +90,18 @@ DESCRIPTIONS = {
     "services.worker": "A worker this manifest does not deploy there, by its name.",
     "services.entrypoint": "The named entrypoint of the bound worker.",
     "d1_databases": "D1 databases, by binding name.",
-    "d1_databases.database_name": "The database's name (dome appends the environment's suffix "
-    "unless shared).",
     "d1_databases.database_id": "The database's id (looked up by name when left out).",
     "d1_databases.migrations_dir": "The migrations folder, relative to the service "
     "(null: none).",
     "r2_buckets": "R2 buckets, by binding name.",
-    "r2_buckets.bucket_name": "The bucket's name (dome appends the environment's suffix "
-    "unless shared).",
     "kv_namespaces": "KV namespaces, by binding name.",
     "kv_namespaces.id": "The namespace's id (looked up by title when left out).",
-    "kv_namespaces.title": "The namespace's title (dome appends the environment's suffix "
-    "unless shared).",
     "vectorize": "Vectorize indexes, by binding name.",
-    "vectorize.index_name": "The index's name (dome appends the environment's suffix unless "
-    "shared).",
     "hyperdrive": "Hyperdrive configs, by binding name.",
     "hyperdrive.id": "The Hyperdrive config's id.",
     "queues": "Queue producers and consumers.",
     "queues.producers": "Queues the worker sends to, by binding name.",
-    "producers.queue": "The queue's name (dome appends the environment's suffix unless shared).",
     "queues.consumers": "Queues the worker consumes.",
-    "consumers.queue": "The queue's name (dome appends the environment's suffix unless shared).",
     "consumers.max_batch_size": "The most messages in one batch.",
     "consumers.max_batch_timeout": "The longest wait (seconds) for a batch to fill.",
     "consumers.max_retries": "How often a failed message is retried.",
@@ -131,17 +118,6 @@ DESCRIPTIONS = {
     "creates.",
 }
 
-#: What JSON Schema can say of a scalar check (the rest is the loader's).
-_CHECKS: dict[Any, dict[str, Any]] = {
-    k._nonempty: {"minLength": 1},
-    schema._version: {"const": 1},
-    schema._kind: {"enum": ["remote", "local"]},
-    schema._path_like: {"pattern": "^/"},
-}
-_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object",
-          list: "array"}
-
-
 @cache
 def _wrangler() -> Mapping[str, Any]:
     with gzip.open(BUNDLED, "rt", encoding="utf-8") as f:
@@ -154,135 +130,73 @@ def wrangler_url() -> str:
     return f"https://unpkg.com/wrangler@{version}/config-schema.json"
 
 
-def _objects(pointer: str, node: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """The object schemas ``node`` may be, each with its JSON pointer in wrangler's schema."""
-    if "$ref" in node:
-        ref = node["$ref"].lstrip("#")
-        yield from _objects(ref, _at(ref))
-        return
-    combined = False
-    for word in ("allOf", "anyOf", "oneOf"):
-        for i, option in enumerate(node.get(word, ())):
-            combined = True
-            yield from _objects(f"{pointer}/{word}/{i}", option)
-    if not combined or "properties" in node:
-        yield pointer, node
-
-
-def _at(pointer: str) -> Any:
-    """The node at a JSON pointer of wrangler's schema."""
-    node: Any = _wrangler()
-    for part in filter(None, pointer.split("/")):
-        node = node[int(part) if isinstance(node, list) else
-                    part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def _wrangler_keys(place: tuple[str, ...]) -> dict[str, str]:
-    """Each key wrangler accepts at ``place`` -> its pointer in wrangler's schema."""
-    nodes = list(_objects("", _wrangler()))
-    for part in place:
-        following = []
-        for pointer, node in nodes:
-            if part == "[]" and "items" in node:
-                following += _objects(f"{pointer}/items", node["items"])
-            elif part in node.get("properties", {}):
-                following += _objects(f"{pointer}/properties/{_escape(part)}",
-                                      node["properties"][part])
-        nodes = following
-    keys: dict[str, str] = {}
-    for pointer, node in nodes:
-        for key in node.get("properties", {}):
-            keys.setdefault(key, f"{pointer}/properties/{_escape(key)}")
-    return keys
-
-
-def _escape(part: str) -> str:
-    return part.replace("~", "~0").replace("/", "~1")
-
-
 def _description(path: tuple[str, ...]) -> str:
     candidates = ["." + ".".join(path)] + [".".join(path[i:]) for i in range(len(path))]
     for candidate in candidates:
         if candidate in DESCRIPTIONS:
             return DESCRIPTIONS[candidate]
+    for kind in bindings.KINDS:  # a resource's name, named by the environment's convention
+        attr = kind.fields.get(path[-1])
+        if attr and attr.role == "name" and path[-2] == kind.key[-1]:
+            return (f"The {attr.resource}'s name (dome appends the environment's suffix unless "
+                    "shared).")
     raise KeyError(f"no description for dome.yaml key {'.'.join(path)}; add it to DESCRIPTIONS")
 
 
-class _Generator:
-    def __init__(self) -> None:
-        self.url = wrangler_url()
-
-    def kind(self, kind: k.Kind, path: tuple[str, ...]) -> dict[str, Any]:
-        if kind is schema.OVERRIDE:
-            return {"$ref": "#/definitions/worker"}
-        if isinstance(kind, k.Scalar):
-            types = [_TYPES[t] for t in kind.types]
-            if "number" in types and "integer" in types:
-                types.remove("integer")
-            out: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
-            return {**out, **_CHECKS.get(kind.check, {})}
-        if isinstance(kind, k.ListOf):
-            return {"type": "array", "items": self.kind(kind.item, path)}
-        if isinstance(kind, k.MapOf):
-            return {"type": "object", "additionalProperties": self.kind(kind.value, path)}
-        if isinstance(kind, k.AnyOf):
-            return {"anyOf": [self.kind(option, path) for option in kind.options]}
-        if isinstance(kind, k.Record):
-            return self.record(kind, path)
-        raise TypeError(kind)  # pragma: no cover
-
-    def field(self, spec: k.Field, path: tuple[str, ...]) -> dict[str, Any]:
-        out = self.kind(spec.kind, path)
-        if spec.nullable:
-            if isinstance(out.get("type"), str) and "$ref" not in out:
-                out["type"] = [out["type"], "null"]
-            else:
-                out = {"anyOf": [out, {"type": "null"}]}
-        return {"description": _description(path), **out}
-
-    def record(self, kind: k.Record, path: tuple[str, ...]) -> dict[str, Any]:
-        properties = {key: self.field(spec, path + (key,)) for key, spec in kind.fields.items()}
-        out: dict[str, Any] = {"type": "object", "properties": properties}
-        for key, advice in kind.dropped.items():
-            properties[key] = {"description": f"Ignored: {advice}"}
-        if kind.wrangler is not None:
-            place = "/".join(kind.wrangler) or "the top level"
-            out["$comment"] = (f"Keys without a description here are wrangler's own (at {place} "
-                               "of its config): $refs into wrangler's config schema")
-            for key, pointer in sorted(_wrangler_keys(kind.wrangler).items()):
-                if key not in properties and key not in kind.refused:
-                    properties[key] = self.wrangler_value(kind.wrangler, key, pointer)
-        required = [key for key, spec in kind.fields.items() if spec.required]
-        if required:
-            out["required"] = required
-        out["additionalProperties"] = False
-        return out
+def _expand(node: Any, path: tuple[str, ...]) -> Any:
+    """A fragment with descriptions added and wrangler's keys listed (a new dict)."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            value = {name: {"description": _description((*path, name)),
+                            **_expand(spec, (*path, name))}
+                     for name, spec in value.items()}
+        elif key in ("items", "additionalProperties"):
+            value = _expand(value, path)
+        elif key == "anyOf":
+            value = [_expand(option, path) for option in value]
+        out[key] = value
+    if "x-wrangler" in node:
+        _add_wrangler(out, node["x-wrangler"])
+    return out
 
 
-    def wrangler_value(self, place: tuple[str, ...], key: str, pointer: str) -> dict[str, Any]:
-        """wrangler's schema of ``key``; spelled out down to the keys wrangler still reads
-        though its schema no longer lists them (:data:`DEPRECATED`), which dome accepts."""
-        inner = place + (key,)
-        if not any(d[: len(inner)] == inner for d in DEPRECATED):
-            return {"$ref": f"{self.url}#{pointer}"}
-        described = {"description": _at(pointer).get("description", "")}
-        if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
-            return {**described, "type": "array", "items": self.wrangler_object((*inner, "[]"))}
-        return {**described, **self.wrangler_object(inner)}
+def _add_wrangler(out: dict[str, Any], place_text: str) -> None:
+    place = tuple(filter(None, place_text.split("/")))
+    out["$comment"] = (f"Keys without a description here are wrangler's own (at "
+                       f"{place_text or 'the top level'} of its config): $refs into "
+                       "wrangler's config schema")
+    properties = out["properties"]
+    skipped = {*schema.DROPPED.get(place_text, ()), *(schema.REFUSED if not place else ())}
+    for key, pointer in sorted(pointers_at(_wrangler(), place).items()):
+        if key not in properties and key not in skipped:
+            properties[key] = _wrangler_value(place, key, pointer)
 
-    def wrangler_object(self, place: tuple[str, ...]) -> dict[str, Any]:
-        properties = {key: self.wrangler_value(place, key, pointer)
-                      for key, pointer in sorted(_wrangler_keys(place).items())}
-        for key in DEPRECATED.get(place, {}):
-            properties[key] = {"description": deprecation((*place, key)), "deprecated": True}
-        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+def _wrangler_value(place: tuple[str, ...], key: str, pointer: str) -> dict[str, Any]:
+    """wrangler's schema of ``key``; spelled out down to the keys wrangler still reads
+    though its schema no longer lists them (:data:`DEPRECATED`), which dome accepts."""
+    inner = place + (key,)
+    if not any(d[: len(inner)] == inner for d in DEPRECATED):
+        return {"$ref": f"{wrangler_url()}#{pointer}"}
+    described = {"description": node_at(_wrangler(), pointer).get("description", "")}
+    if any(d[: len(inner) + 1] == (*inner, "[]") for d in DEPRECATED):
+        return {**described, "type": "array", "items": _wrangler_object((*inner, "[]"))}
+    return {**described, **_wrangler_object(inner)}
+
+
+def _wrangler_object(place: tuple[str, ...]) -> dict[str, Any]:
+    properties = {key: _wrangler_value(place, key, pointer)
+                  for key, pointer in sorted(pointers_at(_wrangler(), place).items())}
+    for key in DEPRECATED.get(place, {}):
+        properties[key] = {"description": deprecation((*place, key)), "deprecated": True}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 def generate() -> dict[str, Any]:
     """The JSON Schema of dome.yaml (draft-07, the draft wrangler's own schema uses)."""
-    gen = _Generator()
-    root = gen.record(schema.MANIFEST, ())
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": SCHEMA_URL,
@@ -290,9 +204,11 @@ def generate() -> dict[str, Any]:
         "description": "The dome-tasks manifest: environments and services of a Cloudflare "
         "Workers monorepo. Reference: docs/manifest.md.",
         "$comment": "Generated by `python -m dome_tasks.manifest.json_schema`; do not edit. "
-        f"Wrangler's keys refer to {gen.url}.",
-        **root,
-        "definitions": {"worker": gen.record(schema.OVERRIDE, ("worker",))},
+        f"Wrangler's keys refer to {wrangler_url()}. x-check names a check dome runs beyond the "
+        "schema; x-wrangler, the place of wrangler's config whose keys a mapping takes.",
+        **_expand(schema.MANIFEST, ()),
+        "definitions": {name: _expand(fragment, (name,))
+                        for name, fragment in schema.DEFINITIONS.items()},
     }
 
 
@@ -308,12 +224,17 @@ def registry() -> Any:
     return Registry().with_resource(wrangler_url(), Resource.from_contents(_wrangler()))
 
 
+@cache
+def load() -> dict[str, Any]:
+    """The shipped schema."""
+    return json.loads(PATH.read_text(encoding="utf-8"))
+
+
 def validator() -> Any:
-    """A jsonschema validator of the shipped schema; nothing is fetched."""
+    """A plain draft-07 validator of the shipped schema, as an editor's; nothing is fetched."""
     import jsonschema
 
-    return jsonschema.Draft7Validator(json.loads(PATH.read_text(encoding="utf-8")),
-                                      registry=registry())
+    return jsonschema.Draft7Validator(load(), registry=registry())
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from dome_tasks.errors import ManifestError, UsageError, did_you_mean
 from dome_tasks.manifest import _source as yaml_source
 from dome_tasks.manifest import environments as envs_mod
-from dome_tasks.manifest import naming, schema
+from dome_tasks.manifest import naming, validation
 from dome_tasks.manifest._problems import KeyPath, Problems
 from dome_tasks.manifest.files import outside
 from dome_tasks.manifest.graph import CycleError, Graph
@@ -172,11 +172,18 @@ def load(path: str | Path, *, check_files: bool = True) -> Manifest:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc}") from None
-    return loads(text, path, check_files=check_files)
+    return loads(text, path, check_files=check_files,
+                 cache=path.resolve().parent / ".dome" / "cache")
 
 
-def loads(text: str, path: str | Path, *, check_files: bool = True) -> Manifest:
-    """Validate manifest ``text`` as if read from ``path`` (relative paths resolve from it)."""
+def loads(
+    text: str, path: str | Path, *, check_files: bool = True, cache: Path | None = None
+) -> Manifest:
+    """Validate manifest ``text`` as if read from ``path`` (relative paths resolve from it).
+
+    ``cache``: a folder remembering texts that passed the schema pass (see
+    :class:`~dome_tasks.manifest.validation.Memo`); None validates every time.
+    """
     filename = str(path)
     source = yaml_source.parse(text, filename)
     problems = Problems(filename, source.lines)
@@ -184,7 +191,8 @@ def loads(text: str, path: str | Path, *, check_files: bool = True) -> Manifest:
         problems.add(key_path, what, line=line)
     resolved = Path(path).resolve()
     wrangler = load_schema(resolved.parent)
-    data = schema.validate(source.data, problems, wrangler.keys_at if wrangler else None)
+    memo = validation.Memo(cache, resolved, text, wrangler) if cache else None
+    data = validation.check(source.data, problems, wrangler, memo)
     manifest = _assemble(data, source.data, resolved, problems, wrangler, check_files)
     problems.raise_if_any()
     for warning in problems.warnings:
@@ -257,17 +265,12 @@ def _check_paths(data: Mapping[str, Any], root: Path, problems: Problems) -> Non
 
 
 def _check_name_placement(data: Mapping[str, Any], problems: Problems) -> None:
-    """``name`` names one worker: only in ``services.X.environments.E`` (elsewhere it would give
-    every environment, or every service, the same worker)."""
+    """``name`` names one worker: not in ``defaults`` (every service would get it; the schema
+    refuses it in a service, where every environment would)."""
     from dome_tasks.manifest.schema import REFUSED
 
-    places = [("defaults",)] + [("services", s) for s in (data.get("services") or {})]
-    for place in places:
-        node: Any = data
-        for part in place:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, Mapping) and "name" in node:
-            problems.add((*place, "name"), REFUSED["name"])
+    if "name" in data.get("defaults", {}):
+        problems.add(("defaults", "name"), REFUSED["name"])
 
 
 def _check_worker_names(service: str, envs: Mapping[str, Environment], problems: Problems) -> None:

@@ -26,6 +26,18 @@ _RESERVED = frozenset(
 )
 
 
+_IDENT = f"^(?!(?:{'|'.join(sorted(_RESERVED))})$)(?:{_JS_IDENT.pattern})$"
+#: The rules below as JSON Schema patterns (ECMA 262), for dome.schema.json: editors check
+#: names as dome does (dome words the message with the rule's own function).
+PATTERNS: dict[str, str] = {
+    "binding_name": _IDENT, "class_name": _IDENT, "entrypoint": _IDENT,
+    **{name: f"^(?:{rule.pattern})$".replace("\\d", "[0-9]") for name, rule in (
+        ("worker_name", _WORKER), ("suffix", _SUFFIX), ("environment_name", _ENV),
+        ("d1_name", _D1_NAME), ("r2_bucket", _R2), ("queue_name", _QUEUE),
+        ("vectorize_index", _VECTORIZE), ("compatibility_date", _DATE))},
+}
+
+
 #: Values that stand in for a secret set with `wrangler secret put` (never carried elsewhere).
 _PLACEHOLDER = re.compile(
     r"(?i)^\s*(|<[^>]*>|\$\{[^}]*\}|x{3,}|\*{3,}|\.{3}|todo|tbd|none|null|secret|changeme|"

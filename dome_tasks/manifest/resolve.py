@@ -361,7 +361,7 @@ class Resolver:
     ) -> str:
         """``value`` named by the environment's convention; the result must still be valid."""
         value += env.suffix
-        problem = attr.kind.check(value) if attr.kind.check else None
+        problem = attr.problem(value)
         if problem:
             self.problems.add(
                 self.origin(service, env.name, sub),

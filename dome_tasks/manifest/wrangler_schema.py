@@ -2,9 +2,9 @@
 
 The schema comes from the wrangler the workspace uses (found from the manifest's folder the way
 :func:`dome_tasks.tools.find_wrangler` finds it: ``node_modules/wrangler/config-schema.json``);
-without one, from the copy bundled with dome-tasks (taken from the wrangler it pins); when
-neither can be read, wrangler keys pass unchecked and ``invoke doctor`` says so.
-:meth:`WranglerSchema.keys_at` tells the manifest's schema which keys wrangler accepts where;
+without one, from the copy bundled with dome-tasks (taken from the wrangler it pins;
+dome.schema.json checks each layer against it too); if neither can be read, doctor says so.
+:meth:`WranglerSchema.keys_at` tells the loader which keys it accepts where (beyond the pinned's);
 :meth:`WranglerSchema.problems` checks a whole rendered config, :meth:`~WranglerSchema.problems_at`
 one part of it (what dome passes through unmodelled), and words each error like dome's own
 messages (``unknown key; did you mean …``, ``expected a number, got …``).
@@ -16,12 +16,11 @@ import functools
 import gzip
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dome_tasks.errors import did_you_mean
 
 __all__ = ["BUNDLED", "DEPRECATED", "WranglerSchema", "deprecation", "find_schema", "load_schema"]
 
@@ -53,13 +52,6 @@ def deprecation(path: tuple[Any, ...]) -> str | None:
     return f"deprecated by wrangler ({advice}); it still reads it" if advice else None
 
 
-def _only_all_of(node: Mapping[str, Any]) -> bool:
-    """A node that is nothing but ``allOf`` of one schema (no properties of its own)."""
-    all_of = node.get("allOf")
-    return (isinstance(all_of, list) and len(all_of) == 1 and "properties" not in node
-            and "type" not in node)
-
-
 @dataclass(frozen=True, eq=False)
 class WranglerSchema:
     """One wrangler config schema and where it came from."""
@@ -69,62 +61,16 @@ class WranglerSchema:
     _keys: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, repr=False)
     _parts: dict[tuple[Any, ...], list[Problem]] = field(default_factory=dict, repr=False)
 
-    @property
-    def root(self) -> Mapping[str, Any]:
-        return self._resolve(self.data)
-
-    def _resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
-        while isinstance(node, Mapping) and ("$ref" in node or _only_all_of(node)):
-            if "$ref" not in node:  # wrangler >= 4.1xx: the root is {"allOf": [{"$ref": …}]}
-                node = node["allOf"][0]
-                continue
-            ref = node["$ref"]
-            target: Any = self.data
-            for part in ref.lstrip("#/").split("/"):
-                target = target[part]
-            node = target
-        return node
-
-    def _options(self, node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """The object schemas ``node`` may be (through $ref, anyOf, oneOf)."""
-        node = self._resolve(node)
-        options = node.get("anyOf") or node.get("oneOf")
-        if options:
-            return [o for option in options for o in self._options(option)]
-        return [node]
-
     def keys_at(self, place: tuple[str, ...]) -> frozenset[str]:
         """Keys wrangler accepts at ``place`` (property names; "[]" steps into list items)."""
         if place not in self._keys:
-            nodes = [self.root]
-            for part in place:
-                following = []
-                for node in nodes:
-                    for option in self._options(node):
-                        if part == "[]":
-                            if "items" in option:
-                                following.append(option["items"])
-                        elif part in option.get("properties", {}):
-                            following.append(option["properties"][part])
-                nodes = following
-            keys = {
-                k for node in nodes for o in self._options(node) for k in o.get("properties", {})
-            }
-            self._keys[place] = frozenset(keys)
+            self._keys[place] = frozenset(pointers_at(self.data, place))
         return self._keys[place]
 
     def schema_at(self, place: tuple[Any, ...]) -> Mapping[str, Any] | None:
         """The schema of one place of the config (list indices stand for their items)."""
-        node: Mapping[str, Any] = self.root
-        for part in place:
-            node = self._resolve(node)
-            if isinstance(part, int) or part == "[]":
-                node = node.get("items")  # type: ignore[assignment]
-            else:
-                node = node.get("properties", {}).get(part)  # type: ignore[assignment]
-            if not isinstance(node, Mapping):
-                return None
-        return node
+        found = _nodes_at(self.data, tuple("[]" if isinstance(p, int) else p for p in place))
+        return found[0][1] if found else None
 
     def problems_at(self, place: tuple[Any, ...], value: Any) -> list[Problem]:
         """:meth:`problems` of ``value`` as found at ``place``; paths are relative to it."""
@@ -151,10 +97,7 @@ class WranglerSchema:
     def problems(self, doc: Mapping[str, Any]) -> list[Problem]:
         """(place in ``doc``, what is wrong, the missing key if that is the problem) for every
         error, worded like dome's messages."""
-        found: list[Problem] = []
-        for error in self._validator.iter_errors(doc):
-            found.extend(p for p in _explain(error) if not deprecation(p[0]))
-        return found
+        return self.problems_at((), doc)
 
     def deprecated_in(self, doc: Any, place: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Paths in ``doc`` (found at ``place``) of keys wrangler reads but calls deprecated."""
@@ -170,52 +113,61 @@ class WranglerSchema:
         return found
 
 
+def _objects(data: Any, pointer: str, node: Mapping[str, Any]
+             ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The object schemas ``node`` may be, each with its JSON pointer in ``data``."""
+    if "$ref" in node:
+        ref = node["$ref"].lstrip("#")
+        yield from _objects(data, ref, node_at(data, ref))
+        return
+    combined = False
+    for word in ("allOf", "anyOf", "oneOf"):
+        for i, option in enumerate(node.get(word, ())):
+            combined = True
+            yield from _objects(data, f"{pointer}/{word}/{i}", option)
+    if not combined or "properties" in node:
+        yield pointer, node
+
+
+def node_at(data: Any, pointer: str) -> Any:
+    """The node at a JSON pointer of the schema ``data``."""
+    for part in filter(None, pointer.split("/")):
+        data = data[int(part) if isinstance(data, list) else
+                    part.replace("~1", "/").replace("~0", "~")]
+    return data
+
+
+def _nodes_at(data: Any, place: tuple[str, ...]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(pointer, schema) of each schema wrangler's ``data`` has at ``place``."""
+    nodes: list[tuple[str, Any]] = [("", data)]
+    for part in place:
+        following = []
+        for pointer, node in (o for n in nodes for o in _objects(data, *n)):
+            if part == "[]" and "items" in node:
+                following.append((f"{pointer}/items", node["items"]))
+            elif part in node.get("properties", {}):
+                following.append((f"{pointer}/properties/{_escape(part)}",
+                                  node["properties"][part]))
+        nodes = following
+    return nodes
+
+
+def pointers_at(data: Any, place: tuple[str, ...]) -> dict[str, str]:
+    """Each key wrangler's schema ``data`` accepts at ``place`` ("[]": list items) -> its
+    JSON pointer."""
+    objects = [o for n in _nodes_at(data, place) for o in _objects(data, *n)]
+    return {key: f"{pointer}/properties/{_escape(key)}"
+            for pointer, node in reversed(objects) for key in node.get("properties", {})}
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
 def _explain(error: Any) -> Iterable[Problem]:
-    import jsonschema
+    from dome_tasks.manifest._explain import explain
 
-    path = tuple(error.absolute_path)
-    kind = error.validator
-    if kind in ("anyOf", "oneOf") and error.context:
-        yield from _explain(jsonschema.exceptions.best_match(error.context))
-    elif kind == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = error.schema.get("properties", {})
-        for key in error.instance:
-            if key not in allowed:
-                hint = did_you_mean(key, allowed)
-                yield (*path, key), "unknown key" + (f"; {hint}" if hint else ""), None
-    elif kind == "required":
-        for key in error.validator_value:
-            if isinstance(error.instance, Mapping) and key not in error.instance:
-                yield path, f"missing required key '{key}'", key
-    elif kind == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
-        label = " or ".join(_TYPE_LABELS.get(n, n) for n in names)
-        yield path, f"expected {label}, got {_describe(error.instance)}", None
-    elif kind == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
-        yield path, f"{_describe(error.instance)} is not one of: {options}", None
-    elif kind == "const":
-        yield path, f"must be {json.dumps(error.validator_value)}", None
-    else:
-        yield path, error.message, None
-
-
-_TYPE_LABELS = {
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "boolean": "a boolean (true or false)",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
-
-
-def _describe(value: Any) -> str:
-    from dome_tasks.manifest._kinds import describe
-
-    return describe(value)
+    return [(f.path, f.what, f.missing) for f in explain(error) if f.what and not f.warning]
 
 
 def find_schema(start: Path) -> Path | None:

@@ -129,7 +129,7 @@ def _preview_binding(kind: bindings.BindingKind, obj: Any, service: str, suffix:
         if current is None:
             continue
         new = _renamed(current, template_suffix, suffix)
-        problem = attr.kind.check(new) if getattr(attr.kind, "check", None) else None
+        problem = attr.problem(new)
         if problem:
             problems.append(problem)
         values[kind.model_attr(field_name)] = new

@@ -81,9 +81,9 @@ def test_every_dome_key_has_a_type_and_a_description() -> None:
     generated = json_schema.generate()
     worker = generated["definitions"]["worker"]["properties"]
     environment = generated["properties"]["environments"]["additionalProperties"]["properties"]
-    for fields, properties in ((schema.MANIFEST.fields, generated["properties"]),
+    for fields, properties in ((schema.MANIFEST["properties"], generated["properties"]),
                                (schema.WORKER_FIELDS, worker),
-                               (schema.ENVIRONMENT.fields, environment)):
+                               (schema.ENVIRONMENT["properties"], environment)):
         for key in fields:
             assert properties[key]["description"], key
             assert {"type", "anyOf", "$ref"} & set(properties[key]), key

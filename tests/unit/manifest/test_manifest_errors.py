@@ -274,7 +274,7 @@ def test_local_only_keys_and_ports(problems):
         "kind: local",
         "dome.yaml:4: environments.laptop.ports: '9000-8000' is not a port range within 1-65535 "
         "(first <= last)",
-        "dome.yaml:5: environments.box.kind: 'cloud' is not 'remote' or 'local'",
+        "dome.yaml:5: environments.box.kind: a string ('cloud') is not one of: remote, local",
     ]
 
 
@@ -1018,4 +1018,44 @@ def test_a_worker_name_outside_an_environment_override_is_refused(problems):
         "dome.yaml:11: services.silo.name: a worker's name is the service name plus the "
         "environment's suffix; where one differs, put it under "
         "services.<service>.environments.<env>.name",
+    ]
+
+
+def test_one_line_per_mistake_in_a_value_of_several_shapes(problems):
+    # each value below may take several shapes (anyOf): only the shape that fits speaks
+    text = """\
+    silo:
+      wrangler: 5
+      smoke: [[curl, ""], "npm run 'x"]
+      routes: [{pattern: "a b/*", custom_domain: true}]
+      services: {A: {service: api, entrypoint: 1x}}
+      secrets: {required: [OK, 9X]}
+    api: {}
+    """
+    assert problems(text) == [
+        "dome.yaml:11: services.silo.wrangler: expected a command (a string or a list of "
+        "arguments), got an integer (5)",
+        "dome.yaml:12: services.silo.smoke[0][1]: must not be empty",
+        "dome.yaml:12: services.silo.smoke[1]: cannot be split into arguments: No closing "
+        "quotation",
+        "dome.yaml:13: services.silo.routes[0].pattern: route 'a b/*' contains a space at "
+        "position 2 (write a space in a path as %20)",
+        "dome.yaml:14: services.silo.services.A.entrypoint: '1x' is not a valid entrypoint: it "
+        "must be a JavaScript identifier",
+        "dome.yaml:15: services.silo.secrets.required[1]: '9X' is not a valid binding name: it "
+        "must be a JavaScript identifier (letters, digits, _ and $, not starting with a digit, "
+        "not a reserved word)",
+    ]
+
+
+def test_a_misspelt_choice_gets_did_you_mean(problems):
+    text = """\
+    version: 1
+    environments:
+      laptop: {suffix: "-laptop", kind: locale}
+    services: {}
+    """
+    assert problems(text, full=True) == [
+        "dome.yaml:3: environments.laptop.kind: a string ('locale') is not one of: remote, "
+        "local; did you mean 'local'?",
     ]

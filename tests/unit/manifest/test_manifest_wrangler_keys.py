@@ -225,11 +225,13 @@ def test_keys_dome_writes_itself_are_refused_with_what_to_write(problems):
     ]
 
 
-def test_without_a_schema_wrangler_keys_pass_unchecked(load_yaml, monkeypatch):
+def test_without_the_workspace_schema_the_shipped_one_still_checks(problems, monkeypatch):
+    # dome.schema.json (with the bundled copy of wrangler's schema) ships in the package
     monkeypatch.setattr("dome_tasks.manifest.loader.load_schema", lambda start: None)
-    m = load_yaml("silo: {triggers: {crons: 5}, trigers: 1}\n")
-    assert m.wrangler_schema is None
-    assert m.resolve("silo", "staging").extra == {"triggers": {"crons": 5}, "trigers": 1}
+    assert problems("silo: {triggers: {crons: 5}, trigers: 1}\n") == [
+        "dome.yaml:10: services.silo.triggers.crons: expected a list, got an integer (5)",
+        "dome.yaml:10: services.silo.trigers: unknown key; did you mean 'triggers'?",
+    ]
 
 
 def test_the_workspace_wrangler_schema_is_used(load_yaml):
@@ -255,3 +257,12 @@ def test_json_vars_like_wrangler(load_yaml):
     m = load_yaml('silo:\n  vars: {LIMITS: {max: 5, tiers: [a, b]}, HOSTS: ["a.example.com"]}\n')
     doc = rendered(m, "silo", "staging")
     assert doc["vars"] == {"LIMITS": {"max": 5, "tiers": ["a", "b"]}, "HOSTS": ["a.example.com"]}
+
+
+def test_a_wrangler_table_may_be_completed_by_another_layer(load_yaml, problems):
+    m = load_yaml("silo:\n  site: {bucket: public}\n  environments:\n"
+                  "    staging: {site: {include: ['*.html']}}\n")
+    assert m.resolve("silo", "staging").extra["site"] == {"bucket": "public",
+                                                           "include": ["*.html"]}
+    assert problems("silo:\n  environments:\n    staging: {site: {include: ['*.html']}}\n") == [
+        "dome.yaml:12: services.silo.environments.staging.site: missing required key 'bucket'"]
