@@ -48,7 +48,12 @@ def namespace(
     """
     base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
     manifest = base / manifest
-    native = native_tasks()
+    if only_lists(sys.argv):  # stand-ins from a cache keyed by dome's code: no task module
+        from dome_tasks.cli.listed import listed_tasks
+
+        native = listed_tasks(base / ".dome" / "cache")
+    else:
+        native = native_tasks()
     listing = lists_root(sys.argv) or never_prefixed(sys.argv, prefix)
     if justfile is None:
         from dome_tasks.just.bridge import coexisting
@@ -84,6 +89,16 @@ def lists_root(argv: list[str]) -> bool:
     return False
 
 
+def only_lists(argv: list[str]) -> bool:
+    """Does this run only list the whole namespace (``invoke --list``, no help, no completion)?
+    Then dome's tasks need only their names, aliases and docstrings."""
+    program = argv[0].replace("\\", "/") if argv else ""
+    ours = Path(program).name in ("invoke", "inv") or program.endswith("invoke/__main__.py")
+    asks_more = any(word in ("--help", "-h", "--complete") or word.startswith("--help=")
+                    for word in argv[1:])
+    return ours and lists_root(argv) and not asks_more
+
+
 def never_prefixed(argv: list[str], prefix: str) -> bool:
     """Is this an ``invoke`` command line that can reach no task as ``PREFIX.NAME``? Then
     ``PREFIX.`` need not repeat the tasks that have a plain name: invoke copies every task's
@@ -116,7 +131,8 @@ def _with_justfile(
     def spec() -> BlockSpec:  # made when just.check or just.sync runs, not to list them
         from dome_tasks.just.block import BlockSpec
 
-        return BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+        tasks = native_tasks()  # the real tasks, even when *native* holds listed stand-ins
+        return BlockSpec(tasks, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
 
     if not justfile.is_file():
         _warn(f"no justfile at {justfile}: no recipe is bridged; `invoke just.sync` writes one "

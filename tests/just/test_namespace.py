@@ -114,3 +114,41 @@ def test_an_old_block_that_replaces_recipes_is_reported_while_loading(
     ns = namespace(justfile="justfile", root=tmp_path)
     assert "the generated block replaces your recipes deploy, logs" in capsys.readouterr().err
     assert sorted(ns.collections["just"].tasks) == ["check", "sync"]
+
+
+def _listed(ns: Collection) -> list[tuple[str, tuple[str, ...], str | None]]:
+    return [(name, tuple(t.aliases), t.__doc__) for name, t in sorted(ns.tasks.items())]
+
+
+def test_invoke_list_reads_dome_tasks_from_a_cache_that_never_goes_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dome_tasks.cli import listed
+
+    code = tmp_path / "code"
+    (code / "cli").mkdir(parents=True)
+    (code / "cli" / "deploy.py").write_text("# dome's code\n")
+    monkeypatch.setattr(listed, "_PACKAGE", code)
+    cache = tmp_path / "cache"
+    first = listed.listed_tasks(cache)  # nothing cached yet: the real tasks
+    assert not any(isinstance(t, listed.Listed) for t in first.tasks.values())
+    second = listed.listed_tasks(cache)  # cached: stand-ins that list exactly alike
+    assert all(isinstance(t, listed.Listed) for t in second.tasks.values())
+    assert _listed(second) == _listed(first)
+    (code / "cli" / "deploy.py").write_text("# dome's code, edited\n")  # dome changed: no cache
+    assert not any(isinstance(t, listed.Listed) for t in listed.listed_tasks(cache).tasks.values())
+
+
+@pytest.mark.parametrize(("argv", "only"), [
+    (["/venv/bin/invoke", "--list"], True),
+    (["/venv/bin/inv", "-l", "-F", "json"], True),
+    (["/venv/bin/invoke", "--list", "dome"], False),
+    (["/venv/bin/invoke", "--list", "--help", "deploy-env"], False),
+    (["/venv/bin/invoke", "--help", "deploy-env", "--list"], False),
+    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], False),
+    (["/venv/bin/pytest", "--list"], False),
+])
+def test_only_a_whole_listing_uses_the_listed_stand_ins(argv: list[str], only: bool) -> None:
+    from dome_tasks.collection import only_lists
+
+    assert only_lists(argv) is only
