@@ -54,7 +54,7 @@ def namespace(
         native = listed_tasks(base / ".dome" / "cache")
     else:
         native = native_tasks()
-    listing = lists_root(sys.argv) or never_prefixed(sys.argv, prefix)
+    listing = lists_root(sys.argv)
     if justfile is None:
         from dome_tasks.just.bridge import coexisting
 
@@ -79,7 +79,14 @@ def namespace(
 
 
 def lists_root(argv: list[str]) -> bool:
-    """Is this run ``invoke --list`` of the whole namespace (not ``--list NAMESPACE``)?"""
+    """Is this run ``invoke --list`` of the whole namespace (not ``--list NAMESPACE``)? Then
+    ``PREFIX.`` holds only the tasks without a plain name, so that each task is listed once.
+
+    The one decision read from the command line: invoke builds the same namespace for ``--list``
+    and ``--list dome`` (and re-creates its root as a plain ``Collection``, so no subclass can
+    tell them apart later). Every other run gets every task under ``PREFIX.``; its parser then
+    holds ~35 more contexts (a few ms), which :mod:`dome_tasks.cli.listed` makes nearly free
+    for a listing."""
     for index, word in enumerate(argv):
         if word.startswith("--list="):
             return False
@@ -97,16 +104,6 @@ def only_lists(argv: list[str]) -> bool:
     asks_more = any(word in ("--help", "-h", "--complete") or word.startswith("--help=")
                     for word in argv[1:])
     return ours and lists_root(argv) and not asks_more
-
-
-def never_prefixed(argv: list[str], prefix: str) -> bool:
-    """Is this an ``invoke`` command line that can reach no task as ``PREFIX.NAME``? Then
-    ``PREFIX.`` need not repeat the tasks that have a plain name: invoke copies every task's
-    parser context on each run, so the repeats cost time (a word that merely contains
-    *prefix*, a completion, or another program than invoke keeps them)."""
-    program = argv[0].replace("\\", "/") if argv else ""
-    ours = Path(program).name in ("invoke", "inv") or program.endswith("invoke/__main__.py")
-    return ours and "--complete" not in argv and not any(prefix in word for word in argv[1:])
 
 
 def tasks_root(frame: FrameType | None) -> Path:

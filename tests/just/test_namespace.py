@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection
 
-from dome_tasks.collection import namespace, native_tasks, never_prefixed
+from dome_tasks.collection import namespace, native_tasks
 from dome_tasks.just.block import BlockSpec, Entry, invoke_definition, render_block
 from dome_tasks.just.dump import find_just
 
@@ -59,19 +59,20 @@ def test_without_a_justfile_every_task_has_both_names() -> None:
 
 
 @pytest.mark.parametrize(("argv", "repeats"), [
-    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], False),
+    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], True),
     (["/venv/bin/invoke", "dome.deploy-env", "silo", "staging"], True),
     (["/venv/bin/invoke", "--list", "dome"], True),
-    (["/venv/bin/pytest", "deploy-env"], True),  # another program: the namespace it builds is whole
+    (["/venv/bin/invoke", "--complete", "--", "invoke", "de"], True),
+    (["/venv/bin/pytest", "deploy-env"], True),
+    (["/venv/bin/invoke", "--list"], False),  # listed once: dome.NAME only where a recipe took NAME
 ])
-def test_only_a_command_line_naming_the_prefix_gets_every_task_under_it(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], repeats: bool
+def test_every_task_is_under_the_prefix_except_in_a_whole_listing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str], repeats: bool
 ) -> None:
     monkeypatch.setattr(sys, "argv", argv)
-    ns = namespace(manifest="dome.yaml")
+    ns = namespace(manifest="dome.yaml", root=tmp_path)
     assert "deploy-env" in ns.tasks
     assert ("deploy-env" in ns.collections["dome"].tasks) is repeats
-    assert not never_prefixed(["/venv/bin/invoke", "--complete", "--", "invoke", "de"], "dome")
 
 
 def test_invoke_definition_points_at_the_tasks_folder(tmp_path: Path) -> None:
