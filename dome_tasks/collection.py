@@ -48,8 +48,13 @@ def namespace(
     """
     base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
     manifest = base / manifest
-    native = native_tasks()
-    listing = lists_root(sys.argv) or never_prefixed(sys.argv, prefix)
+    if only_lists(sys.argv):  # stand-ins from a cache keyed by dome's code: no task module
+        from dome_tasks.cli.listed import listed_tasks
+
+        native = listed_tasks(base / ".dome" / "cache")
+    else:
+        native = native_tasks()
+    listing = lists_root(sys.argv)
     if justfile is None:
         from dome_tasks.just.bridge import coexisting
 
@@ -74,7 +79,14 @@ def namespace(
 
 
 def lists_root(argv: list[str]) -> bool:
-    """Is this run ``invoke --list`` of the whole namespace (not ``--list NAMESPACE``)?"""
+    """Is this run ``invoke --list`` of the whole namespace (not ``--list NAMESPACE``)? Then
+    ``PREFIX.`` holds only the tasks without a plain name, so that each task is listed once.
+
+    The one decision read from the command line: invoke builds the same namespace for ``--list``
+    and ``--list dome`` (and re-creates its root as a plain ``Collection``, so no subclass can
+    tell them apart later). Every other run gets every task under ``PREFIX.``; its parser then
+    holds ~35 more contexts (a few ms), which :mod:`dome_tasks.cli.listed` makes nearly free
+    for a listing."""
     for index, word in enumerate(argv):
         if word.startswith("--list="):
             return False
@@ -84,14 +96,14 @@ def lists_root(argv: list[str]) -> bool:
     return False
 
 
-def never_prefixed(argv: list[str], prefix: str) -> bool:
-    """Is this an ``invoke`` command line that can reach no task as ``PREFIX.NAME``? Then
-    ``PREFIX.`` need not repeat the tasks that have a plain name: invoke copies every task's
-    parser context on each run, so the repeats cost time (a word that merely contains
-    *prefix*, a completion, or another program than invoke keeps them)."""
+def only_lists(argv: list[str]) -> bool:
+    """Does this run only list the whole namespace (``invoke --list``, no help, no completion)?
+    Then dome's tasks need only their names, aliases and docstrings."""
     program = argv[0].replace("\\", "/") if argv else ""
     ours = Path(program).name in ("invoke", "inv") or program.endswith("invoke/__main__.py")
-    return ours and "--complete" not in argv and not any(prefix in word for word in argv[1:])
+    asks_more = any(word in ("--help", "-h", "--complete") or word.startswith("--help=")
+                    for word in argv[1:])
+    return ours and lists_root(argv) and not asks_more
 
 
 def tasks_root(frame: FrameType | None) -> Path:
@@ -116,7 +128,8 @@ def _with_justfile(
     def spec() -> BlockSpec:  # made when just.check or just.sync runs, not to list them
         from dome_tasks.just.block import BlockSpec
 
-        return BlockSpec(native, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
+        tasks = native_tasks()  # the real tasks, even when *native* holds listed stand-ins
+        return BlockSpec(tasks, prefix, ci_task_names(), os.path.relpath(base, justfile.parent))
 
     if not justfile.is_file():
         _warn(f"no justfile at {justfile}: no recipe is bridged; `invoke just.sync` writes one "

@@ -141,11 +141,13 @@ class Settings:
 Given = tuple[str, Any]  # (where the value came from, the value)
 
 
-@dataclass
 class _Source:
-    c: Context
-    environ: Mapping[str, str]
-    notes: TextIO
+    """Where a task run's settings come from: its flags, invoke's config, the environment."""
+
+    def __init__(self, c: Context, environ: Mapping[str, str], notes: TextIO) -> None:
+        self.c = c
+        self.environ = environ
+        self.notes = notes
 
     def value(self, key: str, flag: Any) -> Given:
         """The flag, else the configured value, else the legacy variable; ``(where, value)``."""

@@ -22,10 +22,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from dome_tasks.errors import JustNotFound, ToolMissingError
 
@@ -47,13 +46,12 @@ NODE_INSTALL = ("pip install 'dome-tasks[node]' (Node 24 from PyPI, in this venv
                 "finds it), or install Node.js 22.12+ (https://nodejs.org)")
 
 
-@dataclass(frozen=True)
-class Tools:
+class Tools(NamedTuple):
     """Facts about this machine the planner may use."""
 
     wrangler: str = "wrangler"  # the repository's wrangler
     just: str | None = None
-    just_recipes: frozenset[str] = field(default_factory=frozenset)
+    just_recipes: frozenset[str] = frozenset()
 
     def wrangler_for(self, config: WorkerConfig) -> tuple[str, ...]:
         """The argv prefix that runs ``config``'s wrangler: the one its service pins (resolved

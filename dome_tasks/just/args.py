@@ -48,8 +48,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from invoke.exceptions import ParseError
 from invoke.parser import Argument
@@ -73,8 +72,7 @@ Kind = Literal["singular", "plus", "star"]
 HELP_WORDS = frozenset({"-h", "--help"})
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One just-style positional parameter."""
 
     name: str

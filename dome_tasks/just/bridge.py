@@ -259,8 +259,8 @@ def coexisting(
     are also at the top. Recipes that only delegate to the native task of their own name (the
     generated block) are left out: the task itself takes the name. ``known=False`` (the
     justfile could not be read): no native task takes a plain name, since any may collide.
-    ``listing`` (a root ``invoke --list``, or a command line that names no ``PREFIX.`` task):
-    ``PREFIX.`` holds only the tasks without a plain name, so that each task is listed once.
+    ``listing`` (a root ``invoke --list``): ``PREFIX.`` holds only the tasks without a plain
+    name, so that each task is listed once.
     """
     check_prefix(prefix)
     tasks = tuple(sorted(native.tasks))

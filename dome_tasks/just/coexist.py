@@ -11,7 +11,7 @@ user's.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dome_tasks.just.delegation import Delegation, delegations
 from dome_tasks.just.dump import Justfile
@@ -47,8 +47,7 @@ def dome_recipes(
     return frozenset(owned)
 
 
-@dataclass(frozen=True)
-class Coexistence:
+class Coexistence(NamedTuple):
     """How dome's tasks and a justfile's own recipes share names."""
 
     tasks: tuple[str, ...]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dome_tasks.just.dump import Justfile
 
@@ -18,8 +18,7 @@ _INVOKE_WORDS = {"invoke", "inv"}
 _INVOKE_VARIABLE = re.compile(r"\{\{\s*[A-Za-z_][\w-]*invoke\s*\}\}")
 
 
-@dataclass(frozen=True)
-class Delegation:
+class Delegation(NamedTuple):
     """A recipe line that runs ``invoke TASK ARGS…``."""
 
     recipe: str

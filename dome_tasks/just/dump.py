@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dome_tasks.errors import JustError, JustfileError, JustNotFound
 from dome_tasks.just.args import Param
@@ -48,8 +48,7 @@ __all__ = [
 INSTALL_HINT = JUST_INSTALL
 
 
-@dataclass(frozen=True)
-class RecipeParam:
+class RecipeParam(NamedTuple):
     """A recipe parameter with just's ``[arg(...)]`` options."""
 
     param: Param
@@ -71,8 +70,7 @@ class RecipeParam:
         return bool(self.long or self.short)
 
 
-@dataclass(frozen=True)
-class Recipe:
+class Recipe(NamedTuple):
     """One recipe of a justfile, as just dumps it."""
 
     name: str

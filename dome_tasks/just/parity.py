@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from invoke import Collection, Context
 from invoke.exceptions import Exit
@@ -106,8 +105,7 @@ def check_parity(justfile: str | os.PathLike[str] | Justfile, collection: Collec
     return problems
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     """What ``just.check`` prints: notes (shared names) and problems (non-empty: it fails)."""
 
     notes: tuple[str, ...]

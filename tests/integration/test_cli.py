@@ -287,6 +287,7 @@ def test_invoke_list_shows_each_task_once(workspace):
              if line.startswith("  ") and not line.startswith("   ")]
     assert "deploy-env" in names and "dome.deploy-env" not in names
     assert len(names) == len(set(names)) and not [n for n in names if n.startswith("dome.")]
+    assert invoke(workspace, "--list").stdout == listing.stdout, "from the cache: the same list"
     dome_only = invoke(workspace, "--list", "dome")
     assert ".deploy-env" in dome_only.stdout.split()
     assert invoke(workspace, "dome.render", "silo", "staging").returncode == 0, "dome.NAME still runs"

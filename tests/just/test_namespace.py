@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection
 
-from dome_tasks.collection import namespace, native_tasks, never_prefixed
+from dome_tasks.collection import namespace, native_tasks
 from dome_tasks.just.block import BlockSpec, Entry, invoke_definition, render_block
 from dome_tasks.just.dump import find_just
 
@@ -59,19 +59,20 @@ def test_without_a_justfile_every_task_has_both_names() -> None:
 
 
 @pytest.mark.parametrize(("argv", "repeats"), [
-    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], False),
+    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], True),
     (["/venv/bin/invoke", "dome.deploy-env", "silo", "staging"], True),
     (["/venv/bin/invoke", "--list", "dome"], True),
-    (["/venv/bin/pytest", "deploy-env"], True),  # another program: the namespace it builds is whole
+    (["/venv/bin/invoke", "--complete", "--", "invoke", "de"], True),
+    (["/venv/bin/pytest", "deploy-env"], True),
+    (["/venv/bin/invoke", "--list"], False),  # listed once: dome.NAME only where a recipe took NAME
 ])
-def test_only_a_command_line_naming_the_prefix_gets_every_task_under_it(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], repeats: bool
+def test_every_task_is_under_the_prefix_except_in_a_whole_listing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str], repeats: bool
 ) -> None:
     monkeypatch.setattr(sys, "argv", argv)
-    ns = namespace(manifest="dome.yaml")
+    ns = namespace(manifest="dome.yaml", root=tmp_path)
     assert "deploy-env" in ns.tasks
     assert ("deploy-env" in ns.collections["dome"].tasks) is repeats
-    assert not never_prefixed(["/venv/bin/invoke", "--complete", "--", "invoke", "de"], "dome")
 
 
 def test_invoke_definition_points_at_the_tasks_folder(tmp_path: Path) -> None:
@@ -114,3 +115,41 @@ def test_an_old_block_that_replaces_recipes_is_reported_while_loading(
     ns = namespace(justfile="justfile", root=tmp_path)
     assert "the generated block replaces your recipes deploy, logs" in capsys.readouterr().err
     assert sorted(ns.collections["just"].tasks) == ["check", "sync"]
+
+
+def _listed(ns: Collection) -> list[tuple[str, tuple[str, ...], str | None]]:
+    return [(name, tuple(t.aliases), t.__doc__) for name, t in sorted(ns.tasks.items())]
+
+
+def test_invoke_list_reads_dome_tasks_from_a_cache_that_never_goes_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dome_tasks.cli import listed
+
+    code = tmp_path / "code"
+    (code / "cli").mkdir(parents=True)
+    (code / "cli" / "deploy.py").write_text("# dome's code\n")
+    monkeypatch.setattr(listed, "_PACKAGE", code)
+    cache = tmp_path / "cache"
+    first = listed.listed_tasks(cache)  # nothing cached yet: the real tasks
+    assert not any(isinstance(t, listed.Listed) for t in first.tasks.values())
+    second = listed.listed_tasks(cache)  # cached: stand-ins that list exactly alike
+    assert all(isinstance(t, listed.Listed) for t in second.tasks.values())
+    assert _listed(second) == _listed(first)
+    (code / "cli" / "deploy.py").write_text("# dome's code, edited\n")  # dome changed: no cache
+    assert not any(isinstance(t, listed.Listed) for t in listed.listed_tasks(cache).tasks.values())
+
+
+@pytest.mark.parametrize(("argv", "only"), [
+    (["/venv/bin/invoke", "--list"], True),
+    (["/venv/bin/inv", "-l", "-F", "json"], True),
+    (["/venv/bin/invoke", "--list", "dome"], False),
+    (["/venv/bin/invoke", "--list", "--help", "deploy-env"], False),
+    (["/venv/bin/invoke", "--help", "deploy-env", "--list"], False),
+    (["/venv/bin/invoke", "deploy-env", "silo", "staging"], False),
+    (["/venv/bin/pytest", "--list"], False),
+])
+def test_only_a_whole_listing_uses_the_listed_stand_ins(argv: list[str], only: bool) -> None:
+    from dome_tasks.collection import only_lists
+
+    assert only_lists(argv) is only
