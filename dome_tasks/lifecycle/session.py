@@ -349,7 +349,8 @@ class Session:
         run the plan does not take is cancelled when the holding ends."""
         early = self._early.get(target.worker)
         command = step.action
-        if early is None or self.dry_run or not isinstance(command, Command) or not command.wrangler:
+        if early is None or self.dry_run or not (isinstance(command, Command)
+                                                 and command.wrangler):
             return
         self.prepare(target)
         wrangler = self._runner(Facts(), quiet=True).command_runner

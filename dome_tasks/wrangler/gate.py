@@ -71,7 +71,7 @@ class NetGate:
     def _open(self) -> None:
         try:
             wait(self.ready, return_when=FIRST_EXCEPTION)
-            for ready in sorted(self.ready, key=lambda f: not (f.done() and (f.cancelled() or f.exception()))):
+            for ready in sorted(self.ready, key=lambda future: not _failed(future)):
                 ready.result()  # a failed one first: a pending one may never resolve
         except BaseException as error:  # noqa: BLE001 - handed to the caller as ``refused``
             self.refused = error
@@ -95,3 +95,7 @@ class NetGate:
                             self.on_answer(words[1], words[2], int(words[3]))
             except (OSError, ValueError):
                 return
+
+
+def _failed(future: Future[Any]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
