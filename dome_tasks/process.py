@@ -39,6 +39,7 @@ __all__ = [
     "interrupt_running",
     "interruptible",
     "clear_stop",
+    "forwarded",
     "run",
     "signals_as_interrupts",
     "stop_requested",
@@ -242,12 +243,16 @@ def run(
     grace: float = DEFAULT_GRACE,
     pass_fds: Sequence[int] = (),
     on_start: Callable[[], None] | None = None,
+    inbox: list[int] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion (see the module docstring); echo its output to ``stdout`` /
     ``stderr`` (None: capture only). Raises :class:`Interrupted` on SIGINT/SIGTERM.
-    ``pass_fds``: descriptors the command inherits; ``on_start()``: called once it runs."""
+    ``pass_fds``: descriptors the command inherits; ``on_start()``: called once it runs;
+    ``inbox``: the run's signal inbox, for a run in a thread whose caller waits on the main
+    thread (:func:`forwarded`)."""
     with _RUNNING_LOCK:
-        received: list[int] = list(_STOP)
+        received: list[int] = inbox if inbox is not None else []
+        received.extend(_STOP)
         _RUNNING[id(received)] = received
     try:
         if received:  # the run is being stopped: start nothing more
@@ -258,6 +263,14 @@ def run(
     finally:
         with _RUNNING_LOCK:
             del _RUNNING[id(received)]
+
+
+@contextlib.contextmanager
+def forwarded(inbox: list[int]) -> Iterator[None]:
+    """While the block waits (on the main thread) for a run in another thread, SIGINT and
+    SIGTERM go to that run's *inbox*: it stops its command and raises :class:`Interrupted`."""
+    with _handlers(lambda signum, _frame: inbox.append(signum)):
+        yield
 
 
 def interrupt_running(signum: int) -> None:

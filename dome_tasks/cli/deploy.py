@@ -75,7 +75,13 @@ def deploy_request(
         deploy_local(c, settings, request, dry_run=flags.dry_run, jobs=flags.jobs or None,
                      document=document)
         return
-    from dome_tasks.lifecycle.deploy import DeployOptions, deploy, held_early, reads_before
+    from dome_tasks.lifecycle.deploy import (
+        DeployOptions,
+        deploy,
+        held_early,
+        reads_before,
+        start_early,
+    )
     from dome_tasks.lifecycle.migrate import decide_migrate, migrate, observe_applied
     from dome_tasks.lifecycle.session import open_watched
 
@@ -90,14 +96,15 @@ def deploy_request(
             held_early(session, request):
         from dome_tasks.runner import default_jobs
 
+        options = DeployOptions(flags.build, flags.verify and emulator is None,
+                                flags.rollback_on_failure, flags.label,
+                                jobs=flags.jobs or default_jobs(), force=flags.force)
+        start_early(session, request, options, tools)  # wrangler starts; the reads are joined
         if real:
             from dome_tasks.secrets.guard import check_declared
 
             # warns; refuses a protected env's live worker that lacks one
             check_declared(request, observed=reads.secrets)
-        options = DeployOptions(flags.build, flags.verify and emulator is None,
-                                flags.rollback_on_failure, flags.label,
-                                jobs=flags.jobs or default_jobs(), force=flags.force)
         with watched(session, board, document, emulator):
             if flags.migrate:  # the schema first: the new code may need it
                 applied = (reads.applied.result() if reads.applied is not None

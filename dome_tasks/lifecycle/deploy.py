@@ -62,6 +62,7 @@ __all__ = [
     "observe_deploy",
     "observe_inputs",
     "reads_before",
+    "start_early",
     "verify_target",
 ]
 
@@ -120,6 +121,19 @@ def held_early(session: Session, request: ResolvedRequest) -> Iterator[None]:
         return
     with session.holding(request.targets[0]):
         yield
+
+
+def start_early(session: Session, request: ResolvedRequest, options: DeployOptions,
+                tools: Tools) -> None:
+    """A one-service deploy held early (:func:`held_early`) whose plan is render, then
+    ``wrangler deploy`` (no build): start wrangler now, behind its gate, so that Node's start
+    and the bundling overlap the reads that decide the deploy (:meth:`Session.start_early`)."""
+    if len(request.targets) != 1 or session.dry_run:
+        return
+    target = request.targets[0]
+    steps = deploy_steps(target, request.root, tools, build=options.build, label=options.label)
+    if len(steps) >= 2 and (steps[0].event, steps[1].event) == ("render", "deploy"):
+        session.start_early(target, steps[1])
 
 
 def observe_deploy(

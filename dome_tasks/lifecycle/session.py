@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from dome_tasks.progress import Board
     from dome_tasks.runner import Runner, StepResult
     from dome_tasks.settings import Settings
+    from dome_tasks.wrangler.early import EarlyRun
 
 __all__ = ["Facts", "LifecycleError", "Session", "parse_status", "subdomain_in"]
 
@@ -193,6 +194,8 @@ class Session:
     # taken in the background (see :meth:`holding`)
     _early: dict[str, Future[Any]] = field(default_factory=dict, repr=False)
     _early_used: set[str] = field(default_factory=set, repr=False)  # its reads taken by a plan
+    # worker -> its ``wrangler deploy``, started before the plan runs (see :meth:`start_early`)
+    _started: dict[str, EarlyRun] = field(default_factory=dict, repr=False)
 
     _account_locks: dict[int, AccountLocks] = field(default_factory=dict, repr=False)
 
@@ -318,6 +321,9 @@ class Session:
             try:
                 yield
             finally:
+                started = self._started.pop(worker, None)
+                if started is not None:  # never adopted: it leaves having sent nothing
+                    started.cancel()
                 self._early.pop(worker, None)
                 self._early_used.discard(worker)
                 cancel.set()  # a wait for a busy lock ends; a lock taken is released below
@@ -335,6 +341,21 @@ class Session:
         reconciler = self.reconciler(environment)
         versions = in_background(reconciler.versions, worker, name="dome-versions")
         return reconciler.live(worker), versions.result()
+
+    def start_early(self, target: Target, step: Step) -> None:
+        """Start *step* (*target*'s ``wrangler deploy``, its config rendered first) now, behind
+        its gate: it reaches the API once the lock taken early is held and the plan runs the
+        step (:class:`~dome_tasks.wrangler.early.EarlyRun`). Only under :meth:`holding`; a
+        run the plan does not take is cancelled when the holding ends."""
+        early = self._early.get(target.worker)
+        command = step.action
+        if early is None or self.dry_run or not (isinstance(command, Command)
+                                                 and command.wrangler):
+            return
+        self.prepare(target)
+        wrangler = self._runner(Facts(), quiet=True).command_runner
+        assert isinstance(wrangler, WranglerExec)
+        self._started[target.worker] = wrangler.start_early(step, command, early)
 
     def wait_held(self) -> None:
         """Wait until the locks taken early are held (raises why one cannot be had)."""
@@ -806,10 +827,17 @@ class _Watch:
     def gate(self, command: Command) -> Any:
         """A deploy started while its lock is being taken waits at a gate on its network
         (:class:`~dome_tasks.wrangler.gate.NetGate`) until the lock is held and what served
-        is read; what serves is read again as soon as the API answers its activation."""
+        is read (one started before the plan is adopted, see :meth:`Session.start_early`);
+        what serves is read again as soon as the API answers its activation."""
         from dome_tasks.lifecycle.reconcile import is_deploy
         from dome_tasks.wrangler.gate import NetGate
 
+        started = self.session._started.pop(self.worker, None)
+        if started is not None:
+            if started.command == command:  # started before the plan: this step adopts it
+                started.on_answer = self._answered
+                return started
+            started.cancel()
         if self.early is None or not is_deploy(command.argv):
             return None
         return NetGate(self.early, on_answer=self._answered)

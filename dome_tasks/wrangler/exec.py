@@ -18,16 +18,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dome_tasks import process
 from dome_tasks.errors import CommandFailed
 from dome_tasks.events import Redactor
+from dome_tasks.wrangler.early import EarlyRun
 from dome_tasks.wrangler.env import hermetic_env, run_files
 from dome_tasks.wrangler.output import WranglerOutput, read_output
 from dome_tasks.wrangler.retry import Attempt, RetryPolicy, run_with_retries
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from dome_tasks.plan.steps import Command, Step
     from dome_tasks.runner import Runner, StepResult
     from dome_tasks.wrangler.gate import NetGate
@@ -161,8 +164,9 @@ class WranglerExec:
     # (lifecycle.reconcile.Reconciler.probe); such a failure is not retried.
     landed_probe: Callable[[Command], Callable[[Attempt], bool] | None] | None = None
     # Per command, before its first attempt: a gate on its network (lifecycle.session: wrangler
-    # starts at once and reaches the API once the deploy's lock is held); None: no gate.
-    gate: Callable[[Command], NetGate | None] | None = None
+    # starts at once and reaches the API once the deploy's lock is held), or the run started
+    # early behind one (adopted as the first attempt); None: no gate.
+    gate: Callable[[Command], NetGate | EarlyRun | None] | None = None
     hide_stdout_events: frozenset[str] = frozenset({"status"})
     err: TextIO | None = None
     out: TextIO | None = None
@@ -182,13 +186,12 @@ class WranglerExec:
         gates = [self.gate(command)] if self.gate is not None else []
 
         def attempt() -> Attempt:
-            base = dict(os.environ if self.base_env is None else self.base_env)
-            env = hermetic_env(base, state_dir=self.state_dir, environment=step.environment or "default")
-            output_file = env["WRANGLER_OUTPUT_FILE_PATH"]
             gate = gates.pop() if gates else None  # the first attempt only: later ones hold
+            if isinstance(gate, EarlyRun):  # started before the step: adopted here
+                return gate.attempt(out, err)
+            env = self._env(step, command)
+            output_file = env["WRANGLER_OUTPUT_FILE_PATH"]
             try:
-                env.update(command.env)
-                self.redactor.add_credentials(env)
                 if gate is not None:
                     env = gate.environ(env)
                 done = process.run(
@@ -238,6 +241,21 @@ class WranglerExec:
         if not final.ok:
             raise self._failed(step, command, retried.attempts, final, err)
         return StepResult(step, "ok", 0, stdout=final.stdout, stderr=final.stderr, value=final.output)
+
+    def _env(self, step: Step, command: Command) -> dict[str, str]:
+        """The environment of one attempt: hermetic, with a fresh output file (the token it
+        runs with is taught to the redactor)."""
+        base = dict(os.environ if self.base_env is None else self.base_env)
+        env = hermetic_env(base, state_dir=self.state_dir, environment=step.environment or "default")
+        env.update(command.env)
+        self.redactor.add_credentials(env)
+        return env
+
+    def start_early(self, step: Step, command: Command, ready: Future[Any]) -> EarlyRun:
+        """Start *step*'s *command* now, behind a gate that opens once *ready* resolves and the
+        step runs (:class:`~dome_tasks.wrangler.early.EarlyRun`: hand it out from ``gate``)."""
+        return EarlyRun(command, self._env(step, command), ready, timeout=self.command_timeout,
+                        redact=self.redactor.text, grace=self.grace)
 
     def _failed(
         self,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,12 @@ REFUSED_EXIT = 75  # the preload's exit code when the gate was closed instead of
 
 
 class NetGate:
-    """One wrangler run's gate: opens when *ready* resolves; *on_answer(method, path, status)*
-    hears every API answer."""
+    """One wrangler run's gate: opens when *ready* resolves (every one of them, when a sequence:
+    it stays closed when one fails); *on_answer(method, path, status)* hears every API answer."""
 
-    def __init__(self, ready: Future[Any],
+    def __init__(self, ready: Future[Any] | Sequence[Future[Any]],
                  on_answer: Callable[[str, str, int], None] | None = None) -> None:
-        self.ready = ready
+        self.ready = (ready,) if isinstance(ready, Future) else tuple(ready)
         self.on_answer = on_answer
         self.refused: BaseException | None = None
         self._ours, self._theirs = socket.socketpair()
@@ -70,7 +70,9 @@ class NetGate:
 
     def _open(self) -> None:
         try:
-            self.ready.result()
+            wait(self.ready, return_when=FIRST_EXCEPTION)
+            for ready in sorted(self.ready, key=lambda future: not _failed(future)):
+                ready.result()  # a failed one first: a pending one may never resolve
         except BaseException as error:  # noqa: BLE001 - handed to the caller as ``refused``
             self.refused = error
             try:
@@ -93,3 +95,7 @@ class NetGate:
                             self.on_answer(words[1], words[2], int(words[3]))
             except (OSError, ValueError):
                 return
+
+
+def _failed(future: Future[Any]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)

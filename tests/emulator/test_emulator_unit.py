@@ -215,6 +215,31 @@ def test_d1_params_bind_and_a_conditional_upsert_is_atomic(emu):
     assert json.loads(raw)["result"][0]["results"] == {"columns": ["scope", "token"], "rows": []}
 
 
+def test_databases_created_at_once_under_one_name_make_one_database(emu):
+    """As in the real API, a name is taken once: the first machine to use the account lock
+    creates dome-state, the others racing it are told it exists (and then find it)."""
+    start = threading.Barrier(8)
+    answers: list[tuple[int, int | None]] = []
+
+    def create() -> None:
+        start.wait()
+        status, _, raw = call(emu, "POST", f"/accounts/{emu.account_id}/d1/database",
+                              {"name": "dome-state"})
+        errors = json.loads(raw).get("errors") or [{}]
+        answers.append((status, errors[0].get("code")))
+
+    for _ in range(10):  # a race: a few rounds, each on an account without databases
+        emu.state.d1.clear()
+        answers.clear()
+        threads = [threading.Thread(target=create) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(answers) == [(200, None)] + [(400, 7502)] * 7
+        assert [db.name for db in emu.state.d1.values()] == ["dome-state"]
+
+
 def test_strict_emulator_does_not_invent_databases():
     with Emulator(auto_create=False) as emu:
         status, _, raw = call(

@@ -84,3 +84,15 @@ def test_a_second_deploy_finds_the_remembered_state_database_and_a_deleted_one_a
     assert [json.loads(r["record"])["version_id"] for r in rows if r["kind"] == "deploy"] == [
         serving]
     assert recorded_live(project, emulator) == serving
+
+
+def test_an_unchanged_service_skipped_after_wrangler_started_early_sends_nothing_from_it(
+        project, emulator) -> None:
+    invoke(project, emulator, *DEPLOY)
+    emulator.clear_requests()
+    again = invoke(project, emulator, *DEPLOY[:-1])  # not forced: silo has not changed
+    assert "skip silo-staging: unchanged since its deploy of" in again.stdout + again.stderr
+    wrangler = [r.line for r in emulator.requests if "/workers/services/" in r.path
+                or (r.method != "GET" and "/workers/scripts/" in r.path)]
+    assert wrangler == []  # the deploy started early never passed its gate
+    assert {r.method for r in emulator.requests if "/workers/" in r.path} == {"GET"}  # reads

@@ -5,6 +5,7 @@ gate closed instead (the lock cannot be had) ends wrangler before it sends anyth
 
 from __future__ import annotations
 
+import io
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from dome_tasks import process
 from dome_tasks.lifecycle.lock import LockBusy
 from dome_tasks.testing.emulator import Emulator
-from dome_tasks.wrangler.env import hermetic_env
+from dome_tasks.wrangler.early import EarlyRun
+from dome_tasks.wrangler.env import hermetic_env, run_files
 from dome_tasks.wrangler.gate import REFUSED_EXIT, NetGate
 from tests.conftest import ROOT, run_env
 
@@ -84,5 +86,45 @@ def test_a_gate_closed_instead_ends_wrangler_before_it_sends_anything(tmp_path, 
             gate.close()
         assert done.returncode == REFUSED_EXIT, done.stdout + done.stderr
         assert isinstance(gate.refused, LockBusy)
+        assert emulator.requests == []  # not one call reached the API
+        assert "gated" not in emulator.state.workers
+
+
+def early(emulator: Emulator, tmp_path: Path, ready: Future[None]) -> EarlyRun:
+    """The pinned wrangler's deploy started before its step runs (as Session.start_early)."""
+    from dome_tasks.plan.steps import Command
+
+    command = Command((str(WRANGLERS["pinned"]), "deploy", "--config", str(worker(tmp_path))),
+                      cwd=tmp_path, wrangler=True)
+    env = hermetic_env(run_env(**emulator.env()), state_dir=tmp_path / "state", environment="t")
+    return EarlyRun(command, env, ready, timeout=120, redact=lambda text: text, grace=5.0)
+
+
+def test_a_deploy_started_early_sends_nothing_until_its_step_adopts_it(tmp_path) -> None:
+    held: Future[None] = Future()
+    held.set_result(None)  # the lock is held at once: only the step is missing
+    with Emulator() as emulator:
+        run = early(emulator, tmp_path, held)
+        threading.Event().wait(3.0)  # long enough to have bundled and reached its gate
+        assert emulator.requests == []
+        out, err = io.StringIO(), io.StringIO()
+        print("  $ wrangler deploy", file=out)  # the step's line comes first
+        attempt = run.attempt(out, err)
+        assert attempt.ok, attempt.stdout + attempt.stderr
+        assert emulator.state.worker("gated").traffic()  # deployed
+        assert attempt.output.deploy is not None  # its output file was read
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "  $ wrangler deploy" and len(lines) > 1  # then what it printed, kept
+    assert not [path for path in run_files(run.env) if Path(path).exists()]  # removed
+
+
+def test_a_deploy_started_early_but_never_adopted_leaves_having_sent_nothing(tmp_path) -> None:
+    held: Future[None] = Future()
+    held.set_result(None)
+    with Emulator() as emulator:
+        run = early(emulator, tmp_path, held)
+        threading.Event().wait(1.0)
+        run.cancel()  # e.g. the service was unchanged, or a check refused the deploy
+        assert run._done.done()  # noqa: SLF001 - it stopped
         assert emulator.requests == []  # not one call reached the API
         assert "gated" not in emulator.state.workers

@@ -37,7 +37,8 @@ def _database(state: EmulatorState, database_id: str) -> D1Database:
 @router.route("GET", DB)
 def list_databases(state: EmulatorState, req: Request) -> Response:
     name = req.arg("name")
-    dbs = [db.to_api() for db in state.d1.values() if name is None or db.name == name]
+    with state.lock:
+        dbs = [db.to_api() for db in state.d1.values() if name is None or db.name == name]
     return paged(dbs)
 
 
@@ -47,9 +48,10 @@ def create_database(state: EmulatorState, req: Request) -> Response:
     name = body.get("name")
     if not name:
         raise ApiError(400, 7400, "a database needs a name")
-    if any(db.name == name for db in state.d1.values()):
-        raise ApiError(400, 7502, f"A database with name '{name}' already exists")
-    return ok(state.add_d1(name).to_api())
+    with state.lock:  # one check-and-create: names are unique, as in the real API
+        if any(db.name == name for db in state.d1.values()):
+            raise ApiError(400, 7502, f"A database with name '{name}' already exists")
+        return ok(state.add_d1(name).to_api())
 
 
 @router.route("GET", DB + "/{db}")
