@@ -24,7 +24,6 @@ from dome_tasks.tools import discover_tools
 if TYPE_CHECKING:
     from invoke import Context
 
-    from dome_tasks.lifecycle.migrate import Applied
     from dome_tasks.lifecycle.session import Session
     from dome_tasks.manifest.loader import Manifest
     from dome_tasks.manifest.model import Environment

@@ -4,7 +4,6 @@ rendered config equals the intent, and never replaces a manifest without --force
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

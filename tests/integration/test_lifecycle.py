@@ -256,13 +256,15 @@ def _failing(c: Context, capsys, call) -> tuple[WranglerFailed, str]:
 def test_each_troubleshooting_class_prints_its_remedy(ctx, ws, cloudflare_emulator, capsys):
     faults = cloudflare_emulator.faults
 
-    # resource not found: status of a worker that was never deployed (404, code 10007)
+    # resource not found: status of a worker that was never deployed (404, code 10007), when
+    # the API's own read fails and wrangler's view (with its diagnosis) is what status shows
+    faults.add(method="GET", path=r"/deployments$", status=403, code=10000, times=1)
     error, err = _failing(ctx, capsys, lambda s: status(s, request(ctx, ["silo"], "staging").targets[0]))
     assert error.diagnosis.case.key == "resource-not-found" and error.exit_code == 1
     assert "deployment guide 9.1.2" in err and "Verify that the resource exists" in err
 
-    # authentication: the API answers 10000
-    faults.add(method="GET", path=r"/deployments$", status=403, code=10000, times=1)
+    # authentication: the API answers 10000 (to status' own read, then to wrangler)
+    faults.add(method="GET", path=r"/deployments$", status=403, code=10000, times=2)
     error, err = _failing(ctx, capsys, lambda s: status(s, request(ctx, ["silo"], "staging").targets[0]))
     assert error.diagnosis.case.key == "authentication"
     assert "Authentication error [code: 10000]" in err and "Run `wrangler login`" in err
@@ -291,8 +293,11 @@ def test_each_troubleshooting_class_prints_its_remedy(ctx, ws, cloudflare_emulat
     assert [(r.kind, r.outcome) for r in records] == [("deploy", "failure"), ("deploy", "failure")]
 
 
-def test_boundary_keeps_wranglers_exit_code(ctx):
+def test_boundary_keeps_wranglers_exit_code(ctx, cloudflare_emulator):
     from invoke.exceptions import Exit
+
+    cloudflare_emulator.faults.add(method="GET", path=r"/deployments$", status=403, code=10000,
+                                   times=2)  # status' own read, then wrangler's
 
     with pytest.raises(Exit) as info:
         cli.status(ctx, "silo", "staging")
