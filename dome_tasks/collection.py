@@ -17,6 +17,7 @@ plain name too unless a recipe of the justfile has it (``prefix=`` renames ``dom
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from types import FrameType
@@ -48,6 +49,8 @@ def namespace(
     """
     base = Path(root).resolve() if root is not None else tasks_root(sys._getframe(1))
     manifest = base / manifest
+    if only_prints(sys.argv):  # `invoke --list | head`: end quietly, as other CLIs do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if only_lists(sys.argv):  # stand-ins from a cache keyed by dome's code: no task module
         from dome_tasks.cli.listed import listed_tasks
 
@@ -94,6 +97,13 @@ def lists_root(argv: list[str]) -> bool:
             following = argv[index + 1] if index + 1 < len(argv) else ""
             return not following or following.startswith("-")
     return False
+
+
+def only_prints(argv: list[str]) -> bool:
+    """Does this run only print (a listing or completion: no task runs, nothing is written after
+    the output starts)? Then a reader that closes the pipe early ends it without a traceback."""
+    return any(word in ("--list", "-l", "--complete") or word.startswith("--list=")
+               for word in argv[1:])
 
 
 def only_lists(argv: list[str]) -> bool:

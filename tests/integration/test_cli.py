@@ -293,6 +293,15 @@ def test_invoke_list_shows_each_task_once(workspace):
     assert invoke(workspace, "dome.render", "silo", "staging").returncode == 0, "dome.NAME still runs"
 
 
+def test_a_listing_read_only_in_part_ends_without_a_traceback(workspace):
+    """`invoke --list | head -1`: the reader closes the pipe early."""
+    shell = f"{VENV_BIN / 'invoke'} --list | head -1"
+    done = subprocess.run(["bash", "-c", shell], cwd=workspace, env=run_env(), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120, check=False)
+    assert done.stdout == "Available tasks:\n"
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("argv", [["deploy-env", "silo", "staging", "--dry-rn"],
                                   ["deploy-env", "--dry-rn", "silo", "staging"],
                                   ["db-migrate-dev", "--dry-rn"]])
