@@ -238,7 +238,8 @@ def boundary(func: F) -> F:
     """Turn library errors into one clear message and a non-zero exit: no traceback.
 
     Ctrl-C and SIGTERM stop the task (a running command's whole process group with it) and
-    exit 128 + the signal: 130 for SIGINT, 143 for SIGTERM.
+    exit 128 + the signal: 130 for SIGINT, 143 for SIGTERM. The last task of an ``invoke``
+    run leaves at once when it succeeds (:mod:`dome_tasks._leave`).
     """
 
     @functools.wraps(func)
@@ -249,7 +250,7 @@ def boundary(func: F) -> F:
         with stderr_as_events(_logs_json(args, kwargs)) as events:
             try:
                 with signals_as_interrupts():
-                    return func(*args, **kwargs)
+                    result = func(*args, **kwargs)
             except DomeError as error:
                 from dome_tasks.events import Redactor  # credentials never reach the last line
 
@@ -265,6 +266,10 @@ def boundary(func: F) -> F:
             except BrokenPipeError:  # `invoke history --json | head`: the reader has it all
                 _quiet_stdout()
                 raise Exit(code=0) from None
+        from dome_tasks._leave import leave_if_last
+
+        leave_if_last(func)  # the last task of the run: exit now, without the teardown
+        return result
 
     return wrapper  # type: ignore[return-value]
 

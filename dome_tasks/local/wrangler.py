@@ -52,10 +52,11 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
     The dev registry (how one ``wrangler dev`` finds the others for service bindings) and
     wrangler's debug logs are kept inside the state folder, so two workspaces, or two test
     runs, never see each other's workers. The ``Request.cf`` download and the npm update check
-    are turned off, so ``wrangler dev`` contacts no host.
+    are turned off, so ``wrangler dev`` contacts no host. Node keeps wrangler's compiled code in
+    the state folder, so each start after the first skips compiling it.
     """
     from dome_tasks.tools import with_node
-    from dome_tasks.wrangler.env import DEAD_REGISTRY, seed_update_check
+    from dome_tasks.wrangler.env import DEAD_REGISTRY, keep_compiled_code, seed_update_check
 
     tmp_dir = state_dir / "tmp"
     seed_update_check(tmp_dir)
@@ -73,6 +74,7 @@ def wrangler_env(state_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
         TMPDIR=str(tmp_dir),
         npm_registry=DEAD_REGISTRY,
     )
+    keep_compiled_code(env, state_dir)
     return env
 
 

@@ -22,6 +22,11 @@ What each variable does, as observed with wrangler 4.86.0:
   with it (`run_files`); files of dead dome processes are swept like the output files.
 * `NO_COLOR=1`, `FORCE_COLOR=0`: less ANSI (wrangler still colours its error boxes).
 * `CI=1`: never prompt, even when attached to a terminal.
+* `NODE_COMPILE_CACHE=<state_dir>/node-compile-cache`: Node (>= 22.1) keeps the V8 code it
+  compiled for wrangler's 15 MB bundle, so later runs skip compiling it: about 150 ms of every
+  wrangler start. Node checks each entry against the source's hash, so an upgraded wrangler
+  never runs stale code. A user's own `NODE_COMPILE_CACHE` (or `NODE_DISABLE_COMPILE_CACHE`)
+  is kept; older nodes ignore the variable.
 * `PATH`: the folder of a node new enough for today's wrangler comes first
   (`dome_tasks.tools.with_node`); the versions of the nodes tried are remembered in
   `<state_dir>/node-versions/` while each binary stays the same, so a run starts no
@@ -37,8 +42,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DEAD_REGISTRY", "hermetic_env", "run_files", "seed_update_check",
-           "sweep_stale_outputs"]
+__all__ = ["DEAD_REGISTRY", "hermetic_env", "keep_compiled_code", "run_files",
+           "seed_update_check", "sweep_stale_outputs"]
 
 DEAD_REGISTRY = "http://127.0.0.1:9/"
 _DROPPED = ("CF_API_BASE_URL", "WRANGLER_OUTPUT_FILE_DIRECTORY", "WRANGLER_LOG_SANITIZE")
@@ -75,6 +80,13 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def keep_compiled_code(env: dict[str, str], state_dir: Path) -> None:
+    """Let Node cache wrangler's compiled code under *state_dir* (``NODE_COMPILE_CACHE``),
+    unless the user chose a cache of their own or turned it off."""
+    if "NODE_COMPILE_CACHE" not in env and "NODE_DISABLE_COMPILE_CACHE" not in env:
+        env["NODE_COMPILE_CACHE"] = str(state_dir / "node-compile-cache")
 
 
 def _log_path(output: str) -> str:
@@ -146,6 +158,7 @@ def hermetic_env(
             "CI": "1",
         }
     )
+    keep_compiled_code(env, root)
     if api_base_url is not None:
         env["CLOUDFLARE_API_BASE_URL"] = api_base_url
         loopback = "127.0.0.1,localhost"

@@ -11,6 +11,7 @@ from emulator_helpers import WRANGLER, write_project
 
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import guard_env, violations
+from dome_tasks.wrangler.env import hermetic_env
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +54,19 @@ def test_account_cache_is_not_shared_between_environments(make_wrangler, emulato
         assert json.loads(cache.read_text())["account"]["id"] == emulator.account_id
     assert not (wrangler.project / ".wrangler" / "cache").exists()
     assert set(emulator.state.workers) == {"silo", "silo-staging"}
+
+
+def test_wrangler_keeps_its_compiled_code_in_the_project_and_a_users_choice_wins(
+        make_wrangler, tmp_path):
+    """Node's compile cache for wrangler's bundle lives in dome's state folder (later starts
+    skip compiling it); a user's own NODE_COMPILE_CACHE is left as it is."""
+    wrangler = make_wrangler("")
+
+    wrangler("whoami", env=wrangler.env("staging"))
+    cached = wrangler.state / "node-compile-cache"
+    assert any(p.is_file() for p in cached.rglob("*")), "node wrote no compile cache"
+
+    own = str(tmp_path / "own-cache")
+    for users in ({"NODE_COMPILE_CACHE": own}, {"NODE_DISABLE_COMPILE_CACHE": "1"}):
+        env = hermetic_env({**os.environ, **users}, state_dir=tmp_path / "state")
+        assert env.get("NODE_COMPILE_CACHE") == users.get("NODE_COMPILE_CACHE")
