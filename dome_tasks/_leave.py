@@ -18,15 +18,23 @@ import inspect
 import os
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["leave_if_last"]
 
+#: How many calls of each task body have finished in this process (one command line can name a
+#: task twice: ``invoke render silo staging render silo production``).
+_finished: Counter[Callable[..., Any]] = Counter()
+
 
 def leave_if_last(func: Callable[..., Any]) -> None:
-    """End the process now (status 0) when *func*'s task is the last of this ``invoke`` run."""
-    if not _last_task_is(func):
+    """End the process now (status 0) when this call of *func*'s task is the last call of this
+    ``invoke`` run."""
+    body = inspect.unwrap(func)
+    _finished[body] += 1
+    if not _last_call_is(body, _finished[body]):
         return
     _flush()
     shutdown = getattr(threading, "_shutdown", None)  # what Py_Finalize calls first
@@ -38,9 +46,9 @@ def leave_if_last(func: Callable[..., Any]) -> None:
     os._exit(0)
 
 
-def _last_task_is(func: Callable[..., Any]) -> bool:
-    """Is the ``invoke`` console program running, with *func*'s task as its last call (and no
-    post-task after it)?"""
+def _last_call_is(body: Callable[..., Any], finished: int) -> bool:
+    """Is the ``invoke`` console program running, with *body*'s task as its last task (no
+    post-task after it), named *finished* times on the command line?"""
     main = sys.modules.get("invoke.main")
     program = getattr(main, "program", None)
     if program is None or os.path.basename(sys.argv[0]) not in program.binary_names:
@@ -50,10 +58,11 @@ def _last_task_is(func: Callable[..., Any]) -> bool:
     if not parsed or collection is None:
         return False
     try:
-        task = collection[parsed[-1].name]
+        bodies = [inspect.unwrap(collection[context.name].body) for context in parsed]
+        last = collection[parsed[-1].name]
     except (KeyError, ValueError, AttributeError):
         return False
-    return not task.post and inspect.unwrap(task.body) is inspect.unwrap(func)
+    return not last.post and bodies[-1] is body and bodies.count(body) == finished
 
 
 def _flush() -> None:
