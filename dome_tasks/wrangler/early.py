@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -75,8 +75,10 @@ class EarlyRun:
     the run is adopted."""
 
     def __init__(self, command: Command, env: Mapping[str, str], ready: Future[Any], *,
-                 timeout: float | None, redact: Callable[[str], str], grace: float) -> None:
+                 timeout: float | None, redact: Callable[[str], str], grace: float,
+                 argv: Sequence[str] | None = None) -> None:
         self.command = command
+        argv = command.argv if argv is None else argv  # how it starts (wrangler.launch)
         self.adopted: Future[None] = Future()
         self.on_answer: Callable[[str, str, int], None] | None = None
         self.gate = NetGate((ready, self.adopted), on_answer=self._answer)
@@ -84,7 +86,7 @@ class EarlyRun:
         self._inbox: list[int] = []
         self._out, self._err = _Kept(), _Kept()
         self._done = in_background(
-            lambda: process.run(command.argv, cwd=command.cwd, env=self.env,
+            lambda: process.run(argv, cwd=command.cwd, env=self.env,
                                 stdin=command.stdin, timeout=timeout, stdout=self._out,
                                 stderr=self._err, redact=redact, grace=grace,
                                 pass_fds=self.gate.pass_fds, on_start=self.gate.started,

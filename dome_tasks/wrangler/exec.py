@@ -25,6 +25,7 @@ from dome_tasks.errors import CommandFailed
 from dome_tasks.events import Redactor
 from dome_tasks.wrangler.early import EarlyRun
 from dome_tasks.wrangler.env import hermetic_env, run_files
+from dome_tasks.wrangler.launch import direct_argv
 from dome_tasks.wrangler.output import WranglerOutput, read_output
 from dome_tasks.wrangler.retry import Attempt, RetryPolicy, run_with_retries
 
@@ -195,7 +196,7 @@ class WranglerExec:
                 if gate is not None:
                     env = gate.environ(env)
                 done = process.run(
-                    command.argv,
+                    self._launch(command, env),
                     cwd=command.cwd,
                     env=env,
                     stdin=command.stdin,
@@ -254,8 +255,18 @@ class WranglerExec:
     def start_early(self, step: Step, command: Command, ready: Future[Any]) -> EarlyRun:
         """Start *step*'s *command* now, behind a gate that opens once *ready* resolves and the
         step runs (:class:`~dome_tasks.wrangler.early.EarlyRun`: hand it out from ``gate``)."""
-        return EarlyRun(command, self._env(step, command), ready, timeout=self.command_timeout,
-                        redact=self.redactor.text, grace=self.grace)
+        env = self._env(step, command)
+        return EarlyRun(command, env, ready, timeout=self.command_timeout,
+                        redact=self.redactor.text, grace=self.grace,
+                        argv=self._launch(command, env))
+
+    def _launch(self, command: Command, env: Mapping[str, str]) -> list[str]:
+        """How *command* starts: wrangler's launcher replaced by the node it would start
+        (:mod:`dome_tasks.wrangler.launch`)."""
+        from dome_tasks.tools import known_node_version
+
+        cache = Path(self.state_dir) / "node-versions"
+        return direct_argv(command.argv, env, lambda node: known_node_version(node, cache))
 
     def _failed(
         self,
