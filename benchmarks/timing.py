@@ -68,3 +68,18 @@ def sample_workspace(work: Path) -> Path:
     shutil.copy(ROOT / "justfile", work / "justfile")
     (work / "node_modules").symlink_to(ROOT / "node_modules")
     return work
+
+
+def as_dome_starts_it(argv: list[str], env: dict[str, str],
+                      cache: Path) -> tuple[list[str], dict[str, str]]:
+    """*argv* / *env* of a bare wrangler command, started the way dome-tasks starts wrangler:
+    one node instead of the launcher's two (``wrangler.launch``), Node's compile cache in
+    *cache* (``wrangler.env.keep_compiled_code``). Beside the bare side, it shows how much of
+    dome's time is its own and how much its faster wrangler start gives back."""
+    from dome_tasks.tools import node_version
+    from dome_tasks.wrangler.env import keep_compiled_code
+    from dome_tasks.wrangler.launch import direct_argv
+
+    env = dict(env)
+    keep_compiled_code(env, cache)
+    return direct_argv(argv, env, node_version), env
