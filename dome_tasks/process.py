@@ -26,11 +26,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
-
-import psutil
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from dome_tasks.errors import CommandFailed, Interrupted
+
+if TYPE_CHECKING:  # psutil is imported where a process group is watched: after the spawn
+    import psutil
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -108,6 +109,8 @@ def _handlers(handler: Callable[[int, Any], None]) -> Iterator[None]:
 
 
 def _alive(process: psutil.Process) -> bool:
+    import psutil
+
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -125,6 +128,8 @@ class _Group:
 
     def look(self) -> None:
         """Remember the current descendants (called while the child runs)."""
+        import psutil
+
         try:
             leader = psutil.Process(self.popen.pid)
             found = [leader, *leader.children(recursive=True)]
@@ -135,6 +140,8 @@ class _Group:
 
     def members(self) -> list[psutil.Process]:
         """Live (non-zombie) members: descendants seen, and whatever still has our group id."""
+        import psutil
+
         self.look()
         found = {p.pid: p for p in self.known.values() if _alive(p)}
         try:
@@ -150,6 +157,8 @@ class _Group:
         return list(found.values())
 
     def signal(self, signum: int) -> None:
+        import psutil
+
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signum)
         for process in self.members():

@@ -40,8 +40,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import psutil
-
 from dome_tasks._atomic import write_atomic
 from dome_tasks.errors import DomeError
 from dome_tasks.process import interruptible
@@ -162,6 +160,8 @@ class Holder:
 
 def process_started(pid: int) -> float | None:
     """The start time of the running process ``pid`` (None: no such process)."""
+    import psutil
+
     try:
         return psutil.Process(pid).create_time()
     except (psutil.Error, OSError):

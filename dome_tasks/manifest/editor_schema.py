@@ -12,6 +12,8 @@ from dome_tasks._atomic import write_atomic
 
 __all__ = ["COPY", "MODELINE", "refresh"]
 
+#: The installed schema (``dome_tasks.manifest.json_schema.PATH``, which generates it).
+INSTALLED = Path(__file__).resolve().parent / "dome.schema.json"
 #: Where the copy lives, relative to the manifest's folder.
 COPY = Path(".dome") / "dome.schema.json"
 #: The manifest's first line (yaml-language-server: VS Code's YAML extension, Neovim, Helix…).
@@ -23,13 +25,11 @@ def refresh(root: Path, *, create: bool = False) -> bool:
 
     Without ``create``, only a project that already has ``.dome`` gets it (a read-only task in a
     fresh checkout writes nothing). Unreadable or unwritable: skipped (an editor aid only)."""
-    from dome_tasks.manifest.json_schema import PATH
-
     target = Path(root) / COPY
     if not create and not target.parent.is_dir():
         return False
     try:
-        wanted = PATH.read_bytes()
+        wanted = INSTALLED.read_bytes()
         try:
             if target.read_bytes() == wanted:
                 return False

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dome_tasks.errors import ManifestError
-from dome_tasks.manifest import json_schema, schema
+from dome_tasks.manifest import editor_schema, json_schema, schema
 from dome_tasks.manifest.loader import loads
 from tests.conftest import ROOT
 
@@ -55,6 +55,7 @@ def test_the_shipped_schema_is_what_the_generator_writes() -> None:
     assert json_schema.PATH.read_text(encoding="utf-8") == json_schema.text(), (
         "regenerate: python -m dome_tasks.manifest.json_schema > "
         "dome_tasks/manifest/dome.schema.json")
+    assert editor_schema.INSTALLED == json_schema.PATH  # what editors get is that file
 
 
 def test_the_command_prints_the_schema_and_its_path() -> None:
