@@ -122,12 +122,10 @@ def early_session(c: Context, settings: Settings, manifest: Manifest, env: Envir
     run, a rehearsal, the local environment)."""
     if dry_run or rehearse or env.is_local:
         return None
-    from dome_tasks.lifecycle.history import History
     from dome_tasks.lifecycle.session import Session
 
     session = Session.open(c, settings, manifest.root, manifest=manifest)
-    if isinstance(session.ledger, History):
-        session.ledger.prefetch(env.name)
+    session.ledger.prefetch(env.name)
     return session
 
 

@@ -198,15 +198,15 @@ def abort(c, service, env, *, yes=False, dry_run=False, log_format=""):
 
 def _ledger_read(c: Context, env: str):
     """The history's records and the environment name (alias resolved) of ``--env``, if any:
-    the shared history (Cloudflare KV, the local ledger as its cache) unless dome.history is off."""
+    the shared history (the account's D1, the local ledger as its cache) unless dome.history
+    is off."""
     from dome_tasks.lifecycle.history import History
-    from dome_tasks.lifecycle.ledger import Ledger
 
     settings = Settings.read(c)
     manifest = load_manifest(settings)
     environment = manifest.environment(env).name if env else None
-    path = settings.ledger_path(manifest.root)
-    ledger = History.for_manifest(manifest, path) if settings.shared_history else Ledger(path)
+    ledger = History.open(manifest, settings.ledger_path(manifest.root),
+                          shared=settings.shared_history)
     read = ledger.read()
     _report_problems(read.problems)
     return ledger, _settled(ledger, read.records, manifest), environment

@@ -18,6 +18,12 @@ with it; reads create nothing.
 ``dome-history`` KV namespace (when there is one) are copied into it, once per account
 (``INSERT OR IGNORE``: two machines doing it at once copy each record once); the namespace is
 left as it was. Until the database exists, reads list the KV namespace instead.
+
+:class:`AccountStore` is the shared driver of :mod:`dome_tasks.lifecycle.record_store`
+(``put``, ``list``, ``defer``); the history's policy lives above it
+(:class:`~dome_tasks.lifecycle.history.History`), the lock's statements beside it
+(:mod:`dome_tasks.lifecycle.account_lock`): a lock's release writes the records held back for
+its scope in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi
 from dome_tasks.cloudflare.d1 import D1Client
-from dome_tasks.lifecycle.ledger import LedgerProblem, LedgerRecord
+from dome_tasks.lifecycle.kv_history import NAMESPACE_TITLE, KvStore, key_prefix
+from dome_tasks.lifecycle.ledger import LedgerProblem, LedgerRead, LedgerRecord
 
 if TYPE_CHECKING:
     from dome_tasks.cloudflare.credentials import Credentials
@@ -76,7 +83,8 @@ T = TypeVar("T")
 
 @dataclass
 class AccountStore:
-    """The ``dome-state`` database of one account (shared by that account's environments)."""
+    """The ``dome-state`` database of one account (shared by that account's environments): the
+    record store every machine sees, and the table of its locks."""
 
     api: CloudflareApi
     note: Callable[[str], None] = lambda message: None  # says what the carry-over did
@@ -171,14 +179,14 @@ class AccountStore:
         if records:
             self._checked(lambda: self._insert(records), create=True)
 
-    def list(self, environment: str | None = None, service: str | None = None
-             ) -> tuple[list[LedgerRecord], list[LedgerProblem]]:
+    def list(self, environment: str | None = None, service: str | None = None) -> LedgerRead:
         """The records of one environment (or one service in it, or all), oldest first."""
-        if not self.ready(create=False):
-            from dome_tasks.lifecycle.history import KvStore, key_prefix
-
-            return KvStore(self.api).list(key_prefix(environment, service))  # not carried yet
-        return self._checked(lambda: self._list(environment, service), create=False)
+        if not self.ready(create=False):  # not carried over yet: the KV history, if any
+            records, problems = KvStore(self.api).list(key_prefix(environment, service))
+        else:
+            records, problems = self._checked(lambda: self._list(environment, service),
+                                              create=False)
+        return LedgerRead(tuple(records), tuple(problems))
 
     def _list(self, environment: str | None, service: str | None
               ) -> tuple[list[LedgerRecord], list[LedgerProblem]]:
@@ -205,7 +213,6 @@ class AccountStore:
 
     def _carry_over_kv(self) -> None:
         from dome_tasks._time import utc_now
-        from dome_tasks.lifecycle.history import NAMESPACE_TITLE, KvStore
 
         records, _problems = KvStore(self.api).list("")
         self._insert(records)

@@ -162,7 +162,9 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a link swapped in after the check is
 
 
 class Ledger:
-    """The ledger file at ``path`` (created with its folder on first append)."""
+    """The ledger file at ``path`` (created with its folder on first append): the local driver
+    of :class:`~dome_tasks.lifecycle.record_store.RecordStore` (``put``, ``list``), records in
+    the order written."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -176,7 +178,7 @@ class Ledger:
         self._write((record.to_json() + "\n").encode("utf-8"))
         return record
 
-    def extend(self, records: Iterable[LedgerRecord]) -> None:
+    def put(self, records: Iterable[LedgerRecord]) -> None:
         """Append several records with one write and one fsync (e.g. records pulled from the
         shared history into this cache)."""
         lines = "".join(record.to_json() + "\n" for record in records)
@@ -248,10 +250,17 @@ class Ledger:
                 problems.append(LedgerProblem(number, text[:200], str(error), torn=torn))
         return LedgerRead(tuple(records), tuple(problems))
 
+    def list(self, environment: str | None = None, service: str | None = None) -> LedgerRead:
+        """The records of *environment* (and *service* in it; None: all) in the order written,
+        and every problem met."""
+        read = self.read()
+        return LedgerRead(tuple(select(read.records, service=service, environment=environment)),
+                          read.problems)
+
     def records(
         self, service: str | None = None, environment: str | None = None
     ) -> tuple[LedgerRecord, ...]:
-        return tuple(select(self.read().records, service=service, environment=environment))
+        return self.list(environment, service).records
 
 
 def select(

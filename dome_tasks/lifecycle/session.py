@@ -8,8 +8,9 @@ steps learn (the version wrangler uploaded, the URLs it reports, the verificatio
 plan's placeholders from them, and :meth:`Session.record` writes the ledger: the one seam for
 locks, shared history and reconciliation.
 
-* **History**: ``Session.ledger`` is the shared :class:`~dome_tasks.lifecycle.history.History`
-  (Cloudflare KV, cached in the local ledger); a rehearsal swaps in the emulator's.
+* **History**: ``Session.ledger`` is always a :class:`~dome_tasks.lifecycle.history.History`,
+  the one policy over the record stores: the account's D1 cached in the local ledger, or the
+  local ledger alone (``dome.history: false``, dry runs); a rehearsal swaps in the emulator's.
 * **Locks**: :meth:`Session.locked` holds the deploy lock of (environment, worker), or the
   environment's migration lock, around an operation's observe and act phases: on this machine
   (whatever the checkout), then in the account (a row in its ``dome-state`` D1).
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from dome_tasks._background import in_background
 from dome_tasks.errors import CommandFailed, DomeError, Interrupted
 from dome_tasks.events import EventLog, Redactor
-from dome_tasks.lifecycle.ledger import GitFacts, Ledger, LedgerRecord, actor, git_facts
+from dome_tasks.lifecycle.ledger import GitFacts, LedgerRecord, actor, git_facts
 from dome_tasks.lifecycle.reconcile import (
     TRAFFIC_EVENTS,
     Landing,
@@ -172,7 +173,7 @@ class Session:
 
     c: Context
     root: Path
-    ledger: Ledger | History
+    ledger: History
     log: EventLog
     redactor: Redactor
     policy: VerifyPolicy = field(default_factory=VerifyPolicy)
@@ -218,18 +219,14 @@ class Session:
 
         manifest = manifest or load_manifest(settings)
         redactor = Redactor.from_environ()
-        path = settings.ledger_path(root)
-        history = None
-        if settings.shared_history and not dry_run:
-            history = History.for_manifest(manifest, path)
-        if history is not None:  # the history's account stores hold the locks too
-            stores = history.stores
-        else:
-            stores = {} if dry_run else _stores(manifest)
+        shared = settings.shared_history and not dry_run
+        history = History.open(manifest, settings.ledger_path(root), shared=shared)
+        # the history's account stores hold the locks too
+        stores = history.stores if shared else {} if dry_run else _stores(manifest)
         return cls(
             c=c,
             root=root,
-            ledger=history if history is not None else Ledger(path),
+            ledger=history,
             stores=stores,
             log=EventLog(log_stream, settings.log_format, redactor=redactor),
             redactor=redactor,

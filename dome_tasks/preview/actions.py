@@ -267,7 +267,7 @@ def preview_down(c: Context, manifest: Manifest, number: int, *, dry_run: bool =
 def _forget(store: PreviewStore, record: PreviewRecord, manifest: Manifest) -> None:
     """Everything is deleted: drop the preview's history, its ids in .dome/resources.json and
     its record (last, so a failure above leaves the record for the next run)."""
-    from dome_tasks.lifecycle.history import KvStore
+    from dome_tasks.lifecycle.kv_history import KvStore
     from dome_tasks.manifest.resource_ids import ResourceLock
 
     history = KvStore(store.api)

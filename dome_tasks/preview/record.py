@@ -20,7 +20,7 @@ from typing import Any
 from dome_tasks._time import utc_now
 from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi, path_segment
 from dome_tasks.errors import DomeError
-from dome_tasks.lifecycle.history import KvStore
+from dome_tasks.lifecycle.kv_history import KvStore
 
 __all__ = ["NAMESPACE_TITLE", "Owned", "PreviewRecord", "PreviewStore", "PreviewStoreError"]
 

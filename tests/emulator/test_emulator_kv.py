@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from dome_tasks.cloudflare.api import CloudflareApi
-from dome_tasks.lifecycle.history import NAMESPACE_TITLE, KvStore, metadata_summary, record_key
+from dome_tasks.lifecycle.kv_history import NAMESPACE_TITLE, KvStore, metadata_summary, record_key
 from dome_tasks.lifecycle.ledger import LedgerRecord
 
 

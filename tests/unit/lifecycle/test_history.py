@@ -13,7 +13,8 @@ import pytest
 
 from dome_tasks.cloudflare.api import CloudflareApi
 from dome_tasks.lifecycle.account_store import DATABASE_NAME
-from dome_tasks.lifecycle.history import NAMESPACE_TITLE, History, KvStore
+from dome_tasks.lifecycle.history import History
+from dome_tasks.lifecycle.kv_history import NAMESPACE_TITLE, KvStore
 from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord, last_healthy_version
 from dome_tasks.manifest.loader import Manifest, load
 from dome_tasks.testing.emulator import Emulator
