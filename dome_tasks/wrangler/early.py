@@ -101,10 +101,10 @@ class EarlyRun:
         timeout counts from now."""
         self._out.attach(out)
         self._err.attach(err)
-        self._adopted_at = time.monotonic()
-        self.adopted.set_result(None)
         try:
-            with process.forwarded(self._inbox):
+            with process.forwarded(self._inbox):  # first: a signal never finds it adopted, unheard
+                self._adopted_at = time.monotonic()
+                self.adopted.set_result(None)
                 done = self._done.result()
             output = read_output(self.env["WRANGLER_OUTPUT_FILE_PATH"])
         finally:
