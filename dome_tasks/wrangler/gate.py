@@ -6,9 +6,9 @@ blocks the process's first network connection until dome writes ``go`` on a sock
 start, module loading, config reading and bundling overlap dome's lock and reads), and reports
 ``answer METHOD PATH STATUS`` for every answer wrangler receives. When ``ready`` fails (the lock
 cannot be had), the socket is closed instead: wrangler exits 75 before it sends anything, and
-:attr:`NetGate.refused` holds the reason. A signal to the run (:meth:`NetGate.closes_on`) closes
-the gate the same way, for good: Ctrl-C while wrangler waits sends nothing. Works with the launcher of every wrangler 4 (the gate is
-handed to its node child as one more stdio entry).
+:attr:`NetGate.refused` holds the reason. A signal to the run (:meth:`NetGate.closes_on`) shuts
+the gate the same way, for good: Ctrl-C while wrangler waits sends nothing. Works with the
+launcher of every wrangler 4 (the gate is handed to its node child as one more stdio entry).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class NetGate:
         self._theirs.set_inheritable(True)
         self._threads: list[threading.Thread] = []
         self._inbox: list[int] = []
+        self._ended = threading.Event()  # wrangler ended: nothing left to decide
 
     def closes_on(self, inbox: list[int]) -> list[int]:
         """Keep the gate closed for good once a signal lands in *inbox* (its run's, see
@@ -70,7 +71,8 @@ class NetGate:
             self._threads.append(thread)
 
     def close(self) -> None:
-        """wrangler ended: stop listening."""
+        """wrangler ended: stop listening (and waiting)."""
+        self._ended.set()
         if self._theirs.fileno() != -1:  # never started
             self._theirs.close()
         try:
@@ -82,7 +84,8 @@ class NetGate:
 
     def _open(self) -> None:
         try:
-            self._wait()
+            if not self._wait():
+                return  # wrangler ended first
         except BaseException as error:  # noqa: BLE001 - handed to the caller as ``refused``
             self.refused = error
             try:
@@ -95,9 +98,12 @@ class NetGate:
         except OSError:
             pass  # wrangler already ended (the socket is closed by the garbage collector)
 
-    def _wait(self) -> None:
-        """Return once every future resolved with no signal to the run; else raise why not."""
+    def _wait(self) -> bool:
+        """True once every future resolved with no signal to the run, False when wrangler ended
+        first; else raise why the gate stays shut."""
         while not self._inbox:
+            if self._ended.is_set():
+                return False
             _, pending = wait(self.ready, timeout=_POLL, return_when=FIRST_EXCEPTION)
             if not pending or any(_failed(future) for future in self.ready):
                 break
@@ -105,6 +111,7 @@ class NetGate:
         for ready in sorted(self.ready, key=lambda future: not _failed(future)):
             ready.result()  # a failed one first: a pending one may never resolve
         self._not_stopped()  # once more, just before ``go``
+        return True
 
     def _not_stopped(self) -> None:
         if self._inbox:  # a signal keeps the gate shut for good

@@ -62,7 +62,7 @@ class Server:
         hits = self.hits = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hits.append(self.path)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -116,7 +116,7 @@ def test_a_run_never_adopted_is_killed_at_once_even_when_it_ignores_sigint(
     began = time.monotonic()
     run.cancel()  # e.g. the service was unchanged: the deploy is skipped
     assert time.monotonic() - began < 1.0  # the skip does not wait out a grace period
-    assert run._done.done()  # noqa: SLF001 - it is gone
+    assert run._done.done()  # it is gone
     time.sleep(3.0)
     assert server.hits == []
 
