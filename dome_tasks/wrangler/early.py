@@ -4,9 +4,9 @@ dome still reads what deciding the deploy needs (declared secrets, applied migra
 history). It waits at its :class:`~dome_tasks.wrangler.gate.NetGate` until both the deploy's
 lock is held (*ready*) and its step runs (:meth:`EarlyRun.attempt`, which adopts it as the
 step's first attempt). A run never adopted (the service was unchanged, a check refused, an
-error or a signal came first) is cancelled: its gate closes and its process group is killed at
-once, so it leaves having sent nothing and nobody waits for it. Its ``timeout`` counts from its
-adoption (the step's own time), and a signal while it waits at its gate keeps the gate shut.
+error or a signal came first) is cancelled: its gate closes and its process group is killed
+(no grace period to wait out), so it leaves at once, having sent nothing. Its ``timeout`` counts
+from its adoption (the step's own time); a signal while it waits at its gate keeps it shut.
 What it prints before it is adopted is kept, then written in order after the step's line.
 """
 
