@@ -6,7 +6,10 @@
 * While the child runs, SIGINT and SIGTERM are caught; the run then raises
   :class:`~dome_tasks.errors.Interrupted` whatever the child's exit code (wrangler's launcher
   exits 0 when its child is killed by a signal: the interrupt wins).
-* ``timeout``: past it the group is killed and the result says ``timed_out``.
+* ``timeout``: past it the group is killed and the result says ``timed_out``. It counts from the
+  start, or from ``timed_from()`` (a run started before its step counts from the step).
+* A SIGKILL in the run's inbox (a run cancelled before it could send anything) kills the group
+  at once, without the SIGINT/SIGTERM grace periods.
 * Output is streamed line by line through ``redact`` and captured; stdin is fed and closed.
 
 Outside a run, :func:`signals_as_interrupts` (installed by the task boundary) turns SIGTERM
@@ -253,12 +256,14 @@ def run(
     pass_fds: Sequence[int] = (),
     on_start: Callable[[], None] | None = None,
     inbox: list[int] | None = None,
+    timed_from: Callable[[], float | None] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion (see the module docstring); echo its output to ``stdout`` /
     ``stderr`` (None: capture only). Raises :class:`Interrupted` on SIGINT/SIGTERM.
     ``pass_fds``: descriptors the command inherits; ``on_start()``: called once it runs;
     ``inbox``: the run's signal inbox, for a run in a thread whose caller waits on the main
-    thread (:func:`forwarded`)."""
+    thread (:func:`forwarded`); ``timed_from()``: the monotonic time ``timeout`` counts from
+    (None: not yet; default: the start)."""
     with _RUNNING_LOCK:
         received: list[int] = inbox if inbox is not None else []
         received.extend(_STOP)
@@ -268,7 +273,7 @@ def run(
             shown = shlex.join([Path(argv[0]).name, *argv[1:]])
             raise Interrupted(received[0], command=redact(shown))
         return _run(argv, cwd, env, stdin, timeout, stdout, stderr, redact, grace, received,
-                    tuple(pass_fds), on_start)
+                    tuple(pass_fds), on_start, timed_from)
     finally:
         with _RUNNING_LOCK:
             del _RUNNING[id(received)]
@@ -330,6 +335,17 @@ def interruptible(cancel: threading.Event | None = None) -> Iterator[Callable[[f
             del _RUNNING[id(received)]
 
 
+def _first_signal(received: list[int]) -> int:
+    """How a stopped run's group is stopped first: SIGKILL when asked for (nothing to let
+    finish), else SIGINT (wrangler may finish what it sends, see :meth:`_Group.stop`)."""
+    return signal.SIGKILL if signal.SIGKILL in received else signal.SIGINT
+
+
+def _expired(timeout: float | None, since: float | None, now: float) -> bool:
+    """Whether *timeout* seconds have passed *since* (None: the clock has not started)."""
+    return timeout is not None and since is not None and now - since >= timeout
+
+
 def _run(
     argv: Sequence[str],
     cwd: Path | str | None,
@@ -343,8 +359,10 @@ def _run(
     received: list[int],
     pass_fds: tuple[int, ...] = (),
     on_start: Callable[[], None] | None = None,
+    timed_from: Callable[[], float | None] | None = None,
 ) -> Completed:
     started = time.monotonic()
+    since = timed_from or (lambda: started)
     captured: tuple[list[str], list[str]] = ([], [])
     with _handlers(lambda signum, _frame: received.append(signum)):
         try:
@@ -386,9 +404,10 @@ def _run(
                 now = time.monotonic()
                 if received:
                     again = len(received)
-                    group.stop(signal.SIGINT, grace, more=lambda n=again: len(received) > n)
+                    group.stop(_first_signal(received), grace,
+                               more=lambda n=again: len(received) > n)
                     break
-                if timeout is not None and now - started >= timeout:
+                if _expired(timeout, since(), now):
                     timed_out = True
                     group.stop(signal.SIGTERM, min(grace, 2.0))
                     break

@@ -310,9 +310,9 @@ class Session:
         what = f"{environment}/{worker}"
         account, api = self._account_of(environment)
         machine = machine_scope(deploy_scope(environment, worker), account=account, api=api)
-        cancel = threading.Event()
+        cancel, locked = threading.Event(), threading.Event()
         with self.locks.hold(machine, what=what), contextlib.ExitStack() as held:
-            ready = in_background(self._take_early, environment, worker, held, cancel,
+            ready = in_background(self._take_early, environment, worker, held, cancel, locked,
                                   name="dome-account-lock")
             self._early[worker] = ready
             try:
@@ -325,16 +325,21 @@ class Session:
                 self._early_used.discard(worker)
                 cancel.set()  # a wait for a busy lock ends; a lock taken is released below
                 with contextlib.suppress(BaseException):
-                    ready.result()
+                    locked.wait()  # not its reads: they change nothing (a Ctrl-C leaves at once)
 
     def _take_early(self, environment: str, worker: str, held: contextlib.ExitStack,
-                    cancel: threading.Event) -> tuple[Any, tuple[str, ...] | None]:
-        """Take the account lock of (environment, worker) into *held*, then read what serves
-        the worker and its versions (side by side): what a deploy's record compares with."""
+                    cancel: threading.Event, locked: threading.Event,
+                    ) -> tuple[Any, tuple[str, ...] | None]:
+        """Take the account lock of (environment, worker) into *held* (*locked* is set once it
+        is held or given up), then read what serves the worker and its versions (side by
+        side): what a deploy's record compares with."""
         store = self.stores.get(environment)
         what = f"{environment}/{worker}"
-        if store is not None:
-            held.enter_context(self._account_lock(store).hold(what, what=what, cancel=cancel))
+        try:
+            if store is not None:
+                held.enter_context(self._account_lock(store).hold(what, what=what, cancel=cancel))
+        finally:
+            locked.set()  # held, or given up: the holding may end
         reconciler = self.reconciler(environment)
         versions = in_background(reconciler.versions, worker, name="dome-versions")
         return reconciler.live(worker), versions.result()

@@ -4,7 +4,9 @@ dome still reads what deciding the deploy needs (declared secrets, applied migra
 history). It waits at its :class:`~dome_tasks.wrangler.gate.NetGate` until both the deploy's
 lock is held (*ready*) and its step runs (:meth:`EarlyRun.attempt`, which adopts it as the
 step's first attempt). A run never adopted (the service was unchanged, a check refused, an
-error or a signal came first) is cancelled: its gate closes, so it leaves having sent nothing.
+error or a signal came first) is cancelled: its gate closes and its process group is killed
+(no grace period to wait out), so it leaves at once, having sent nothing. Its ``timeout`` counts
+from its adoption (the step's own time); a signal while it waits at its gate keeps it shut.
 What it prints before it is adopted is kept, then written in order after the step's line.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TextIO
@@ -83,24 +86,27 @@ class EarlyRun:
         self.on_answer: Callable[[str, str, int], None] | None = None
         self.gate = NetGate((ready, self.adopted), on_answer=self._answer)
         self.env = self.gate.environ(env)
-        self._inbox: list[int] = []
+        self._inbox = self.gate.closes_on([])
+        self._adopted_at: float | None = None  # its timeout counts from here
         self._out, self._err = _Kept(), _Kept()
         self._done = in_background(
             lambda: process.run(argv, cwd=command.cwd, env=self.env,
                                 stdin=command.stdin, timeout=timeout, stdout=self._out,
                                 stderr=self._err, redact=redact, grace=grace,
                                 pass_fds=self.gate.pass_fds, on_start=self.gate.started,
-                                inbox=self._inbox),
+                                inbox=self._inbox, timed_from=lambda: self._adopted_at),
             name="dome-early-wrangler")
 
     def attempt(self, out: TextIO | None, err: TextIO | None) -> Attempt:
         """Adopt the run as the step's first attempt: open its gate (once *ready* resolves too),
-        show its output on *out* / *err*, wait for it (a signal meanwhile stops it)."""
+        show its output on *out* / *err*, wait for it (a signal meanwhile stops it). Its
+        timeout counts from now."""
         self._out.attach(out)
         self._err.attach(err)
-        self.adopted.set_result(None)
         try:
-            with process.forwarded(self._inbox):
+            with process.forwarded(self._inbox):  # first: a signal never finds it adopted, unheard
+                self._adopted_at = time.monotonic()
+                self.adopted.set_result(None)
                 done = self._done.result()
             output = read_output(self.env["WRANGLER_OUTPUT_FILE_PATH"])
         finally:
@@ -109,14 +115,15 @@ class EarlyRun:
             raise self.gate.refused  # wrangler left before it sent anything (the lock is busy)
         return Attempt(done.returncode, done.stdout, done.stderr, output, done.timed_out)
 
-    def cancel(self, wait: float = 5.0) -> None:
-        """Its step will not run: close its gate (it leaves having sent nothing) and stop it."""
+    def cancel(self, wait: float = 1.0) -> None:
+        """Its step will not run: close its gate and kill it (its gate never opened, so there is
+        nothing to let finish: it leaves at once, having sent nothing)."""
         if self.adopted.done():
             return
         self.adopted.set_exception(NotAdopted("its step did not run"))
         self._out.attach(None)
         self._err.attach(None)
-        self._inbox.append(signal.SIGTERM)  # no need to wait for it to reach its gate
+        self._inbox.append(signal.SIGKILL)  # no need to wait for it to reach its gate
         try:
             self._done.result(timeout=wait)
         except (Interrupted, Exception):  # noqa: BLE001 - it was stopped: nothing to report

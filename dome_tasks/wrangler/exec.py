@@ -164,9 +164,9 @@ class WranglerExec:
     # Per command, before its first attempt: a check "did this failed attempt already go live?"
     # (lifecycle.reconcile.Reconciler.probe); such a failure is not retried.
     landed_probe: Callable[[Command], Callable[[Attempt], bool] | None] | None = None
-    # Per command, before its first attempt: a gate on its network (lifecycle.session: wrangler
-    # starts at once and reaches the API once the deploy's lock is held), or the run started
-    # early behind one (adopted as the first attempt); None: no gate.
+    # Per attempt (a retry obeys the same rules): a gate on its network (lifecycle.session:
+    # wrangler starts at once and reaches the API once the deploy's lock is held), or the run
+    # started early behind one (adopted as the first attempt); None: no gate.
     gate: Callable[[Command], NetGate | EarlyRun | None] | None = None
     hide_stdout_events: frozenset[str] = frozenset({"status"})
     err: TextIO | None = None
@@ -184,42 +184,12 @@ class WranglerExec:
         err = self.err or runner.stderr or sys.stderr
         hidden = step.event in self.hide_stdout_events
         out = None if hidden else (self.out or runner.stdout or sys.stdout)
-        gates = [self.gate(command)] if self.gate is not None else []
 
         def attempt() -> Attempt:
-            gate = gates.pop() if gates else None  # the first attempt only: later ones hold
+            gate = self.gate(command) if self.gate is not None else None  # every attempt's
             if isinstance(gate, EarlyRun):  # started before the step: adopted here
                 return gate.attempt(out, err)
-            env = self._env(step, command)
-            output_file = env["WRANGLER_OUTPUT_FILE_PATH"]
-            try:
-                if gate is not None:
-                    env = gate.environ(env)
-                done = process.run(
-                    self._launch(command, env),
-                    cwd=command.cwd,
-                    env=env,
-                    stdin=command.stdin,
-                    timeout=self.command_timeout,
-                    stdout=out,
-                    stderr=err,
-                    redact=self.redactor.text,
-                    grace=self.grace,
-                    pass_fds=gate.pass_fds if gate is not None else (),
-                    on_start=gate.started if gate is not None else None,
-                )
-                output = read_output(output_file)
-            finally:
-                if gate is not None:
-                    gate.close()
-                for path in run_files(env):
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
-            if gate is not None and gate.refused is not None:
-                raise gate.refused  # wrangler left before it sent anything (e.g. the lock is busy)
-            return Attempt(done.returncode, done.stdout, done.stderr, output, done.timed_out)
+            return self._attempt(step, command, gate, out, err)
 
         retried = run_with_retries(
             attempt,
@@ -242,6 +212,40 @@ class WranglerExec:
         if not final.ok:
             raise self._failed(step, command, retried.attempts, final, err)
         return StepResult(step, "ok", 0, stdout=final.stdout, stderr=final.stderr, value=final.output)
+
+    def _attempt(self, step: Step, command: Command, gate: NetGate | None, out: TextIO | None,
+                 err: TextIO) -> Attempt:
+        """Run *command* once, behind *gate* when given (a signal meanwhile keeps it shut)."""
+        env = self._env(step, command)
+        output_file = env["WRANGLER_OUTPUT_FILE_PATH"]
+        inbox = gate.closes_on([]) if gate is not None else None
+        try:
+            done = process.run(
+                self._launch(command, env),
+                cwd=command.cwd,
+                env=gate.environ(env) if gate is not None else env,
+                stdin=command.stdin,
+                timeout=self.command_timeout,
+                stdout=out,
+                stderr=err,
+                redact=self.redactor.text,
+                grace=self.grace,
+                pass_fds=gate.pass_fds if gate is not None else (),
+                on_start=gate.started if gate is not None else None,
+                inbox=inbox,
+            )
+            output = read_output(output_file)
+        finally:
+            if gate is not None:
+                gate.close()
+            for path in run_files(env):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        if gate is not None and gate.refused is not None:
+            raise gate.refused  # wrangler left before it sent anything (e.g. the lock is busy)
+        return Attempt(done.returncode, done.stdout, done.stderr, output, done.timed_out)
 
     def _env(self, step: Step, command: Command) -> dict[str, str]:
         """The environment of one attempt: hermetic, with a fresh output file (the token it

@@ -6,8 +6,9 @@ blocks the process's first network connection until dome writes ``go`` on a sock
 start, module loading, config reading and bundling overlap dome's lock and reads), and reports
 ``answer METHOD PATH STATUS`` for every answer wrangler receives. When ``ready`` fails (the lock
 cannot be had), the socket is closed instead: wrangler exits 75 before it sends anything, and
-:attr:`NetGate.refused` holds the reason. Works with the launcher of every wrangler 4 (the gate is
-handed to its node child as one more stdio entry).
+:attr:`NetGate.refused` holds the reason. A signal to the run (:meth:`NetGate.closes_on`) shuts
+the gate the same way, for good: Ctrl-C while wrangler waits sends nothing. Works with the
+launcher of every wrangler 4 (the gate is handed to its node child as one more stdio entry).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
 from typing import Any
 
+from dome_tasks.errors import Interrupted
+
 __all__ = ["PRELOAD", "NetGate"]
 
 PRELOAD = Path(__file__).with_name("netgate.cjs")
 REFUSED_EXIT = 75  # the preload's exit code when the gate was closed instead of opened
+_POLL = 0.05  # how often a waiting gate looks for a signal in its run's inbox
 
 
 class NetGate:
@@ -38,6 +42,15 @@ class NetGate:
         self._ours.set_inheritable(False)
         self._theirs.set_inheritable(True)
         self._threads: list[threading.Thread] = []
+        self._inbox: list[int] = []
+        self._ended = threading.Event()  # wrangler ended: nothing left to decide
+
+    def closes_on(self, inbox: list[int]) -> list[int]:
+        """Keep the gate closed for good once a signal lands in *inbox* (its run's, see
+        :func:`dome_tasks.process.run`): wrangler waiting at it leaves at once, having sent
+        nothing, and :attr:`refused` is :class:`~dome_tasks.errors.Interrupted`. Returns *inbox*."""
+        self._inbox = inbox
+        return inbox
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
@@ -58,7 +71,8 @@ class NetGate:
             self._threads.append(thread)
 
     def close(self) -> None:
-        """wrangler ended: stop listening."""
+        """wrangler ended: stop listening (and waiting)."""
+        self._ended.set()
         if self._theirs.fileno() != -1:  # never started
             self._theirs.close()
         try:
@@ -70,9 +84,8 @@ class NetGate:
 
     def _open(self) -> None:
         try:
-            wait(self.ready, return_when=FIRST_EXCEPTION)
-            for ready in sorted(self.ready, key=lambda future: not _failed(future)):
-                ready.result()  # a failed one first: a pending one may never resolve
+            if not self._wait():
+                return  # wrangler ended first
         except BaseException as error:  # noqa: BLE001 - handed to the caller as ``refused``
             self.refused = error
             try:
@@ -84,6 +97,25 @@ class NetGate:
             self._ours.sendall(b"go\n")
         except OSError:
             pass  # wrangler already ended (the socket is closed by the garbage collector)
+
+    def _wait(self) -> bool:
+        """True once every future resolved with no signal to the run, False when wrangler ended
+        first; else raise why the gate stays shut."""
+        while not self._inbox:
+            if self._ended.is_set():
+                return False
+            _, pending = wait(self.ready, timeout=_POLL, return_when=FIRST_EXCEPTION)
+            if not pending or any(_failed(future) for future in self.ready):
+                break
+        self._not_stopped()
+        for ready in sorted(self.ready, key=lambda future: not _failed(future)):
+            ready.result()  # a failed one first: a pending one may never resolve
+        self._not_stopped()  # once more, just before ``go``
+        return True
+
+    def _not_stopped(self) -> None:
+        if self._inbox:  # a signal keeps the gate shut for good
+            raise Interrupted(self._inbox[0])
 
     def _listen(self) -> None:
         with self._ours.makefile("r", encoding="utf-8", errors="replace") as lines:

@@ -111,6 +111,51 @@ def test_a_signal_mid_upload_stops_everything_and_is_recorded(project, tripwire,
     assert "version_id" not in records[0]
 
 
+def test_ctrl_c_while_wrangler_waits_at_its_gate_sends_nothing_and_is_recorded(
+        project, tripwire) -> None:
+    """The deploy step adopted the wrangler started early, which waits at its gate (what serves
+    is still being read) when Ctrl-C comes: it leaves having sent nothing; exit 130 at once
+    (the slow read changes nothing: it is not waited for)."""
+    with Emulator(account_id=ACCOUNT) as emulator:
+        slow = emulator.faults.add(method="GET", delay=30,  # dome's API timeout ends it at 10 s
+                                   path=r"/workers/scripts/silo-staging/deployments$")
+        run = subprocess.Popen(
+            [str(VENV_BIN / "invoke"), "deploy-env", "silo", "staging", "--no-build",
+             "--no-verify", "--no-migrate", "--force"],
+            cwd=project, env=env_for(project, emulator, tripwire), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            assert run.stdout is not None
+            for line in run.stdout:  # the deploy step runs: it adopted wrangler
+                if "wrangler deploy" in line:
+                    break
+            deadline = time.monotonic() + 60
+            while slow.hits == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert slow.hits == 1  # what serves is being read: the gate stays shut
+            time.sleep(2.5)  # wrangler bundled meanwhile and waits at its gate
+            os.killpg(run.pid, signal.SIGINT)
+            interrupted = time.monotonic()
+            stdout, stderr = run.communicate(timeout=120)
+            took = time.monotonic() - interrupted
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        emulator.faults.release()
+        sent = [r.line for r in emulator.requests if "/workers/services/" in r.path
+                or (r.method != "GET" and "/workers/scripts/" in r.path)]
+
+    assert run.returncode == 130, stdout + stderr
+    assert "interrupted by SIGINT" in stderr
+    assert took < 3.0  # not held up by the slow read (it ends only at dome's API timeout)
+    assert sent == []  # not one of wrangler's calls reached the API
+    records = [r for r in ledger(project) if r["kind"] == "deploy"]
+    assert [(r["service"], r["outcome"]) for r in records] == [("silo", "interrupted")]
+    assert "version_id" not in records[0]
+
+
 def test_a_signal_after_the_new_version_went_live_records_that_version(project, tripwire) -> None:
     """wrangler is stopped on a call it makes only once the new version serves: the record
     says interrupted, and names the version the API serves (read back after the signal)."""
