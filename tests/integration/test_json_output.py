@@ -116,3 +116,27 @@ def test_status_of_a_worker_never_deployed_says_so(workspace, emulator):
     assert human.returncode == 0, human.stdout + human.stderr
     assert "constellation-staging (staging): not deployed" in human.stdout
     assert "ERROR" not in human.stderr and "does not exist" not in human.stderr
+
+
+def test_a_dry_run_never_claims_a_health_result_it_cannot_know(workspace, emulator):
+    """constellation has no health check (health_path: null): its dry run and plan say so, in
+    text and in --json, instead of 'success/unhealthy'."""
+    manifest = workspace / "sample" / "dome.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "    path: services/constellation\n",
+        "    path: services/constellation\n    health_path: null\n"))
+    for argv in (["deploy-env", "all", "staging", "--dry-run"], ["plan", "all", "staging"]):
+        text = invoke(workspace, emulator, *argv)
+        machine = invoke(workspace, emulator, *argv, "--json")
+        assert text.returncode == machine.returncode == 0, text.stderr + machine.stderr
+        found = json.loads(machine.stdout)
+        records = {s["service"]: s["display"] for s in found["steps"] if s["event"] == "record"
+                   and s["description"].startswith("record deploy")}
+        assert records["constellation"] == (
+            "ledger: deploy, no health check (health_path: null, version_id=<new-version>)")
+        assert records["silo"].startswith("ledger: deploy, success or unhealthy as the health "
+                                          "check finds")
+        lines = text.stdout.splitlines()
+        shown = lines[lines.index("→ record deploy of constellation-staging") + 1]
+        assert shown == "  " + records["constellation"]
+        assert "→ verify constellation-staging" not in lines
