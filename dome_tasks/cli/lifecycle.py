@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from invoke import Context
 
     from dome_tasks.lifecycle.session import Session
+    from dome_tasks.manifest.loader import Manifest
     from dome_tasks.plan.target import ResolvedRequest, Target
 
 SERVICE = "a service from the manifest"
@@ -60,15 +61,16 @@ class Opened:
 
 def _open(c: Context, service: str | None, env: str, *, dry_run: bool = False, yes: bool = False,
           log_format: str = "", subdomain: str = "", base_url: str = "",
-          deadline: str | float = "") -> Opened:
-    """Read the settings, resolve SERVICE (``None``: no service) in ENV and open the session."""
+          deadline: str | float = "", manifest: Manifest | None = None) -> Opened:
+    """Read the settings, resolve SERVICE (``None``: no service) in ENV and open the session
+    (with *manifest*, when the task has loaded it already)."""
     from dome_tasks.lifecycle.session import Session
     from dome_tasks.plan.target import resolve
     from dome_tasks.tools import find_wrangler
 
     settings = Settings.read(c, log_format=log_format or None, yes=yes, verify_deadline=deadline or None,
                              workers_subdomain=subdomain or None, health_base_url=base_url or None)
-    manifest = load_manifest(settings)
+    manifest = manifest or load_manifest(settings)
     dry = is_dry(c, dry_run)
     wrangler = find_wrangler(manifest.root, dry_run=dry)
     services = [] if service is None else [service]
@@ -318,13 +320,14 @@ def status(c, service="", env="", *, json_=False, dry_run=False):
     from dome_tasks.cli.output import json_output
 
     with json_output(json_, "status") as document:
-        local_services = wants_local(c, service, env)
+        manifest = load_manifest(c)  # once: its warnings are said once
+        local_services = wants_local(manifest, service, env)
         if local_services is not None:
-            print_local_status(c, local_services, document)
+            print_local_status(manifest, local_services, document)
             return
         from dome_tasks.lifecycle.traffic import status as traffic_status
 
-        opened = _open(c, service, env, dry_run=dry_run)
+        opened = _open(c, service, env, dry_run=dry_run, manifest=manifest)
         data = traffic_status(opened.session, opened.target)
         if document is not None:
             document.send({"dry_run": opened.session.dry_run, **(data or {})})
