@@ -21,7 +21,6 @@ from dome_tasks.cli.common import (
     parse_whole,
     recipe,
 )
-from dome_tasks.cli.output import JsonDocument
 
 if TYPE_CHECKING:
     from invoke import Context
@@ -198,9 +197,10 @@ def abort(c, service, env, *, yes=False, dry_run=False, log_format=""):
         traffic.abort(opened.session, opened.target)
 
 
-def _ledger_read(c: Context, env: str):
+def _ledger_read(c: Context, env: str, service: str = ""):
     """The history's records and the environment name (alias resolved) of ``--env``, if any:
-    the shared history (Cloudflare KV, the local ledger as its cache) unless dome.history is off."""
+    the shared history (Cloudflare KV, the local ledger as its cache) unless dome.history is off.
+    A *service* the manifest does not have, and no record names, is a :class:`UsageError`."""
     from dome_tasks.lifecycle.history import History
     from dome_tasks.lifecycle.ledger import Ledger
 
@@ -211,6 +211,8 @@ def _ledger_read(c: Context, env: str):
     ledger = History.for_manifest(manifest, path) if settings.shared_history else Ledger(path)
     read = ledger.read()
     _report_problems(read.problems)
+    if service and not any(r.service == service for r in read.records):
+        manifest.service(service)  # neither in the ledger nor in the manifest: "did you mean"
     return ledger, _settled(ledger, read.records, manifest), environment
 
 
@@ -242,17 +244,18 @@ def history(c, service="", env="", *, json_=False, limit=""):
 
     Example: invoke history silo staging
     """
+    from dome_tasks.cli.output import json_output
     from dome_tasks.lifecycle.ledger import select
 
-    newest = parse_whole(limit, "--limit", low=0, example="--limit 20") if limit != "" else 0
-    ledger, records, environment = _ledger_read(c, env)
-    records = list(select(records, service=service or None, environment=environment))
-    if newest:
-        records = records[-newest:]
-    if json_:
-        document = JsonDocument("history", sys.stdout)
-        document.send({"records": [json.loads(r.to_json()) for r in records]})
-        return
+    with json_output(json_, "history") as document:
+        newest = parse_whole(limit, "--limit", low=0, example="--limit 20") if limit != "" else 0
+        ledger, records, environment = _ledger_read(c, env, service)
+        records = list(select(records, service=service or None, environment=environment))
+        if newest:
+            records = records[-newest:]
+        if document is not None:
+            document.send({"records": [json.loads(r.to_json()) for r in records]})
+            return
     if not records:
         print(f"no records in {ledger.path}")
         return
@@ -280,19 +283,23 @@ def metrics(c, *, since="", json_=False, env="", service=""):
 
     Example: invoke metrics --since 30d
     """
+    from dome_tasks.cli.output import json_output
     from dome_tasks.errors import UsageError
     from dome_tasks.lifecycle import metrics as dora
 
-    try:
-        start = dora.parse_since(since) if since else None
-    except ValueError as error:
-        raise UsageError(f"--since {since!r}: {error}", hint="e.g. 2026-01-31 or 7d") from None
-    _, records, environment = _ledger_read(c, env)
-    report = dora.compute(dora.select_records(records, environment, service or None), since=start)
-    if json_:
-        JsonDocument("metrics", sys.stdout).send(json.loads(dora.to_json(report)))
-    else:
-        print(dora.to_table(report))
+    with json_output(json_, "metrics") as document:
+        try:
+            start = dora.parse_since(since) if since else None
+        except ValueError:
+            raise UsageError(f"--since {since!r} is neither a date/time nor an age",
+                             hint="e.g. --since 2026-01-31 or --since 7d (d, h, m, w)") from None
+        _, records, environment = _ledger_read(c, env, service)
+        report = dora.compute(dora.select_records(records, environment, service or None),
+                              since=start)
+        if document is not None:
+            document.send(json.loads(dora.to_json(report)))
+            return
+    print(dora.to_table(report))
 
 
 @recipe(help={"service": SERVICE, "env": ENV})
