@@ -73,7 +73,7 @@ def namespace(
     ns.configure({"dome": declared(manifest, justfile, prefix)})
     from dome_tasks.cli import flag_hints
 
-    flag_hints.install()  # "did you mean" for a mistyped flag of every task
+    flag_hints.install(ns, manifest)  # "did you mean"; what a task without its words needs
     if "--complete" in sys.argv:  # `invoke --complete`: offer services and environments too
         from dome_tasks.cli.completion import install
 

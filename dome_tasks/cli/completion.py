@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from invoke import Collection
 
-__all__ = ["candidates", "install", "manifest_words", "slot"]
+__all__ = ["candidates", "install", "manifest_names", "manifest_words", "slot"]
 
 #: Which manifest words each positional parameter name takes.
 SERVICE_PARAMS = frozenset({"service", "services"})
@@ -178,21 +178,31 @@ def slot(words: Sequence[str], collection: Collection) -> tuple[str, str, bool] 
 
 def manifest_words(path: str | Path | None) -> tuple[list[str], list[str]]:
     """The services, and the environments with their aliases, of the manifest at *path*."""
+    services, environments = manifest_names(path)
+    return services, [word for name, aliases in environments.items() for word in (name, *aliases)]
+
+
+def manifest_names(path: str | Path | None) -> tuple[list[str], dict[str, list[str]]]:
+    """The services, and each environment's aliases, of the manifest at *path* (a plain YAML
+    read: nothing when it cannot be read)."""
     if not path:
-        return [], []
+        return [], {}
     import yaml
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, ValueError, yaml.YAMLError):
-        return [], []
-    services = list((data.get("services") or {}).keys()) if isinstance(data, dict) else []
-    environments: list[str] = []
-    for name, env in ((data.get("environments") or {}) if isinstance(data, dict) else {}).items():
-        environments.append(str(name))
+        return [], {}
+    if not isinstance(data, dict):
+        return [], {}
+    found = data.get("services")
+    services = [str(s) for s in found] if isinstance(found, dict) else []
+    found = data.get("environments")
+    environments: dict[str, list[str]] = {}
+    for name, env in (found.items() if isinstance(found, dict) else ()):
         aliases = (env or {}).get("aliases") if isinstance(env, dict) else None
-        environments += [str(a) for a in aliases or ()]
-    return [str(s) for s in services], environments
+        environments[str(name)] = [str(a) for a in aliases or ()]
+    return services, environments
 
 
 def _task_names(collection: Collection) -> list[str]:

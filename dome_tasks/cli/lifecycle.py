@@ -21,12 +21,12 @@ from dome_tasks.cli.common import (
     parse_whole,
     recipe,
 )
-from dome_tasks.cli.output import JsonDocument
 
 if TYPE_CHECKING:
     from invoke import Context
 
     from dome_tasks.lifecycle.session import Session
+    from dome_tasks.manifest.loader import Manifest
     from dome_tasks.plan.target import ResolvedRequest, Target
 
 SERVICE = "a service from the manifest"
@@ -60,15 +60,16 @@ class Opened:
 
 def _open(c: Context, service: str | None, env: str, *, dry_run: bool = False, yes: bool = False,
           log_format: str = "", subdomain: str = "", base_url: str = "",
-          deadline: str | float = "") -> Opened:
-    """Read the settings, resolve SERVICE (``None``: no service) in ENV and open the session."""
+          deadline: str | float = "", manifest: Manifest | None = None) -> Opened:
+    """Read the settings, resolve SERVICE (``None``: no service) in ENV and open the session
+    (with *manifest*, when the task has loaded it already)."""
     from dome_tasks.lifecycle.session import Session
     from dome_tasks.plan.target import resolve
     from dome_tasks.tools import find_wrangler
 
     settings = Settings.read(c, log_format=log_format or None, yes=yes, verify_deadline=deadline or None,
                              workers_subdomain=subdomain or None, health_base_url=base_url or None)
-    manifest = load_manifest(settings)
+    manifest = manifest or load_manifest(settings)
     dry = is_dry(c, dry_run)
     wrangler = find_wrangler(manifest.root, dry_run=dry)
     services = [] if service is None else [service]
@@ -196,10 +197,11 @@ def abort(c, service, env, *, yes=False, dry_run=False, log_format=""):
         traffic.abort(opened.session, opened.target)
 
 
-def _ledger_read(c: Context, env: str):
+def _ledger_read(c: Context, env: str, service: str = ""):
     """The history's records and the environment name (alias resolved) of ``--env``, if any:
     the shared history (the account's D1, the local ledger as its cache) unless dome.history
-    is off."""
+    is off. A *service* the manifest does not have, and no record names, is a
+    :class:`UsageError`."""
     from dome_tasks.lifecycle.history import History
 
     settings = Settings.read(c)
@@ -209,6 +211,8 @@ def _ledger_read(c: Context, env: str):
                           shared=settings.shared_history)
     read = ledger.read()
     _report_problems(read.problems)
+    if service and not any(r.service == service for r in read.records):
+        manifest.service(service)  # neither in the ledger nor in the manifest: "did you mean"
     return ledger, _settled(ledger, read.records, manifest), environment
 
 
@@ -240,17 +244,18 @@ def history(c, service="", env="", *, json_=False, limit=""):
 
     Example: invoke history silo staging
     """
+    from dome_tasks.cli.output import json_output
     from dome_tasks.lifecycle.ledger import select
 
-    newest = parse_whole(limit, "--limit", low=0, example="--limit 20") if limit != "" else 0
-    ledger, records, environment = _ledger_read(c, env)
-    records = list(select(records, service=service or None, environment=environment))
-    if newest:
-        records = records[-newest:]
-    if json_:
-        document = JsonDocument("history", sys.stdout)
-        document.send({"records": [json.loads(r.to_json()) for r in records]})
-        return
+    with json_output(json_, "history") as document:
+        newest = parse_whole(limit, "--limit", low=0, example="--limit 20") if limit != "" else 0
+        ledger, records, environment = _ledger_read(c, env, service)
+        records = list(select(records, service=service or None, environment=environment))
+        if newest:
+            records = records[-newest:]
+        if document is not None:
+            document.send({"records": [json.loads(r.to_json()) for r in records]})
+            return
     if not records:
         print(f"no records in {ledger.path}")
         return
@@ -278,19 +283,23 @@ def metrics(c, *, since="", json_=False, env="", service=""):
 
     Example: invoke metrics --since 30d
     """
+    from dome_tasks.cli.output import json_output
     from dome_tasks.errors import UsageError
     from dome_tasks.lifecycle import metrics as dora
 
-    try:
-        start = dora.parse_since(since) if since else None
-    except ValueError as error:
-        raise UsageError(f"--since {since!r}: {error}", hint="e.g. 2026-01-31 or 7d") from None
-    _, records, environment = _ledger_read(c, env)
-    report = dora.compute(dora.select_records(records, environment, service or None), since=start)
-    if json_:
-        JsonDocument("metrics", sys.stdout).send(json.loads(dora.to_json(report)))
-    else:
-        print(dora.to_table(report))
+    with json_output(json_, "metrics") as document:
+        try:
+            start = dora.parse_since(since) if since else None
+        except ValueError:
+            raise UsageError(f"--since {since!r} is neither a date/time nor an age",
+                             hint="e.g. --since 2026-01-31 or --since 7d (d, h, m, w)") from None
+        _, records, environment = _ledger_read(c, env, service)
+        report = dora.compute(dora.select_records(records, environment, service or None),
+                              since=start)
+        if document is not None:
+            document.send(json.loads(dora.to_json(report)))
+            return
+    print(dora.to_table(report))
 
 
 @recipe(help={"service": SERVICE, "env": ENV})
@@ -318,13 +327,14 @@ def status(c, service="", env="", *, json_=False, dry_run=False):
     from dome_tasks.cli.output import json_output
 
     with json_output(json_, "status") as document:
-        local_services = wants_local(c, service, env)
+        manifest = load_manifest(c)  # once: its warnings are said once
+        local_services = wants_local(manifest, service, env)
         if local_services is not None:
-            print_local_status(c, local_services, document)
+            print_local_status(manifest, local_services, document)
             return
         from dome_tasks.lifecycle.traffic import status as traffic_status
 
-        opened = _open(c, service, env, dry_run=dry_run)
+        opened = _open(c, service, env, dry_run=dry_run, manifest=manifest)
         data = traffic_status(opened.session, opened.target)
         if document is not None:
             document.send({"dry_run": opened.session.dry_run, **(data or {})})

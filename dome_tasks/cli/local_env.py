@@ -214,11 +214,10 @@ def stop(c, service="", env="local"):
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-def wants_local(c: Context, service: str, env: str) -> list[str] | None:
+def wants_local(manifest: Manifest, service: str, env: str) -> list[str] | None:
     """For ``status [SERVICE] [ENV]``: the local services asked for, or None for a remote status."""
     from dome_tasks.errors import UsageError
 
-    manifest = load_manifest(c)
     if service == "local" and "local" not in manifest.services:
         service, env = env, "local"
     if not env or manifest.environment(env).name != "local":
@@ -233,12 +232,12 @@ def wants_local(c: Context, service: str, env: str) -> list[str] | None:
     )
 
 
-def print_local_status(c: Context, services: list[str],
+def print_local_status(manifest: Manifest, services: list[str],
                        document: JsonDocument | None = None) -> None:
     """Each local service's state, URL, health, pid and uptime (as the *document* with --json)."""
     from dome_tasks import local
 
-    statuses = local.status(local_env(load_manifest(c)), services)
+    statuses = local.status(local_env(manifest), services)
     if document is not None:
         document.send(status_json(statuses, "local"))
     else:

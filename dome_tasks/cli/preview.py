@@ -62,30 +62,35 @@ def preview_up(c, number, *, from_="staging", yes=False, dry_run=False, json_=Fa
     Example: invoke preview-up 42 --yes
     """
     from dome_tasks.cli.common import parse_whole
+    from dome_tasks.cli.output import json_output
     from dome_tasks.preview.actions import UpOptions
     from dome_tasks.preview.actions import preview_up as up
     from dome_tasks.preview.derive import environment_name, parse_number
     from dome_tasks.tools import discover_tools
 
-    settings = Settings.read(c, log_format=log_format or None, yes=yes)
-    manifest = load_manifest(settings)
-    n = parse_number(number)
-    jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
-    dry = is_dry(c, dry_run)
-    tools = discover_tools(manifest.root, dry_run=dry)
-    if dry:
-        _show_plan(manifest, n, from_, tools)
-        return
-    values = secret_values(manifest, secrets_from_file, secrets_from_env)
-    _confirm(f"create or update preview {environment_name(n)} from {from_}", settings, yes)
-    options = UpOptions(from_, not no_build, not no_verify, force, jobs, json_, secrets=values)
-    result = up(c, settings, manifest, n, options, tools)
-    from dome_tasks.ci.github import report_preview
+    with json_output(json_, "preview") as document:
+        settings = Settings.read(c, log_format=log_format or None, yes=yes)
+        manifest = load_manifest(settings)
+        n = parse_number(number)
+        jobs = parse_whole(jobs, "--jobs", low=0, example="--jobs 4") if jobs != 0 else 0
+        dry = is_dry(c, dry_run)
+        tools = discover_tools(manifest.root, dry_run=dry)
+        if dry:
+            _show_plan(manifest, n, from_, tools)
+            if document is not None:
+                document.send({"ok": True, "dry_run": True, "preview": environment_name(n),
+                               "from": manifest.environment(from_).name})
+            return
+        values = secret_values(manifest, secrets_from_file, secrets_from_env)
+        _confirm(f"create or update preview {environment_name(n)} from {from_}", settings, yes)
+        options = UpOptions(from_, not no_build, not no_verify, force, jobs, json_, secrets=values)
+        result = up(c, settings, manifest, n, options, tools)
+        from dome_tasks.ci.github import report_preview
 
-    report_preview(result)  # under GitHub Actions: the outputs and the run page's table
-    if json_:
-        print(json.dumps(result, indent=2))
-    else:
+        report_preview(result)  # under GitHub Actions: the outputs and the run page's table
+        if document is not None:
+            document.send(result)
+    if document is None:
         print(f"preview {result['preview']} (from {result['from']}):")
         for service, url in result["urls"].items():
             print(f"  {service:<20} {url}")

@@ -3,9 +3,8 @@ the workers' secret names through the API, decide, act through the session, prin
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dome_tasks.cli.common import (
     Settings,
@@ -17,6 +16,8 @@ from dome_tasks.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from invoke import Context
+
     from dome_tasks.cloudflare.api import CloudflareApi
     from dome_tasks.plan.target import ResolvedRequest
     from dome_tasks.secrets.status import SecretStatus
@@ -74,13 +75,16 @@ def secrets_check(c, env, service="", *, json_=False):
 
     Example: invoke secrets-check production
     """
-    request = _request(Settings.read(c), service, env)
-    statuses = _observe(request)
-    ok = not any(s.missing for s in statuses)
-    if json_:
-        print(json.dumps({"environment": request.environment.name, "ok": ok,
-                          "services": [s.to_dict() for s in statuses]}, indent=2))
-    else:
+    from dome_tasks.cli.output import json_output
+
+    with json_output(json_, "secrets-check") as document:
+        request = _request(Settings.read(c), service, env)
+        statuses = _observe(request)
+        ok = not any(s.missing for s in statuses)
+        if document is not None:
+            document.send({"environment": request.environment.name, "ok": ok,
+                           "services": [s.to_dict() for s in statuses]})
+    if document is None:
         print(f"secrets in {request.environment.name}:")
         for s in statuses:
             state = "" if s.deployed else " (not deployed)"
@@ -113,6 +117,25 @@ def secrets_sync(c, env, service="", *, from_file="", from_env=False, prune=Fals
 
     Example: invoke secrets-sync staging --from-file .env.staging
     """
+    from dome_tasks.cli.output import json_output
+
+    with json_output(json_, "secrets-sync") as document:
+        environment, decisions = _sync(c, env, service, from_file=from_file, from_env=from_env,
+                                       prune=prune, yes=yes, dry_run=dry_run, json_=json_)
+        if document is not None:
+            document.send({"environment": environment, "ok": True,
+                           "services": [d.to_dict() for d in decisions]})
+            return
+    for d in decisions:
+        parts = [f"set {', '.join(d.set)}" if d.set else "nothing set"]
+        parts += [f"removed {', '.join(d.removed)}"] if d.removed else []
+        parts += [f"no value for {', '.join(d.no_value)}"] if d.no_value else []
+        print(f"  {d.service:<20} {'; '.join(parts)}")
+
+
+def _sync(c: Context, env: str, service: str, *, from_file: str, from_env: bool, prune: bool,
+          yes: bool, dry_run: bool, json_: bool) -> tuple[str, list[Any]]:
+    """secrets-sync's work: the environment's name and the decision of each service."""
     import dataclasses
 
     from dome_tasks.cli.preview import _confirm, secret_values
@@ -136,19 +159,10 @@ def secrets_sync(c, env, service="", *, from_file="", from_env=False, prune=Fals
         if any(d.removed for d in decisions):
             names = "; ".join(f"{d.worker}: {', '.join(d.removed)}" for d in decisions if d.removed)
             _confirm(f"remove undeclared secrets ({names})", settings, yes)
-    out = sys.stderr if json_ else sys.stdout
     session = Session.open(c, settings, request.root, dry_run=dry, manifest=request.manifest)
-    session = dataclasses.replace(session, out=out)
+    session = dataclasses.replace(session, out=sys.stderr if json_ else sys.stdout)
     sync(session, pairs, decisions, values)
-    if json_:
-        print(json.dumps({"environment": request.environment.name,
-                          "services": [d.to_dict() for d in decisions]}, indent=2))
-        return
-    for d in decisions:
-        parts = [f"set {', '.join(d.set)}" if d.set else "nothing set"]
-        parts += [f"removed {', '.join(d.removed)}"] if d.removed else []
-        parts += [f"no value for {', '.join(d.no_value)}"] if d.no_value else []
-        print(f"  {d.service:<20} {'; '.join(parts)}", file=out)
+    return request.environment.name, decisions
 
 
 TASKS = [secrets_check, secrets_sync]

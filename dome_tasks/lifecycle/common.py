@@ -14,7 +14,7 @@ from dome_tasks.plan.target import Target
 if TYPE_CHECKING:
     from dome_tasks.manifest.model import WorkerConfig
 
-__all__ = ["learned_subdomain", "record_step", "verify_step"]
+__all__ = ["checks_health", "learned_subdomain", "record_step", "unchecked", "verify_step"]
 
 
 def learned_subdomain(records: Iterable[LedgerRecord], worker: str) -> str | None:
@@ -35,6 +35,13 @@ def checks_health(config: WorkerConfig) -> bool:
     return config.health_url is not None or config.health_path is not None
 
 
+def unchecked(config: WorkerConfig, verify: bool = True) -> str | None:
+    """Why a change of ``config`` is not verified (None: it is), for the record step to say."""
+    if not verify:
+        return "--no-verify"
+    return None if checks_health(config) else "health_path: null"
+
+
 def verify_step(
     target: Target,
     *,
@@ -52,9 +59,11 @@ def verify_step(
     return target.step("verify", f"verify {target.worker}", action)
 
 
-def record_step(target: Target, kind: str, outcome: str | None = None, **fields: Any) -> Step:
+def record_step(
+    target: Target, kind: str, outcome: str | None = None, *, unchecked: str | None = None,
+    **fields: Any,
+) -> Step:
     """Append a ``kind`` record for *target* to the ledger (see :class:`WriteRecord`)."""
     label = f"record {kind} of {target.worker}" + (f" ({outcome})" if outcome else "")
-    return target.step(
-        "record", label, WriteRecord(kind, outcome, {"worker": target.worker, **fields})
-    )
+    action = WriteRecord(kind, outcome, {"worker": target.worker, **fields}, unchecked)
+    return target.step("record", label, action)

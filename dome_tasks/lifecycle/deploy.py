@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dome_tasks._background import in_background
 from dome_tasks.errors import DomeError, Interrupted
-from dome_tasks.lifecycle.common import checks_health, learned_subdomain, record_step, verify_step
+from dome_tasks.lifecycle.common import learned_subdomain, record_step, unchecked, verify_step
 from dome_tasks.lifecycle.session import LifecycleError, Session
 from dome_tasks.lifecycle.verify import serves_workers_dev, worker_urls
 from dome_tasks.lifecycle.skip import (
@@ -231,9 +231,10 @@ def decide_deploy(
     extra.update(url_fields(target, subdomain or state.learned_subdomain))
     if state.digest and steps[0].event == "build":
         steps.insert(1, digest_step(target, state.upstream))
-    if options.verify and checks_health(target.config):
+    skipped = unchecked(target.config, options.verify)
+    if skipped is None:
         steps.append(verify_step(target, subdomain=subdomain, learned=state.learned_subdomain))
-    steps.append(record_step(target, "deploy", version_id=NEW, extra=extra))
+    steps.append(record_step(target, "deploy", unchecked=skipped, version_id=NEW, extra=extra))
     return Plan(
         tuple(steps), on_failure=(record_step(target, "deploy", "failure", version_id=NEW),),
         on_unactivated=tuple(activate_steps(target)),

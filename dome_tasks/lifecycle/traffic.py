@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dome_tasks.lifecycle.common import checks_health, learned_subdomain, record_step, verify_step
+from dome_tasks.lifecycle.common import learned_subdomain, record_step, unchecked, verify_step
 from dome_tasks.lifecycle.ledger import (
     FULL_TRAFFIC_KINDS,
     LedgerRecord,
@@ -183,7 +183,8 @@ def decide_rollback(
     if to_version is None:
         to_version = LIVE
         steps.append(status_step(target, f"read which version serves {target.worker} now"))
-    if verify and checks_health(target.config):
+    skipped = unchecked(target.config, verify)
+    if skipped is None:
         steps.append(verify_step(target, subdomain=subdomain, learned=learned))
     fields = {
         "from_version": choice.from_version,
@@ -191,7 +192,8 @@ def decide_rollback(
         "reason": reason,
         "automatic": automatic,
     }
-    steps.append(record_step(target, "rollback", version_id=to_version, **fields))
+    steps.append(record_step(target, "rollback", unchecked=skipped, version_id=to_version,
+                             **fields))
     failed = record_step(
         target, "rollback", "failure", **{**fields, "to_version": choice.to_version}
     )
@@ -351,16 +353,16 @@ def decide_promote(
     """The running canary's version takes 100% of the traffic; verified; recorded."""
     assert running.version_id and running.from_version
     steps = promote_steps(target, running.version_id)
-    if verify and checks_health(target.config):
+    skipped = unchecked(target.config, verify)
+    if skipped is None:
         steps.append(verify_step(target, subdomain=subdomain, learned=learned))
     fields = {
         **_commit_of(running),
         "version_id": running.version_id,
         "from_version": running.from_version,
     }
-    steps.append(
-        record_step(target, "promote", to_version=running.version_id, percent=100, **fields)
-    )
+    steps.append(record_step(target, "promote", unchecked=skipped, to_version=running.version_id,
+                             percent=100, **fields))
     return Plan(tuple(steps), on_failure=(record_step(target, "promote", "failure", **fields),))
 
 

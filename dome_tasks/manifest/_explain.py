@@ -16,6 +16,7 @@ from typing import Any
 from dome_tasks.errors import did_you_mean
 from dome_tasks.manifest._source import UNREADABLE
 from dome_tasks.manifest.checks import LENIENT, LENIENT_NOTE, describe
+from dome_tasks.manifest.placeholders import ID_CHECKS, is_placeholder_id
 
 __all__ = ["Finding", "explain"]
 
@@ -46,6 +47,8 @@ def explain(error: Any, extra_keys: ExtraKeys | None = None) -> Iterator[Finding
         if list(error.relative_schema_path)[-2:-1] == ["propertyNames"]:
             path = (*path, value)
         lenient = error.validator_value in LENIENT
+        if error.validator_value in ID_CHECKS and is_placeholder_id(value):
+            return  # worded by manifest.placeholders, with the environments it reaches
         yield Finding(path, error.message + (LENIENT_NOTE if lenient else ""),
                       drop=None if lenient else path, warning=lenient)
     elif "x-check" in node and kind != "type":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dome_tasks.manifest import bindings, model, naming, shape
+from dome_tasks.manifest import bindings, model, naming, placeholders, shape
 from dome_tasks.manifest._problems import KeyPath, Problems, format_path
 from dome_tasks.manifest.environments import is_production
 from dome_tasks.manifest.schema import DOME_KEYS
@@ -179,6 +179,7 @@ class Resolver:
             for worker in workers.values():
                 self._check_wrangler_schema(worker)
         self._check_isolation(workers)
+        placeholders.check(self, workers)
         return workers
 
     def build(self, service: str, env_name: str) -> model.WorkerConfig | None:
@@ -555,8 +556,8 @@ def _claims(worker: model.WorkerConfig) -> list[tuple[str, str, str | None, KeyP
             where = (*kind.key, index) if kind.form == "list" else (*kind.key, obj.binding)
             for name, attr in kind.resources.items():
                 value = getattr(obj, kind.model_attr(name))
-                if not value:
-                    continue
+                if not value or attr.role == bindings.ID and placeholders.is_placeholder_id(value):
+                    continue  # a placeholder is no environment's resource: warned once
                 if attr.role == bindings.ID:
                     found.append((attr.resource, str(value).lower(), None, (*where, name)))
                 else:

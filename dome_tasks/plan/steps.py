@@ -80,21 +80,28 @@ class WriteRecord:
     """Append one ledger record of ``kind``. ``outcome=None``: success, or unhealthy when the
     plan's verification failed. ``fields`` may hold placeholders (``<new-version>`` …) that the
     act phase fills from what earlier steps learned; version, verification, duration, commit and
-    actor are filled there too."""
+    actor are filled there too. ``unchecked``: why the plan has no health check before this
+    record (``health_path: null``, ``--no-verify``), so that a dry run says so."""
 
     kind: str
     outcome: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    unchecked: str | None = None
 
     def display(self) -> str:
-        outcome = self.outcome or "success/unhealthy"
+        if self.outcome:
+            outcome = f" {self.outcome}"
+        elif self.unchecked:  # never a health result the run cannot know
+            outcome = ", no health check"
+        else:
+            outcome = ", success or unhealthy as the health check finds"
         fields = dict(self.fields)
         extra = {k: v for k, v in (fields.pop("extra", None) or {}).items() if k not in _WHERE}
         fields["extra"] = extra or None
-        shown = ", ".join(
-            f"{k}={v}" for k, v in fields.items() if v is not None and k != "worker"
-        )
-        return f"ledger: {self.kind} {outcome}" + (f" ({shown})" if shown else "")
+        shown = [f"{k}={v}" for k, v in fields.items() if v is not None and k != "worker"]
+        if self.unchecked and not self.outcome:
+            shown.insert(0, self.unchecked)
+        return f"ledger: {self.kind}{outcome}" + (f" ({', '.join(shown)})" if shown else "")
 
 
 #: Where a deploy serves (filled in when the record is written): not shown in dry runs.

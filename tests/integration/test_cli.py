@@ -312,6 +312,37 @@ def test_a_mistyped_flag_is_named_with_the_flag_meant(workspace, recording_wrang
     assert "Traceback" not in result.stderr and calls(recording_wrangler) == []
 
 
+@pytest.mark.parametrize(("argv", "needs", "example", "choices"), [
+    (["logs", "silo"], "'logs' needs ENV (usage: logs SERVICE ENV)", "invoke logs silo staging",
+     ["  ENV: development (dev), staging (stg), production (prod), local"]),
+    (["deploy-env", "silo", "--dry-run"],
+     "'deploy-env' needs ENV (usage: deploy-env [OPTIONS] SERVICE ENV)",
+     "invoke deploy-env silo staging", ["  ENV: development (dev), staging"]),
+    (["rollback"],
+     "'rollback' needs SERVICE and ENV (usage: rollback [OPTIONS] SERVICE ENV [VERSION])",
+     "invoke rollback silo production --yes",
+     ["  SERVICE: silo, constellation, dome-api", "  ENV: development (dev)"]),
+])
+def test_a_missing_word_is_named_with_usage_example_and_choices(workspace, recording_wrangler,
+                                                                 argv, needs, example, choices):
+    result = invoke(workspace, *argv, record=recording_wrangler)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == needs and lines[1] == f"  e.g. {example}", result.stderr
+    assert all(any(line.startswith(c) for line in lines) for c in choices), result.stderr
+    assert "did not receive" not in result.stderr and "Traceback" not in result.stderr
+    assert calls(recording_wrangler) == []
+
+
+def test_help_and_completion_still_work_without_the_words(workspace):
+    assert invoke(workspace, "logs", "--help").stdout.startswith("Usage: inv[oke]")
+    assert invoke(workspace, "--help", "rollback").returncode == 0
+    offered = invoke(workspace, "--complete", "--", "invoke", "logs", "silo").stdout.split()
+    assert "staging" in offered and "prod" in offered
+    assert "--dry-run" in invoke(workspace, "--complete", "--", "invoke", "deploy-env", "silo",
+                                 "--dr").stdout.split()
+
+
 def test_emulator_on_a_busy_port_says_which_port_who_holds_it_and_what_to_set(workspace):
     import os
     import socket

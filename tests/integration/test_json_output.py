@@ -116,3 +116,79 @@ def test_status_of_a_worker_never_deployed_says_so(workspace, emulator):
     assert human.returncode == 0, human.stdout + human.stderr
     assert "constellation-staging (staging): not deployed" in human.stdout
     assert "ERROR" not in human.stderr and "does not exist" not in human.stderr
+
+
+def test_a_dry_run_never_claims_a_health_result_it_cannot_know(workspace, emulator):
+    """constellation has no health check (health_path: null): its dry run and plan say so, in
+    text and in --json, instead of 'success/unhealthy'."""
+    manifest = workspace / "sample" / "dome.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "    path: services/constellation\n",
+        "    path: services/constellation\n    health_path: null\n"))
+    for argv in (["deploy-env", "all", "staging", "--dry-run"], ["plan", "all", "staging"]):
+        text = invoke(workspace, emulator, *argv)
+        machine = invoke(workspace, emulator, *argv, "--json")
+        assert text.returncode == machine.returncode == 0, text.stderr + machine.stderr
+        found = json.loads(machine.stdout)
+        records = {s["service"]: s["display"] for s in found["steps"] if s["event"] == "record"
+                   and s["description"].startswith("record deploy")}
+        assert records["constellation"] == (
+            "ledger: deploy, no health check (health_path: null, version_id=<new-version>)")
+        assert records["silo"].startswith("ledger: deploy, success or unhealthy as the health "
+                                          "check finds")
+        lines = text.stdout.splitlines()
+        shown = lines[lines.index("→ record deploy of constellation-staging") + 1]
+        assert shown == "  " + records["constellation"]
+        assert "→ verify constellation-staging" not in lines
+
+
+#: Every task that takes --json, with a bad word or value its own code refuses: one document
+#: with "ok": false on stdout, the message on stderr, exit 2.
+REFUSED = [
+    (["deploy-env", "sillo", "staging"], "deploy", "unknown service 'sillo'; did you mean 'silo'?"),
+    (["deploy-env", "silo", "stagin"], "deploy", "unknown environment 'stagin'; did you mean"),
+    (["deploy", "sillo"], "deploy", "unknown service 'sillo'"),
+    (["plan", "silo", "stagin"], "plan", "unknown environment 'stagin'"),
+    (["status", "sillo", "staging"], "status", "unknown service 'sillo'"),
+    (["verify", "silo", "stagin"], "verify", "unknown environment 'stagin'"),
+    (["diff", "sillo", "staging"], "diff", "unknown service 'sillo'"),
+    (["provision", "stagin"], "provision", "unknown environment 'stagin'"),
+    (["history", "sillo"], "history", "unknown service 'sillo'; did you mean 'silo'?"),
+    (["history", "silo", "stagin"], "history", "unknown environment 'stagin'"),
+    (["history", "--limit", "abc"], "history", "--limit 'abc' is not a whole number"),
+    (["metrics", "--env", "stagin"], "metrics", "unknown environment 'stagin'"),
+    (["metrics", "--since", "xyz"], "metrics", "--since 'xyz' is neither a date/time nor an age"),
+    (["secrets-check", "stagin"], "secrets-check", "unknown environment 'stagin'"),
+    (["secrets-sync", "staging", "sillo", "--from-env"], "secrets-sync", "unknown service 'sillo'"),
+    (["preview-up", "abc"], "preview", "'abc' is not a pull request number"),
+    (["changed", "--since", "no-such-ref"], "changed", "is not inside a git repository"),
+]
+
+#: Every task that takes --json, with a flag it does not have: invoke cannot parse the command
+#: line, so no task runs and stdout stays empty (docs/json.md); the message names the flag.
+MISTYPED = [
+    ["deploy-env", "silo", "staging"], ["deploy", "silo"], ["db-migrate-dev"],
+    ["db-migrate-staging"], ["db-migrate-prod"], ["plan", "all", "staging"], ["status", "local"],
+    ["history"], ["metrics"], ["verify", "silo", "staging"], ["diff", "silo", "staging"],
+    ["import"], ["provision", "staging"], ["changed"], ["secrets-check", "staging"],
+    ["secrets-sync", "staging"], ["preview-up", "7"], ["previews"],
+]
+
+
+@pytest.mark.parametrize(("argv", "kind", "message"), REFUSED,
+                         ids=[" ".join(argv) for argv, _, _ in REFUSED])
+def test_bad_input_with_json_is_one_error_document_and_one_message(project, emulator, argv,
+                                                                    kind, message):
+    result = invoke(project, emulator, *argv, "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    found = document(result, kind)
+    assert found["ok"] is False and message in found["error"], found
+    assert f"error: {found['error']}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", MISTYPED, ids=" ".join)
+def test_a_mistyped_flag_with_json_leaves_stdout_empty(workspace, emulator, argv):
+    result = invoke(workspace, emulator, *argv, "--json", "--dry-rn")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"'{argv[0]}' has no flag '--dry-rn'"), result.stderr
+    assert "Traceback" not in result.stderr

@@ -50,3 +50,17 @@ def test_what_invoke_accepts_still_parses():
 def test_ignore_unknown_is_left_to_invoke():
     result = parse("db-migrate-dev", "--zzz", ignore_unknown=True)
     assert result.unparsed == ["--zzz"]
+
+
+def test_a_missing_positional_word_is_named_with_the_manifest_choices(tmp_path):
+    manifest = tmp_path / "dome.yaml"
+    manifest.write_text("services: {silo: {}}\nenvironments: {staging: {aliases: [stg]}, prod: {}}\n")
+    flag_hints.install(None, manifest)
+    task = ParserContext(name="logs", args=[Argument(names=("service",), positional=True),
+                                            Argument(names=("env",), positional=True)])
+    parser = Parser(initial=ParserContext(), contexts=[task])
+    with pytest.raises(ParseError) as caught:
+        parser.parse_argv(["logs", "silo"])
+    assert str(caught.value).splitlines() == [
+        "'logs' needs ENV", "  ENV: staging (stg), prod", "  (`invoke --help logs` explains each)"]
+    assert caught.value.context.name == "logs"  # what `invoke --complete` reads

@@ -82,7 +82,7 @@ def test_dry_run_prints_the_whole_plan_and_runs_nothing(tmp_path, capsys):
         "record deploy of silo-staging",
     ]
     assert "GET the health URL wrangler reports must answer 200" in out
-    assert "ledger: deploy success/unhealthy (version_id=<new-version>)" in out
+    assert "ledger: deploy, success or unhealthy as the health check finds (version_id=<new-version>)" in out
     assert "ledger: migrate success (extra={'database': 'silo-db-staging'})" in out
     assert not (tmp_path / "ledger.jsonl").exists()
 

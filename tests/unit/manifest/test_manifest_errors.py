@@ -593,6 +593,35 @@ def test_staging_would_use_production_resources(problems):
     ]
 
 
+def test_a_placeholder_id_is_one_warning_naming_every_environment_it_reaches(load_yaml):
+    """Not one refusal per environment ("staging would use production's KV namespace
+    'placeholder'"): a placeholder is nobody's resource, and it is said once."""
+    m = load_yaml("""\
+    silo:
+      kv_namespaces: {CACHE: {id: PLACEHOLDER}}
+      d1_databases: {DB: {database_name: silo-db, database_id: "<your d1 id>"}}
+      environments:
+        development:
+          d1_databases: {DB: {database_name: silo-db-dev, database_id: "00000000-0000-4000-8000-0000000000d1"}}
+    api:
+      kv_namespaces: {CACHE: {id: PLACEHOLDER}}
+      environments:
+        staging:
+          kv_namespaces: {CACHE: {id: "0123456789abcdef0123456789abcdef"}}
+    """)
+    assert m.warnings == (
+        "dome.yaml:11: services.silo.kv_namespaces.CACHE.id: 'PLACEHOLDER' is a placeholder KV "
+        "namespace id: development, staging and production would deploy with it, and a deploy "
+        "with it fails; replace it with the real id",
+        "dome.yaml:12: services.silo.d1_databases.DB.database_id: '<your d1 id>' is a placeholder "
+        "database id: production would deploy with it, and a deploy with it fails; replace it "
+        "with the real id",  # staging's name gets its suffix, and its id is looked up by name
+        "dome.yaml:17: services.api.kv_namespaces.CACHE.id: 'PLACEHOLDER' is a placeholder KV "
+        "namespace id: development and production would deploy with it, and a deploy with it "
+        "fails; replace it with the real id",
+    )
+
+
 def test_names_written_once_get_each_environments_suffix(load_yaml):
     text = """\
     silo:
