@@ -100,10 +100,11 @@ def lists_root(argv: list[str]) -> bool:
 
 
 def only_prints(argv: list[str]) -> bool:
-    """Does this run only print (a listing or completion: no task runs, nothing is written after
-    the output starts)? Then a reader that closes the pipe early ends it without a traceback."""
-    return any(word in ("--list", "-l", "--complete") or word.startswith("--list=")
-               for word in argv[1:])
+    """Does this run only print (a listing, help or completion: no task runs, nothing is written
+    after the output starts)? Then a reader that closes the pipe early ends it without a
+    traceback."""
+    return any(word in ("--list", "-l", "--complete", "--help", "-h")
+               or word.startswith(("--list=", "--help=")) for word in argv[1:])
 
 
 def only_lists(argv: list[str]) -> bool:
