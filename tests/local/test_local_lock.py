@@ -42,7 +42,7 @@ def local_workspace(workspace: Path) -> Path:
 
 
 def invoke(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    from tests.conftest import VENV_BIN, run_env
+    from tests.helpers import VENV_BIN, run_env
 
     return subprocess.run([str(VENV_BIN / "invoke"), *args], cwd=workspace, env=run_env(**env),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
@@ -50,7 +50,7 @@ def invoke(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProce
 
 
 def start_invoke(workspace: Path, name: str, *args: str, **env: str) -> subprocess.Popen:
-    from tests.conftest import VENV_BIN, run_env
+    from tests.helpers import VENV_BIN, run_env
 
     out = open(workspace / f"{name}.out", "w")  # noqa: SIM115 - closed by the process's end
     return subprocess.Popen([str(VENV_BIN / "invoke"), *args], cwd=workspace, stdout=out,

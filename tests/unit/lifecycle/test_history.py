@@ -17,7 +17,7 @@ from dome_tasks.lifecycle.history import NAMESPACE_TITLE, History, KvStore
 from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord, last_healthy_version
 from dome_tasks.manifest.loader import Manifest, load
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 @pytest.fixture(scope="module")

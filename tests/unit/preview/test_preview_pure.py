@@ -18,7 +18,7 @@ from dome_tasks.preview.record import Owned, PreviewRecord
 from dome_tasks.secrets.source import from_environ, read_dotenv
 from dome_tasks.secrets.status import compare
 from dome_tasks.secrets.sync import decide_sync
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 @pytest.fixture(scope="module")
