@@ -1,11 +1,11 @@
-"""Shared fixtures: the repository paths and a throwaway copy of the sample workspace."""
+"""Shared fixtures and hooks: a throwaway copy of the sample workspace, a recording wrangler,
+the check that the emulator served every call (shared non-fixture helpers: tests/helpers/)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +17,7 @@ from dome_tasks.tools import with_node
 # plugin); imported rather than listed in pytest_plugins, so that a checkout whose stale
 # *.egg-info still names the old entry point does not register the module twice.
 from dome_tasks.testing.pytest_plugin import cloudflare_emulator  # noqa: E402,F401
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample"
-VENV_BIN = Path(sys.executable).parent
-WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+from tests.helpers import ROOT, SAMPLE
 
 # The tests that start wrangler themselves run it as a user with this venv activated would:
 # on the node that dome-tasks picks (the machine's when new enough, else .venv/bin/node).
@@ -48,7 +44,7 @@ def workspace(tmp_path: Path) -> Path:
 def recording_wrangler(workspace: Path) -> Path:
     """Put a wrangler that only records its argv where dome-tasks looks first; return the log.
 
-    Pass ``DOME_TEST_RECORD=<log>`` in the subprocess environment (see :func:`run_env`).
+    Pass ``DOME_TEST_RECORD=<log>`` in the subprocess environment (see :func:`tests.helpers.run_env`).
     """
     record = workspace / "wrangler-calls.jsonl"
     binary = workspace / "node_modules" / ".bin" / "wrangler"
@@ -56,16 +52,6 @@ def recording_wrangler(workspace: Path) -> Path:
     binary.write_text(RECORDING_WRANGLER)
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
     return record
-
-
-def run_env(**extra: str) -> dict[str, str]:
-    """The environment for CLI subprocesses: this venv first on PATH, no colour."""
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["NO_COLOR"] = "1"
-    env["DOME_INVOKE"] = str(VENV_BIN / "invoke")
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from dome_tasks.adopt.judge import WranglerReader, judge
 from dome_tasks.adopt.read import find_configs, read
 from dome_tasks.manifest.wrangler_schema import load_schema
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.helpers import ROOT, VENV_BIN, run_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT = "0123456789abcdef0123456789abcdef"  # every fixture config's account_id

@@ -19,7 +19,7 @@ import pytest
 from dome_tasks.manifest.loader import load
 from dome_tasks.testing.emulator import Emulator
 from tests.adopt.adopt_helpers import copy_fixture, invoke
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 

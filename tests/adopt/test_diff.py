@@ -15,7 +15,7 @@ from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
 from tests.adopt.adopt_helpers import ACCOUNT, copy_fixture, invoke
 from tests.adopt.test_provision import STAGING_DB, STAGING_KV
-from tests.conftest import VENV_BIN, run_env
+from tests.helpers import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

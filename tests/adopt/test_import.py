@@ -11,7 +11,7 @@ import pytest
 from dome_tasks.manifest import json_schema
 from dome_tasks.manifest.loader import load
 from tests.adopt.adopt_helpers import invoke, rendered_equals_intent
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 

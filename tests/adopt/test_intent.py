@@ -13,7 +13,7 @@ from dome_tasks.adopt.intent import NOT_INHERITED, Adoption, compute
 from dome_tasks.adopt.read import AdoptError, find_configs, read
 from dome_tasks.adopt.write import manifest_data
 from tests.adopt.adopt_helpers import FIXTURES
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from dome_tasks.manifest.loader import load
 from tests.adopt.adopt_helpers import copy_fixture, invoke, rendered_equals_intent
-from tests.conftest import VENV_BIN, run_env
+from tests.helpers import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

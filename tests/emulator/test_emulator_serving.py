@@ -21,7 +21,7 @@ from emulator_helpers import WRANGLER, Wrangler
 
 from dome_tasks.lifecycle.ledger import Ledger
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import ROOT, SAMPLE, VENV_BIN, run_env
+from tests.helpers import ROOT, SAMPLE, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dome_tasks.testing.emulator.netguard import Tripwire
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, run_env
+from tests.helpers import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

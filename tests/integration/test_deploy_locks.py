@@ -29,7 +29,7 @@ from dome_tasks.lifecycle.account_store import DATABASE_NAME, AccountStore
 from dome_tasks.lifecycle.ledger import Ledger
 from dome_tasks.lifecycle.lock import Locks, deploy_scope, machine_lock_dir, machine_scope
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.helpers import ROOT, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

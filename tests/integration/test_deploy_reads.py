@@ -12,7 +12,7 @@ import pytest
 
 from dome_tasks.lifecycle.account_store import DATABASE_NAME
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import VENV_BIN, run_env
+from tests.helpers import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import pytest
 from dome_tasks.events import MASK
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.emulator.netguard import Tripwire, guard_env, violations
-from tests.conftest import VENV_BIN, run_env
+from tests.helpers import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

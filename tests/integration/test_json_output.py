@@ -12,7 +12,7 @@ import pytest
 
 from dome_tasks.testing.emulator import Emulator
 from tests.adopt.adopt_helpers import copy_fixture
-from tests.conftest import VENV_BIN, run_env
+from tests.helpers import VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

@@ -20,17 +20,18 @@ from invoke import Config, Context
 
 from dome_tasks.cli import lifecycle as cli
 from dome_tasks.lifecycle.deploy import DeployOptions, deploy
-from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord
+from dome_tasks.lifecycle.ledger import Ledger
 from dome_tasks.lifecycle.metrics import compute
-from dome_tasks.lifecycle.session import LifecycleError, Session
+from dome_tasks.lifecycle.session import LifecycleError
 from dome_tasks.lifecycle.traffic import canary, promote, rollback, status
 from dome_tasks.plan.rollout import NEW, OLD
 from dome_tasks.plan.target import ResolvedRequest, resolve
 from dome_tasks.settings import Settings, load_manifest
 from dome_tasks.tools import discover_tools
 from dome_tasks.wrangler.exec import WranglerFailed
-from tests.conftest import ROOT, VENV_BIN
 from tests.health_server import health_server
+from tests.helpers import ROOT, VENV_BIN
+from tests.helpers.lifecycle import deploy_verified, session
 
 pytestmark = pytest.mark.integration
 
@@ -82,23 +83,9 @@ def ctx(ws: Path, cloudflare_emulator, health: str, monkeypatch) -> Context:
     return Context(config)
 
 
-def session(c: Context, *, dry_run: bool = False, **flags) -> Session:
-    settings = Settings.read(c, **flags)
-    s = Session.open(c, settings, load_manifest(settings).root, dry_run=dry_run)
-    s.policy = type(s.policy)(deadline_s=1.5, initial_delay_s=0.1, request_timeout_s=1)
-    return s
-
-
 def request(c: Context, services: list[str], environment: str) -> ResolvedRequest:
     manifest = load_manifest(Settings.read(c))
     return resolve(manifest, services, environment, wrangler=discover_tools(manifest.root, dry_run=False).wrangler)
-
-
-def deploy_verified(s: Session, services: list[str], environment: str, c: Context) -> list[LedgerRecord]:
-    """What ``deploy-env`` does below the task layer (without building)."""
-    target = request(c, services, environment)
-    options = DeployOptions(build=False, force=True)  # every call deploys (no no-op skip)
-    return deploy(s, target, options, discover_tools(target.root, dry_run=False))
 
 
 def make_red(ws: Path, service: str = "silo") -> None:
@@ -118,7 +105,7 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
     state = cloudflare_emulator.state
     ledger = Ledger(ws / "ledger.jsonl")
 
-    (green,) = deploy_verified(session(ctx), ["silo"], "production", ctx)
+    (green,) = deploy_verified(session(ctx), ["silo"], "production")
     assert green.kind == "deploy" and green.outcome == "success" and green.verified is True
     assert green.actor == "integration-test" and green.worker == "silo"
     assert state.traffic("silo") == {green.version_id: 100}
@@ -131,7 +118,7 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
     make_red(ws)
     with pytest.raises(LifecycleError, match="rolled back to"):
         # production is protected: rollback-on-failure is on by default
-        deploy_verified(session(ctx), ["silo"], "production", ctx)
+        deploy_verified(session(ctx), ["silo"], "production")
 
     records = ledger.read().records
     assert [(r.kind, r.outcome) for r in records] == [
@@ -162,7 +149,7 @@ def test_deploy_green_then_red_rolls_back_automatically(ctx, ws, cloudflare_emul
 def test_red_deploy_without_rollback_on_failure_fails_and_says_how(ctx, ws, cloudflare_emulator):
     make_red(ws)
     with pytest.raises(LifecycleError, match="failed verification") as info:
-        deploy_verified(session(ctx), ["silo"], "staging", ctx)  # not protected
+        deploy_verified(session(ctx), ["silo"], "staging")  # not protected
     assert "invoke rollback silo staging" in str(info.value)
     (record,) = Ledger(ws / "ledger.jsonl").read().records
     assert (record.kind, record.outcome) == ("deploy", "unhealthy")
@@ -170,7 +157,7 @@ def test_red_deploy_without_rollback_on_failure_fails_and_says_how(ctx, ws, clou
 
 def test_canary_promote_and_abort(ctx, ws, cloudflare_emulator, capsys):
     state = cloudflare_emulator.state
-    (base,) = deploy_verified(session(ctx), ["silo"], "staging", ctx)
+    (base,) = deploy_verified(session(ctx), ["silo"], "staging")
     v1 = base.version_id
 
     cli.canary(ctx, "silo", "staging", percent=10, message="try v2")
@@ -274,7 +261,7 @@ def test_each_troubleshooting_class_prints_its_remedy(ctx, ws, cloudflare_emulat
                message="Could not resolve service binding 'SILO': worker silo-staging not found",
                times=1)
     error, err = _failing(ctx, capsys,
-                          lambda s: deploy_verified(s, ["constellation"], "staging", ctx))
+                          lambda s: deploy_verified(s, ["constellation"], "staging"))
     assert error.diagnosis.case.key == "service-binding" and "9.1.4" in err
     assert "Verify that the service exists and is deployed" in err
 
@@ -306,7 +293,7 @@ def test_boundary_keeps_wranglers_exit_code(ctx, cloudflare_emulator):
 
 
 def test_json_log_events(ctx, ws, capsys):
-    deploy_verified(session(ctx, log_format="json"), ["silo"], "staging", ctx)
+    deploy_verified(session(ctx, log_format="json"), ["silo"], "staging")
     events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     by_name = {e["event"]: e for e in events}
     assert by_name["deploy"]["outcome"] == "success" and by_name["deploy"]["duration_ms"] > 0
@@ -326,7 +313,7 @@ def test_dry_runs_show_exactly_the_steps_the_real_runs_execute(ctx, ws, cloudfla
         assert dry.executed and not ledger.read().problems
         return [s.description for s in dry.executed], [s.description for s in real.executed]
 
-    dry, real = both(lambda s: deploy_verified(s, ["silo"], "staging", ctx))
+    dry, real = both(lambda s: deploy_verified(s, ["silo"], "staging"))
     assert dry == real == ["render silo-staging -> " + str(target.path), "deploy silo-staging (staging)",
                            "verify silo-staging", "record deploy of silo-staging"]
     v1 = ledger.read().records[-1].version_id

@@ -18,7 +18,7 @@ from dome_tasks.testing.emulator import Emulator
 from dome_tasks.wrangler.early import EarlyRun
 from dome_tasks.wrangler.env import hermetic_env, run_files
 from dome_tasks.wrangler.gate import REFUSED_EXIT, NetGate
-from tests.conftest import ROOT, run_env
+from tests.helpers import ROOT, run_env
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import ROOT, VENV_BIN, run_env
 from tests.health_server import health_server
+from tests.helpers import ROOT, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

@@ -20,18 +20,15 @@ import pytest
 from invoke import Config, Context
 
 from dome_tasks.cloudflare.credentials import login_file
-from dome_tasks.lifecycle.deploy import DeployOptions, deploy
 from dome_tasks.lifecycle.history import History
-from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord
-from dome_tasks.lifecycle.session import LifecycleError, Session
+from dome_tasks.lifecycle.ledger import Ledger
+from dome_tasks.lifecycle.session import LifecycleError
 from dome_tasks.manifest.loader import load
-from dome_tasks.plan.target import resolve
-from dome_tasks.settings import Settings, load_manifest
 from dome_tasks.testing.emulator import Emulator
-from dome_tasks.tools import discover_tools
 from dome_tasks.wrangler.exec import WranglerFailed
-from tests.conftest import ROOT, VENV_BIN, run_env
 from tests.health_server import health_server
+from tests.helpers import ROOT, VENV_BIN, run_env
+from tests.helpers.lifecycle import deploy_verified, session
 
 pytestmark = pytest.mark.integration
 
@@ -70,23 +67,8 @@ def ctx(project: Path, emulator: Emulator, health: str, monkeypatch) -> Context:
         "manifest": str(project / "sample" / "dome.yaml"),
         "health_base_url": health,
         "workers_subdomain": "emulator",
+        "verify_deadline": 2,
     }}))
-
-
-def session(c: Context) -> Session:
-    settings = Settings.read(c)
-    manifest = load_manifest(settings)
-    s = Session.open(c, settings, manifest.root, manifest=manifest)
-    s.policy = type(s.policy)(deadline_s=2, initial_delay_s=0.1, request_timeout_s=1)
-    return s
-
-
-def deploy_verified(s: Session, services: list[str], environment: str) -> list[LedgerRecord]:
-    """What ``deploy-env --no-build`` does below the task layer (without its migrations)."""
-    assert s.manifest is not None
-    tools = discover_tools(s.manifest.root, dry_run=False)
-    request = resolve(s.manifest, services, environment, wrangler=tools.wrangler)
-    return deploy(s, request, DeployOptions(build=False, force=True), tools)  # every call deploys
 
 
 def ledger_of(project: Path) -> Ledger:

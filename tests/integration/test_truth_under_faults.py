@@ -22,7 +22,7 @@ import pytest
 
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.truth import Harness, HealthServer
-from tests.conftest import ROOT, SAMPLE, VENV_BIN, run_env
+from tests.helpers import ROOT, SAMPLE, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import pytest
 from dome_tasks.lifecycle.ledger import Ledger
 from dome_tasks.testing.emulator import Emulator
 from dome_tasks.testing.workspace import ACCOUNT, generate_workspace
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.helpers import ROOT, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

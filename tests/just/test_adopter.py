@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dome_tasks.collection import native_tasks
-from tests.conftest import SAMPLE, VENV_BIN
+from tests.helpers import SAMPLE, VENV_BIN
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,9 @@ apply` plays wrangler's answers. Each worker config may hold a `[fake]` table:
     ignore_term = true         # dev: ignore SIGTERM (the stop must escalate to SIGKILL)
     status = 404               # dev: answer every request with this status (default 200)
 
+With ``$FAKE_WRANGLER_HOLD`` set to a path, `dev` serves only once that file exists (a test
+holds a run at a known point, then lets it go on).
+
 Every call is appended to <state>/fake-calls.jsonl (and `["serving"]` just before `dev` binds
 its port, with `recorded`: whether a pid record of <state>/run names this process then); `dev`
 marks <state>/fake-started/<name>.
@@ -62,6 +65,13 @@ while not all((started / other).exists() for other in fake.get("wait_for", [])):
         sys.exit(3)
     time.sleep(0.01)
 time.sleep(float(fake.get("delay", os.environ.get("FAKE_WRANGLER_DELAY", 0))))
+hold = os.environ.get("FAKE_WRANGLER_HOLD")
+deadline = time.monotonic() + 120
+while hold and not os.path.exists(hold):
+    if time.monotonic() > deadline:
+        print("gave up waiting for", hold, flush=True)
+        sys.exit(4)
+    time.sleep(0.01)
 records = [json.loads(p.read_text()) for p in (state / "run").glob("*.json")]
 recorded = any(r.get("pid") == os.getpid() for r in records)
 with open(state / "fake-calls.jsonl", "a") as calls:

@@ -23,6 +23,7 @@ import pytest
 from fake_wrangler import SCRIPT, calls, fake_env, fake_service
 
 from dome_tasks.local import LocalError, start, status
+from tests.helpers import VENV_BIN, run_env
 
 PORTS = "28940-28949"
 
@@ -42,16 +43,12 @@ def local_workspace(workspace: Path) -> Path:
 
 
 def invoke(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    from tests.conftest import VENV_BIN, run_env
-
     return subprocess.run([str(VENV_BIN / "invoke"), *args], cwd=workspace, env=run_env(**env),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
                           check=False)
 
 
 def start_invoke(workspace: Path, name: str, *args: str, **env: str) -> subprocess.Popen:
-    from tests.conftest import VENV_BIN, run_env
-
     out = open(workspace / f"{name}.out", "w")  # noqa: SIM115 - closed by the process's end
     return subprocess.Popen([str(VENV_BIN / "invoke"), *args], cwd=workspace, stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -83,8 +80,13 @@ def wait_for(predicate, what: str, timeout: float = 60) -> None:
 
 
 def test_one_local_deploy_at_a_time_and_a_killed_one_leaves_nothing_untracked(local_workspace):
+    # The first run's silo (the first wave) waits for `release` before it serves: from the moment
+    # it has started, the first run holds the lock (silo starts under it), silo is recorded (its
+    # record is written before wrangler may start) and nothing else is starting, however slowly
+    # the runs below come up.
+    release = local_workspace / "release-first"
     first = start_invoke(local_workspace, "first", "deploy-env", "all", "local",
-                         FAKE_WRANGLER_DELAY="1")
+                         FAKE_WRANGLER_HOLD=str(release))
     wait_for(lambda: (state(local_workspace) / "fake-started" / "silo-local").exists(),
              "the first deploy to start silo")
 
@@ -101,6 +103,7 @@ def test_one_local_deploy_at_a_time_and_a_killed_one_leaves_nothing_untracked(lo
 
     first.send_signal(signal.SIGKILL)  # the launcher dies; what it started keeps running
     first.wait()
+    release.touch()  # and goes on to serve, until the second replaces it
     assert second.wait(timeout=60) == 0, (local_workspace / "second.out").read_text()
     said = (local_workspace / "second.out").read_text()
     assert f"taking over from pid {first.pid}" in said and "which is no longer running" in said

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN, run_env
+from tests.helpers import ROOT, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 

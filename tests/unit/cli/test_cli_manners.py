@@ -11,7 +11,7 @@ import pytest
 from dome_tasks.cli.common import SHORT_FLAGS
 from dome_tasks.cli.completion import candidates, manifest_words, slot
 from dome_tasks.collection import namespace, native_tasks
-from tests.conftest import ROOT, SAMPLE, VENV_BIN, run_env
+from tests.helpers import ROOT, SAMPLE, VENV_BIN, run_env
 
 TASKS = sorted(native_tasks().tasks.items())
 SERVICES = ["silo", "constellation", "dome-api"]

@@ -14,7 +14,7 @@ from dome_tasks.cli import deploy as deploy_tasks
 from dome_tasks.cli import lifecycle as lifecycle_tasks
 from dome_tasks.manifest.loader import Manifest
 from dome_tasks.render import config as render_module
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 def mock(tmp_path, **dome) -> MockContext:

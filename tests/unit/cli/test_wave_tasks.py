@@ -7,7 +7,7 @@ from invoke import Config, MockContext
 from invoke.exceptions import Exit
 
 from dome_tasks.cli import deploy as deploy_tasks
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 def mock(tmp_path) -> MockContext:

@@ -24,7 +24,7 @@ from dome_tasks.plan.rollout import LIVE, NEW, OLD
 from dome_tasks.plan.steps import Command, Verify, WriteRecord
 from dome_tasks.plan.target import resolve
 from dome_tasks.tools import Tools
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 TOOLS = Tools(wrangler="wrangler", just="/bin/just", just_recipes=frozenset({"build-pkg"}))
 

@@ -18,7 +18,7 @@ from dome_tasks.lifecycle.kv_history import NAMESPACE_TITLE, KvStore
 from dome_tasks.lifecycle.ledger import Ledger, LedgerRecord, last_healthy_version
 from dome_tasks.manifest.loader import Manifest, load
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 @pytest.fixture(scope="module")

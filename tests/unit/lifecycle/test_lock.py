@@ -21,7 +21,7 @@ from dome_tasks.lifecycle.lock import (
     deploy_scope,
     migration_scope,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # A process that takes a lock, logs "<name> start", waits for a line on stdin (when told to
 # hold), logs "<name> end" and releases it. Messages of the lock go to stderr.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dome_tasks.lifecycle.migrate import decide_migrate, migration_files, pending
 from dome_tasks.manifest.loader import load
 from dome_tasks.plan.target import resolve
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 def _staging():

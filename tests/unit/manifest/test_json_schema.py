@@ -15,7 +15,7 @@ import yaml
 from dome_tasks.errors import ManifestError
 from dome_tasks.manifest import editor_schema, json_schema, schema
 from dome_tasks.manifest.loader import loads
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 GOOD = """\
 version: 1

@@ -12,7 +12,7 @@ import pytest
 
 from dome_tasks.errors import ManifestError
 from dome_tasks.manifest.loader import load
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 GOOD = """\
 version: 1

@@ -14,7 +14,7 @@ from dome_tasks.plan.deploy import deploy_plan, migrate_plan
 from dome_tasks.plan.steps import Command, WriteFile
 from dome_tasks.plan.target import resolve
 from dome_tasks.tools import Tools
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 TOOLS = Tools(wrangler="/bin/wrangler", just="/bin/just", just_recipes=frozenset({"build-pkg"}))
 

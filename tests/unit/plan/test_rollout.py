@@ -23,7 +23,7 @@ from dome_tasks.plan.rollout import (
     tail_step,
 )
 from dome_tasks.plan.target import resolve
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 CFG = Path("/ws/.dome/build/staging/silo/wrangler.toml")
 T = dataclasses.replace(

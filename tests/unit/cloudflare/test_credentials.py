@@ -12,7 +12,7 @@ from dome_tasks.cloudflare.api import ApiFailure, CloudflareApi
 from dome_tasks.cloudflare.credentials import LOGIN, find_credentials, login_file
 from dome_tasks.events import Redactor
 from dome_tasks.testing.emulator import Emulator
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 WRANGLER = str(ROOT / "node_modules" / ".bin" / "wrangler")
 FRESH = "2999-01-01T00:00:00.000Z"
