@@ -186,6 +186,8 @@ def _deploy_task(c: Context, service: str, env: str, *, dry_run: bool, yes: bool
         environment = manifest.environment(env)  # the task's word, looked up once
         session = early_session(c, settings, manifest, environment, dry_run=dry,
                                 rehearse=rehearse)
+        if service and service != "all":
+            manifest.service(service)  # a mistyped name is said first, even without wrangler
         tools = discover_tools(manifest.root, dry_run=dry, recipes=not no_build)
         request = request_for(manifest, service, environment, wrangler=tools.wrangler)
         rollback = True if rollback_on_failure else (False if no_rollback else None)

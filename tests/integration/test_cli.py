@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -411,3 +412,17 @@ def test_a_deploy_without_build_reads_no_recipes_and_one_with_build_does(
     assert "build-pkg" not in skipped.stdout
     built = deploy()
     assert "--summary" in just_calls.read_text() and "build-pkg silo" in built.stdout
+
+
+def test_a_mistyped_service_is_named_before_a_missing_wrangler(workspace):
+    """Bad input first: without any wrangler installed, `deploy-env sillo staging` still says
+    which word is wrong (and what was meant), not that wrangler is missing."""
+    env = run_env()
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if not (Path(p) / "wrangler").exists())
+    result = subprocess.run([str(VENV_BIN / "invoke"), "deploy-env", "sillo", "staging"],
+                            cwd=workspace, env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode != 0
+    assert "unknown service 'sillo'" in result.stderr and "did you mean" in result.stderr
+    assert "wrangler not found" not in result.stderr
