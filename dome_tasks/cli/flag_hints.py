@@ -113,8 +113,12 @@ def _missing_message(task: str, args: list[Any]) -> str:
         elif arg.name in ENV_PARAMS and environments:
             choices[word] = [f"{name} ({', '.join(aliases)})" if aliases else name
                              for name, aliases in environments.items()]
-    usage = getattr(args[0], "signature", None)
-    return missing_words(task, words, usage, _example(task), choices)
+    usage, example = getattr(args[0], "signature", None), _example(task)
+    plain = task.rsplit(".", 1)[-1]
+    if plain != task:  # called as dome.NAME (NAME may be the user's own recipe): say so
+        usage = usage and (task + usage[len(plain):] if usage.startswith(plain) else usage)
+        example = example and example.replace(f"invoke {plain} ", f"invoke {task} ", 1)
+    return missing_words(task, words, usage, example, choices)
 
 
 def _example(task: str) -> str | None:

@@ -122,7 +122,8 @@ def test_domes_own_task_under_its_other_names(repo: Path, silo: Path) -> None:
         assert f"wrangler deploy --config {config}" in result.stdout
     logs = invoke(silo, "dome.logs", "silo")
     assert logs.returncode == 1
-    assert "'dome.logs' did not receive required positional arguments: 'env'" in logs.stderr
+    assert logs.stderr.startswith("'dome.logs' needs ENV (usage: dome.logs SERVICE ENV)\n"
+                                  "  e.g. invoke dome.logs silo staging\n"), logs.stderr
 
 
 def test_every_flag_reaches_the_task_through_just(silo: Path) -> None:
