@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -77,9 +78,45 @@ def migrate_all(env: LocalEnv, services: Iterable[LocalService]) -> list[Migrati
     return [result for service in services for result in migrate(env, service)]
 
 
+#: How often a migration that met a locked local database is tried again, and the waits.
+BUSY_RETRIES = (0.5, 1.0, 2.0)
+
+
 def _apply(
     env: LocalEnv, service: LocalService, target: D1Target, cancel: threading.Event | None
 ) -> str:
+    """``wrangler d1 migrations apply --local``; tried again while the database was locked.
+
+    Local D1 is a SQLite file under the state folder; workerd gives up at once on a lock held
+    elsewhere (``SQLITE_BUSY``: a ``wrangler dev`` of the same state folder booting, another
+    command's workerd still closing; cloudflare/workers-sdk#14916, #15162). An apply runs
+    each migration in a transaction and records it, so trying again applies only what did
+    not land."""
+    for wait in (*BUSY_RETRIES, None):
+        code, output = _apply_once(env, service, target, cancel)
+        if code == 0:
+            return output
+        if wait is None or not _locked(output):
+            break
+        if cancel is not None and cancel.wait(wait):
+            raise Cancelled(service.name)
+        if cancel is None:
+            time.sleep(wait)
+    raise CommandFailed(
+        f"migrating {target.database_name} failed (exit {code}):\n{tail(strip_ansi(output))}",
+        returncode=code,
+        where=service.name,
+        hint=f"fix the migration in {target.migrations_dir}",
+    )
+
+
+def _locked(output: str) -> bool:
+    return "SQLITE_BUSY" in output or "database is locked" in output
+
+
+def _apply_once(
+    env: LocalEnv, service: LocalService, target: D1Target, cancel: threading.Event | None
+) -> tuple[int, str]:
     argv = migrations_apply_argv(env.wrangler, service.config, target.database_name, env.state_dir)
     process = subprocess.Popen(
         argv,
@@ -100,15 +137,7 @@ def _apply(
                     process.kill()
                     process.communicate()
                     raise Cancelled(service.name) from None
-    if process.returncode != 0:
-        code, log = process.returncode, tail(strip_ansi(output))
-        raise CommandFailed(
-            f"migrating {target.database_name} failed (exit {code}):\n{log}",
-            returncode=process.returncode,
-            where=service.name,
-            hint=f"fix the migration in {target.migrations_dir}",
-        )
-    return output
+    return process.returncode, output
 
 
 def _digest(config: Path, target: D1Target) -> str:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 __all__ = ["direct_argv", "launcher_flags", "launcher_minimum"]
 
 _SPAWN = re.compile(r"spawn\(\s*process\.execPath,\s*\[(?P<args>[^\]]*)\]", re.S)
-_TAIL = '...process.execArgv, path.join(__dirname, "../wrangler-dist/cli.js"), ...process.argv.slice(2)'
+_TAIL = ('...process.execArgv, path.join(__dirname, "../wrangler-dist/cli.js"), '
+         '...process.argv.slice(2)')
 _FLAG = re.compile(r'^"(--[a-z0-9-]+)"$')
 _MINIMUM = re.compile(r'MIN_NODE_VERSION\s*=\s*"(\d+)\.(\d+)\.(\d+)"')
 

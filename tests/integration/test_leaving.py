@@ -43,4 +43,5 @@ def test_a_failing_task_still_exits_non_zero(workspace):
 
     assert done.returncode != 0
     assert "nowhere" in done.stderr
-    assert (workspace / "sample" / ".dome" / "build" / "staging" / "silo" / "wrangler.toml").is_file()
+    build = workspace / "sample" / ".dome" / "build"
+    assert (build / "staging" / "silo" / "wrangler.toml").is_file()

@@ -9,7 +9,8 @@ from dome_tasks.wrangler.launch import direct_argv, launcher_flags, launcher_min
 
 ROOT = Path(__file__).resolve().parents[3]
 PINNED = ROOT / "node_modules" / "wrangler" / "bin" / "wrangler.js"
-OLDEST = ROOT / "tests" / "fixtures" / "wrangler-oldest" / "node_modules" / "wrangler" / "bin" / "wrangler.js"
+OLDEST = (ROOT / "tests" / "fixtures" / "wrangler-oldest" / "node_modules" / "wrangler" / "bin"
+          / "wrangler.js")
 
 
 def test_the_flags_of_the_pinned_and_the_oldest_wrangler_are_read_from_their_launchers():
